@@ -1,0 +1,184 @@
+"""The ``labpilot`` command line: validate, run, resume, status, report.
+
+Human output (progress, tables) goes to stderr; ``--json`` prints one JSON object on stdout, so
+scripts can pipe it. Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
+2 bad input (campaign file, database URL, unknown campaign), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent.config import CampaignConfig, CampaignFileError, load_campaign
+from agent.store import Store, StoreUnavailable, UnknownCampaign
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="labpilot: closed-loop experiment orchestration.")
+err = Console(stderr=True)
+
+EXIT_CODES = {"completed": 0, "budget_exhausted": 3, "failed": 1, "interrupted": 130}
+DEFAULT_DB = "sqlite:///labpilot.db"
+
+
+def _db(url: str | None, config: CampaignConfig | None = None) -> str:
+    return url or os.environ.get("LABPILOT_DB") or (config.storage if config else DEFAULT_DB)
+
+
+def _open_store(url: str) -> Store:
+    try:
+        return Store(url)
+    except StoreUnavailable as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _load(file: Path, as_json: bool) -> CampaignConfig:
+    try:
+        return load_campaign(file)
+    except CampaignFileError as exc:
+        if as_json:
+            _print_json({"valid": False, "file": str(file), "errors": [{"field": f, "message": m} for f, m in exc.errors]})
+        else:
+            err.print(f"[red]invalid campaign file[/] {exc.source} — {len(exc.errors)} error(s):")
+            for field, message in exc.errors:
+                err.print(f"  [bold]{field or '(file)'}[/]: {message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(file: Path, as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
+    """Check a campaign file completely; list every error with its field path."""
+    config = _load(file, as_json)
+    if as_json:
+        _print_json({"valid": True, "file": str(file), "name": config.name})
+    else:
+        err.print(f"[green]valid[/] {file}: campaign {config.name!r}, {len(config.design_space.parameters)} parameters, "
+                  f"{sum(i.count for i in config.instruments)} instrument(s), policy {config.policy.name}")
+
+
+def _finish(result: Any, as_json: bool, store: Store, report: bool) -> None:
+    from agent.progress import print_result
+
+    if report:
+        from agent.report import write_report
+
+        path = write_report(store, result.campaign_id)
+        if not as_json:
+            err.print(f"report: {path}")
+    if as_json:
+        _print_json(result.as_json())
+    else:
+        print_result(err, result)
+    raise typer.Exit(EXIT_CODES.get(result.status, 1))
+
+
+@app.command()
+def run(
+    file: Path,
+    db: str | None = typer.Option(None, help="SQLAlchemy URL of the store (default: the file's `storage`)"),
+    seed: int | None = typer.Option(None, help="override the campaign's seed"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout at the end"),
+    report: bool = typer.Option(True, help="write the HTML report when the campaign ends"),
+) -> None:
+    """Run a campaign file until its targets are met or a budget runs out."""
+    config = _load(file, as_json)
+    if seed is not None:
+        config = config.model_copy(update={"seed": seed})
+    store = _open_store(_db(db, config))
+    from agent.campaign import new_campaign_id, run_campaign
+    from agent.progress import live_progress
+    from agent.runtime import ray_runtime
+
+    campaign_id = new_campaign_id(config.name)
+    err.print(f"campaign [bold]{campaign_id}[/] → {store.database}")
+    with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
+        result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
+    _finish(result, as_json, store, report)
+
+
+@app.command()
+def resume(
+    campaign_id: str,
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+    report: bool = typer.Option(True, help="write the HTML report when the campaign ends"),
+) -> None:
+    """Continue a killed or stopped campaign: nothing lost, nothing measured twice."""
+    store = _open_store(_db(db))
+    from agent.campaign import resume_campaign
+    from agent.progress import live_progress
+    from agent.runtime import ray_runtime
+
+    try:
+        stored = store.campaign(campaign_id)
+        config = CampaignConfig.model_validate(stored.config)
+    except UnknownCampaign as exc:
+        err.print(f"[red]error:[/] {exc} ({store.database})")
+        raise typer.Exit(2) from None
+    err.print(f"resuming [bold]{campaign_id}[/] (was {stored.status}) → {store.database}")
+    with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
+        result = resume_campaign(store, campaign_id, on_progress=on_progress)
+    _finish(result, as_json, store, report)
+
+
+@app.command()
+def status(
+    campaign_id: str | None = typer.Argument(None),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List campaigns, or show one campaign's attempts, targets and stop reason."""
+    from agent.progress import campaign_summary
+
+    store = _open_store(_db(db))
+    try:
+        if campaign_id is None:
+            rows = [campaign_summary(store, c.id) for c in store.campaigns()]
+        else:
+            rows = [campaign_summary(store, campaign_id)]
+    except UnknownCampaign as exc:
+        err.print(f"[red]error:[/] {exc} ({store.database})")
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json(rows if campaign_id is None else rows[0])
+        return
+    table = Table("campaign", "status", "measurements", "instrument s", "targets", "stop reason")
+    for r in rows:
+        targets = ", ".join(f"{k} {'✓' if v['met'] else '✗'}" for k, v in r["targets"].items())
+        table.add_row(r["campaign_id"], r["status"], str(r["n_measurements"]), f"{r['instrument_seconds']:.0f}", targets,
+                      r["stop_reason"] or "")
+    Console().print(table)
+
+
+@app.command()
+def report(
+    campaign_id: str,
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    out: Path | None = typer.Option(None, help="HTML file to write (default: reports/<id>.html)"),
+) -> None:
+    """Write an HTML report: measured points, model mean and σ, target progress, decision log."""
+    from agent.report import write_report
+
+    store = _open_store(_db(db))
+    try:
+        path = write_report(store, campaign_id, out)
+    except UnknownCampaign as exc:
+        err.print(f"[red]error:[/] {exc} ({store.database})")
+        raise typer.Exit(2) from None
+    err.print(f"report: {path}")
+
+
+if __name__ == "__main__":
+    app()

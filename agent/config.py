@@ -1,0 +1,164 @@
+"""Campaign files: YAML validated completely, with every error named by its field path, before
+anything starts or is written.
+
+Two passes: the pydantic schema (shape, types, ranges), then semantics that need the registries
+(instrument kinds and their settings, analysis kinds, policy names and options, estimates).
+Both passes collect *all* errors; ``CampaignFileError`` carries them as (field path, message).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from policies.space import DesignSpace
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class InstrumentConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str = Field(min_length=1, description="driver kind, e.g. 'synthetic'")
+    settings: dict[str, Any] = Field(default_factory=dict, description="validated by the kind's settings model")
+    count: int = Field(default=1, ge=1, le=64, description="identical instruments run in parallel")
+
+
+class AnalysisConfig(_Strict):
+    kind: str = Field(default="scalar", min_length=1)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ObjectiveConfig(_Strict):
+    estimate: str = Field(min_length=1, description="name of the analysis estimate the policy models")
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class PolicyConfig(_Strict):
+    name: str = Field(min_length=1, description="qlognei | qnipv | sobol | random")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class _Target(_Strict):
+    name: str = Field(min_length=1)
+
+
+class MaxPosteriorStdTarget(_Target):
+    """Mapping: the model's largest posterior standard deviation over the design space ≤ ``goal``."""
+
+    kind: Literal["max_posterior_std"]
+    goal: float = Field(gt=0, description="in the objective estimate's units")
+    min_observations: int = Field(default=5, ge=1)
+
+
+class IncumbentNearOptimumTarget(_Target):
+    """Optimisation: P(incumbent within ``epsilon`` of the optimum) ≥ ``probability``."""
+
+    kind: Literal["incumbent_near_optimum"]
+    epsilon: float = Field(gt=0, description="in the objective estimate's units")
+    probability: float = Field(gt=0, lt=1)
+    min_observations: int = Field(default=5, ge=1)
+
+
+class RelativeUncertaintyTarget(_Target):
+    """σ/|value| of the named estimate ≤ ``goal`` (for the newest sample, or the best one)."""
+
+    kind: Literal["relative_uncertainty"]
+    estimate: str = Field(min_length=1)
+    goal: float = Field(gt=0)
+    sample: Literal["latest", "best"] = "latest"
+
+
+TargetConfig = Annotated[
+    MaxPosteriorStdTarget | IncumbentNearOptimumTarget | RelativeUncertaintyTarget, Field(discriminator="kind")
+]
+
+
+class Budgets(_Strict):
+    """Whichever runs out first stops the campaign. At least one must be set: every campaign ends."""
+
+    max_measurements: int | None = Field(default=None, ge=1)
+    max_instrument_seconds: float | None = Field(default=None, gt=0)
+    max_wall_seconds: float | None = Field(default=None, gt=0, description="summed over the run and its resumes")
+
+    @model_validator(mode="after")
+    def _one_set(self) -> Budgets:
+        if self.max_measurements is None and self.max_instrument_seconds is None and self.max_wall_seconds is None:
+            raise ValueError("set at least one of max_measurements, max_instrument_seconds, max_wall_seconds")
+        return self
+
+
+class CampaignConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    storage: str = Field(default="sqlite:///labpilot.db", description="SQLAlchemy URL of the store")
+    data_dir: str = Field(default="labpilot-data", description="instrument data files and document logs")
+    design_space: DesignSpace
+    instruments: list[InstrumentConfig] = Field(min_length=1)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    objective: ObjectiveConfig
+    policy: PolicyConfig
+    targets: list[TargetConfig] = Field(min_length=1)
+    budgets: Budgets
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CampaignConfig:
+        for label, names in (("instruments", [i.name for i in self.instruments]), ("targets", [t.name for t in self.targets])):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{label}: duplicate names {dup}")
+        return self
+
+
+class CampaignFileError(Exception):
+    """A campaign file is invalid. ``errors`` lists (field path, message) pairs, all of them."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        lines = "\n".join(f"  {loc or '(file)'}: {msg}" for loc, msg in errors)
+        super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def parse_campaign(data: Any, source: str = "<campaign>") -> CampaignConfig:
+    """Validate a parsed campaign document completely (schema, then semantics)."""
+    if not isinstance(data, dict):
+        raise CampaignFileError(source, [("", f"expected a mapping at the top level, got {type(data).__name__}")])
+    try:
+        config = CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignFileError(
+            source, [(_loc(tuple(p for p in e["loc"] if not str(p).startswith("function-after"))), e["msg"]) for e in exc.errors()]
+        ) from None
+    from agent.registry import semantic_errors  # the registries import simulators; keep this module light
+
+    errors = semantic_errors(config)
+    if errors:
+        raise CampaignFileError(source, errors)
+    return config
+
+
+def load_campaign(path: str | Path) -> CampaignConfig:
+    """Read and validate a campaign YAML file; raises ``CampaignFileError`` naming file and fields."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CampaignFileError(str(path), [("", f"cannot read file: {exc.strerror or exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CampaignFileError(str(path), [("", f"not valid YAML: {exc}")]) from None
+    return parse_campaign(data, str(path))

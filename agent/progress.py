@@ -1,0 +1,81 @@
+"""What the user sees while a campaign runs and when it ends (rich, on stderr)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress as Bars, TextColumn
+from rich.table import Table
+
+from agent.campaign import CampaignResult, Progress
+from agent.config import CampaignConfig
+from agent.store import Store
+
+
+def _budget_rows(config: CampaignConfig, p: Progress) -> list[tuple[str, float, float, str]]:
+    b = config.budgets
+    rows = []
+    if b.max_measurements is not None:
+        rows.append(("measurements", p.n_measurements, b.max_measurements, f"{p.n_measurements}/{b.max_measurements}"))
+    if b.max_instrument_seconds is not None:
+        rows.append(("instrument s", p.instrument_seconds, b.max_instrument_seconds,
+                     f"{p.instrument_seconds:,.0f}/{b.max_instrument_seconds:,.0f}"))
+    if b.max_wall_seconds is not None:
+        rows.append(("wall s", p.wall_seconds, b.max_wall_seconds, f"{p.wall_seconds:,.1f}/{b.max_wall_seconds:,.0f}"))
+    return rows
+
+
+def render(config: CampaignConfig, p: Progress) -> Group:
+    bars = Bars(TextColumn("{task.description:>14}"), BarColumn(), TextColumn("{task.fields[text]}"), expand=False)
+    for name, done, total, text in _budget_rows(config, p):
+        bars.add_task(name, completed=min(done, total), total=total, text=text)
+    targets = Table("target", "value", "goal", "met", title=f"{p.campaign_id} — {p.in_flight} in flight, "
+                    f"{p.refused} refused, {p.failed} failed", title_justify="left")
+    for name, r in p.targets.items():
+        targets.add_row(name, "—" if r.value is None else f"{r.value:.4g}", f"{r.goal:.4g}", "[green]yes[/]" if r.met else "no")
+    return Group(bars, targets)
+
+
+@contextlib.contextmanager
+def live_progress(console: Console, config: CampaignConfig, *, enabled: bool = True) -> Iterator[Callable[[Progress], None]]:
+    """A callback for ``CampaignRunner`` that redraws budgets and targets live."""
+    if not enabled:
+        yield lambda _p: None
+        return
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        yield lambda p: live.update(render(config, p))
+
+
+def print_result(console: Console, result: CampaignResult) -> None:
+    colour = {"completed": "green", "budget_exhausted": "yellow"}.get(result.status, "red")
+    console.print(f"[{colour}]{result.status}[/]: {result.stop_reason}")
+    console.print(
+        f"{result.n_measurements} measurements, {result.instrument_seconds:,.0f} instrument s, "
+        f"{result.wall_seconds:.1f} wall s; attempts {result.counts}"
+    )
+
+
+def campaign_summary(store: Store, campaign_id: str) -> dict[str, Any]:
+    """The machine-readable state of a campaign, as ``status --json`` prints it."""
+    c = store.campaign(campaign_id)
+    n, seconds = store.totals(campaign_id)
+    evaluations = store.target_evaluations(campaign_id)
+    counts: dict[str, int] = {}
+    for a in store.attempts(campaign_id):
+        counts[a.state] = counts.get(a.state, 0) + 1
+    return {
+        "campaign_id": c.id,
+        "name": c.name,
+        "status": c.status,
+        "stop_reason": c.stop_reason,
+        "targets": evaluations[-1].results if evaluations else {},
+        "n_measurements": n,
+        "instrument_seconds": seconds,
+        "wall_seconds": c.wall_seconds,
+        "runs": c.runs,
+        "attempts": counts,
+    }

@@ -1,0 +1,27 @@
+"""The store: SQLAlchemy tables and a small write-ahead API. SQLite embedded, PostgreSQL by URL."""
+
+from agent.store.engine import StoreUnavailable
+from agent.store.store import (
+    Attempt,
+    Campaign,
+    Decision,
+    InvalidTransition,
+    ProposedAttempt,
+    Store,
+    TargetEvaluation,
+    UnknownCampaign,
+    json_safe,
+)
+
+__all__ = [
+    "Attempt",
+    "Campaign",
+    "Decision",
+    "InvalidTransition",
+    "ProposedAttempt",
+    "Store",
+    "StoreUnavailable",
+    "TargetEvaluation",
+    "UnknownCampaign",
+    "json_safe",
+]

@@ -1,0 +1,117 @@
+"""Engines for the store: SQLite (embedded default) and PostgreSQL (by URL), and bounded retries.
+
+SQLite: WAL journal (readers never block the writer), a busy timeout, foreign keys on, and the
+explicit-BEGIN recipe from the SQLAlchemy documentation for Python's sqlite3 module — the driver's
+own transaction handling is switched off and SQLAlchemy emits ``BEGIN IMMEDIATE`` itself, so a
+transaction takes the write lock up front instead of failing on a lock upgrade half-way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+T = TypeVar("T")
+
+#: How long SQLite waits on a lock inside one statement before reporting "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 2000
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached or written; the message names the database and the cause."""
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine and prove it works (connect once); raise ``StoreUnavailable`` otherwise."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreUnavailable(f"invalid database URL {url!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            _sqlite_recipe(engine)
+        elif backend == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        else:
+            raise StoreUnavailable(f"unsupported database {describe_url(url)!r}: use sqlite:/// or postgresql://")
+    except NoSuchModuleError as exc:
+        raise StoreUnavailable(f"no driver for {describe_url(url)!r}: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreUnavailable(f"cannot connect to {describe_url(url)}: {_first_line(exc.orig or exc)}") from None
+    return engine
+
+
+def _sqlite_recipe(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Stop pysqlite from issuing BEGIN on its own (it defers it and never emits it for SELECT).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # NORMAL in WAL mode: a commit survives a process kill (not a power cut), at a fraction of FULL's cost.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Lock contention, serialisation failures and dropped connections: worth another try."""
+    if isinstance(exc, OperationalError):
+        return True  # sqlite "database is locked"/"busy", PostgreSQL connection loss
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return exc.connection_invalidated or code in {"40001", "40P01"}
+    return False
+
+
+def with_retry(action: Callable[[], T], *, what: str, database: str, attempts: int = 5, first_delay: float = 0.2) -> T:
+    """Run ``action`` (one whole transaction); retry transient failures with backoff, then give up.
+
+    Bounded on purpose: a campaign must not dispatch new work while it cannot record results, so
+    the caller stops (with this error as the reason) instead of waiting forever.
+    """
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except DBAPIError as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise StoreUnavailable(
+                    f"could not {what} in {database} after {attempt} attempt(s): {_first_line(exc.orig or exc)}"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,179 @@
+"""Tables of the store. The store is the truth: model state is derived from it, never the reverse.
+
+Attempt lifecycle (committed before the action it describes)::
+
+    proposed → validated → dispatched → measured → analysed
+        └──────────┴→ refused        ├→ failed     (instrument raised; terminal)
+                                     └→ unknown    (outcome not known after a crash/disconnect)
+    unknown → measured (adopted from the instrument's records) | dispatched (re-run once) | failed
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+
+ATTEMPT_STATES = ("proposed", "validated", "dispatched", "measured", "analysed", "refused", "failed", "unknown")
+TERMINAL_STATES = frozenset({"analysed", "refused", "failed"})
+#: Allowed transitions: state → states it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "proposed": frozenset({"validated", "refused"}),
+    "validated": frozenset({"dispatched", "refused"}),
+    "dispatched": frozenset({"measured", "failed", "unknown"}),
+    "unknown": frozenset({"measured", "dispatched", "failed"}),
+    "measured": frozenset({"analysed"}),
+    "analysed": frozenset(),
+    "refused": frozenset(),
+    "failed": frozenset(),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CampaignRow(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|completed|stopped|failed
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    config: Mapped[dict] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    data_dir: Mapped[str] = mapped_column(Text)
+    package_versions: Mapped[dict] = mapped_column(JSON)
+    wall_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # finished runs only
+    runs: Mapped[int] = mapped_column(Integer, default=1)
+    schema_version: Mapped[int] = mapped_column(Integer, default=SCHEMA_VERSION)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("campaign_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[str] = mapped_column(String(100))
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    n_history: Mapped[int] = mapped_column(Integer)
+    n_pending: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list] = mapped_column(JSON)  # one reason dict per proposal
+    package_versions: Mapped[dict] = mapped_column(JSON)
+    decision_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttemptRow(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("campaign_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # "<campaign id>-<seq>"
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), nullable=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    instrument: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    sample_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    params: Mapped[dict] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # refusal / failure reason
+    reconciled: Mapped[str | None] = mapped_column(String(20), nullable=True)  # adopted | rerun
+    reruns: Mapped[int] = mapped_column(Integer, default=0)
+    instrument_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TransitionRow(Base):
+    """Audit log: every state change of every attempt, in order."""
+
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeasurementRow(Base):
+    __tablename__ = "measurements"
+
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(100))
+    sample_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    params: Mapped[dict] = mapped_column(JSON)
+    timing: Mapped[dict] = mapped_column(JSON)
+    instrument_seconds: Mapped[float] = mapped_column(Float)
+    finite: Mapped[bool] = mapped_column(Boolean)  # every data and σ value finite
+    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ArrayRow(Base):
+    """Raw arrays, bit-exact (NaN and inf included), as .npy bytes."""
+
+    __tablename__ = "arrays"
+    __table_args__ = (UniqueConstraint("attempt_id", "role", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("measurements.attempt_id"), index=True)
+    role: Mapped[str] = mapped_column(String(10))  # data | sigma
+    key: Mapped[str] = mapped_column(String(100))
+    dtype: Mapped[str] = mapped_column(String(20))
+    shape: Mapped[list] = mapped_column(JSON)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class InterpretationRow(Base):
+    __tablename__ = "interpretations"
+
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    sample_id: Mapped[str] = mapped_column(String(100))
+    analysis: Mapped[str] = mapped_column(String(100))
+    estimates: Mapped[dict] = mapped_column(JSON)
+    flags: Mapped[list] = mapped_column(JSON)
+    valid: Mapped[bool] = mapped_column(Boolean)
+    details: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TargetEvaluationRow(Base):
+    __tablename__ = "target_evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    n_measurements: Mapped[int] = mapped_column(Integer)
+    instrument_seconds: Mapped[float] = mapped_column(Float)
+    wall_seconds: Mapped[float] = mapped_column(Float)
+    results: Mapped[dict] = mapped_column(JSON)  # name → {value, goal, met}
+    all_met: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,507 @@
+"""The store's API: every write is one short transaction, committed before the action it records.
+
+Writes are idempotent on deterministic keys (attempt ids, (campaign, seq)), so a replay after a crash
+is a no-op rather than a duplicate. Reads return detached snapshots (plain dataclasses / the
+boundary records), never live ORM objects.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.store.engine import describe_url, make_engine, with_retry
+from agent.store.schema import (
+    TRANSITIONS,
+    ArrayRow,
+    AttemptRow,
+    Base,
+    CampaignRow,
+    DecisionRow,
+    InterpretationRow,
+    MeasurementRow,
+    TargetEvaluationRow,
+    TransitionRow,
+    utcnow,
+)
+from analysis.protocol import Estimate, Interpretation
+from instruments.types import Measurement, ParamValue, Timing
+
+
+class InvalidTransition(RuntimeError):
+    """An attempt was asked to move along an edge the lifecycle does not have."""
+
+
+class UnknownCampaign(KeyError):
+    def __str__(self) -> str:
+        return f"no campaign {self.args[0]!r} in this store"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    status: str
+    stop_reason: str | None
+    config: dict[str, Any]
+    seed: int
+    data_dir: str
+    wall_seconds: float
+    runs: int
+    created_at: datetime
+    finished_at: datetime | None
+    package_versions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    campaign_id: str
+    seq: int
+    decision_id: int | None
+    state: str
+    instrument: str | None
+    sample_id: str | None
+    params: dict[str, ParamValue]
+    reason: str | None
+    reconciled: str | None
+    reruns: int
+    instrument_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    seq: int
+    policy: str
+    fallback: bool
+    error: str | None
+    seed: int
+    n_history: int
+    n_pending: int
+    reasons: list[dict[str, Any]]
+    decision_seconds: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TargetEvaluation:
+    n_measurements: int
+    instrument_seconds: float
+    wall_seconds: float
+    results: dict[str, dict[str, Any]]
+    all_met: bool
+
+
+@dataclass(frozen=True)
+class ProposedAttempt:
+    """An attempt to create with its decision: its deterministic id, where, and on which instrument."""
+
+    attempt_id: str
+    seq: int
+    params: dict[str, ParamValue]
+    sample_id: str | None = None
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats (which JSON and PostgreSQL's json reject) with None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    return value
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _from_npy(payload: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(payload), allow_pickle=False)
+
+
+class Store:
+    """All persistence of labpilot. Open with a SQLAlchemy URL (sqlite:/// or postgresql://)."""
+
+    def __init__(self, url: str, *, retry_attempts: int = 5) -> None:
+        self.url = url
+        self.database = describe_url(url)
+        self.engine = make_engine(url)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.retry_attempts = retry_attempts
+        self._write("create the schema", lambda s: Base.metadata.create_all(s.connection()))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+    def _write(self, what: str, action: Any) -> Any:
+        def run() -> Any:
+            with self._session.begin() as session:
+                return action(session)
+
+        return with_retry(run, what=what, database=self.database, attempts=self.retry_attempts)
+
+    def _read(self, action: Any) -> Any:
+        return self._write("read", action)
+
+    # -- campaigns ------------------------------------------------------------------------------
+    def create_campaign(
+        self, campaign_id: str, name: str, config: dict[str, Any], seed: int, data_dir: str, versions: dict[str, str]
+    ) -> None:
+        def act(s: Session) -> None:
+            if s.get(CampaignRow, campaign_id) is None:
+                s.add(
+                    CampaignRow(
+                        id=campaign_id, name=name, config=json_safe(config), seed=seed, data_dir=data_dir,
+                        package_versions=versions, status="running",
+                    )
+                )
+
+        self._write("create the campaign", act)
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        def act(s: Session) -> Campaign:
+            row = s.get(CampaignRow, campaign_id)
+            if row is None:
+                raise UnknownCampaign(campaign_id)
+            return _campaign(row)
+
+        return self._read(act)
+
+    def campaigns(self) -> list[Campaign]:
+        return self._read(lambda s: [_campaign(r) for r in s.scalars(select(CampaignRow).order_by(CampaignRow.created_at))])
+
+    def mark_resumed(self, campaign_id: str) -> None:
+        def act(s: Session) -> None:
+            row = s.get(CampaignRow, campaign_id)
+            row.status, row.stop_reason, row.finished_at = "running", None, None
+            row.runs += 1
+            row.updated_at = utcnow()
+
+        self._write("mark the campaign resumed", act)
+
+    def finish_campaign(self, campaign_id: str, status: str, stop_reason: str, run_wall_seconds: float) -> None:
+        def act(s: Session) -> None:
+            row = s.get(CampaignRow, campaign_id)
+            row.status, row.stop_reason = status, stop_reason
+            row.wall_seconds += run_wall_seconds
+            row.finished_at = row.updated_at = utcnow()
+
+        self._write("record the campaign's end", act)
+
+    # -- decisions and attempts -----------------------------------------------------------------
+    def next_seq(self, campaign_id: str) -> tuple[int, int]:
+        """(next attempt seq, next decision seq) for ``campaign_id``."""
+
+        def act(s: Session) -> tuple[int, int]:
+            a = s.scalar(select(func.max(AttemptRow.seq)).where(AttemptRow.campaign_id == campaign_id))
+            d = s.scalar(select(func.max(DecisionRow.seq)).where(DecisionRow.campaign_id == campaign_id))
+            return (0 if a is None else a + 1, 0 if d is None else d + 1)
+
+        return self._read(act)
+
+    def record_decision(
+        self,
+        campaign_id: str,
+        seq: int,
+        *,
+        policy: str,
+        fallback: bool,
+        error: str | None,
+        seed: int,
+        n_history: int,
+        n_pending: int,
+        reasons: Sequence[dict[str, Any]],
+        decision_seconds: float,
+        versions: dict[str, str],
+        attempts: Sequence[ProposedAttempt],
+    ) -> int:
+        """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq)."""
+
+        def act(s: Session) -> int:
+            existing = s.scalar(select(DecisionRow).where(DecisionRow.campaign_id == campaign_id, DecisionRow.seq == seq))
+            if existing is not None:
+                return existing.id
+            row = DecisionRow(
+                campaign_id=campaign_id, seq=seq, policy=policy, fallback=fallback, error=error, seed=seed,
+                n_history=n_history, n_pending=n_pending, reasons=json_safe(list(reasons)),
+                decision_seconds=decision_seconds, package_versions=versions,
+            )
+            s.add(row)
+            s.flush()
+            for a in attempts:
+                s.add(
+                    AttemptRow(
+                        id=a.attempt_id, campaign_id=campaign_id, seq=a.seq, decision_id=row.id, state="proposed",
+                        params=json_safe(a.params), sample_id=a.sample_id,
+                    )
+                )
+                s.add(TransitionRow(attempt_id=a.attempt_id, from_state=None, to_state="proposed"))
+            return row.id
+
+        return self._write("record a decision", act)
+
+    def transition(
+        self,
+        attempt_id: str,
+        to_state: str,
+        *,
+        note: str | None = None,
+        reason: str | None = None,
+        instrument: str | None = None,
+        reconciled: str | None = None,
+        rerun: bool = False,
+    ) -> bool:
+        """Move an attempt to ``to_state``. Returns False (no-op) if it is already there; raises on a
+        transition the lifecycle does not allow."""
+
+        def act(s: Session) -> bool:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None:
+                raise KeyError(f"no attempt {attempt_id!r}")
+            if row.state == to_state and not rerun:
+                return False
+            if to_state not in TRANSITIONS[row.state] and not (rerun and row.state == to_state):
+                raise InvalidTransition(f"attempt {attempt_id}: {row.state} → {to_state} is not allowed")
+            s.add(TransitionRow(attempt_id=attempt_id, from_state=row.state, to_state=to_state, note=note or reason))
+            row.state = to_state
+            row.updated_at = utcnow()
+            if reason is not None:
+                row.reason = reason
+            if instrument is not None:
+                row.instrument = instrument
+            if reconciled is not None:
+                row.reconciled = reconciled
+            if rerun:
+                row.reruns += 1
+            return True
+
+        return self._write(f"move attempt {attempt_id} to {to_state}", act)
+
+    def attempt(self, attempt_id: str) -> Attempt:
+        def act(s: Session) -> Attempt:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None:
+                raise KeyError(f"no attempt {attempt_id!r}")
+            return _attempt(row)
+
+        return self._read(act)
+
+    def attempts(self, campaign_id: str, states: Iterable[str] | None = None) -> list[Attempt]:
+        def act(s: Session) -> list[Attempt]:
+            q = select(AttemptRow).where(AttemptRow.campaign_id == campaign_id)
+            if states is not None:
+                q = q.where(AttemptRow.state.in_(list(states)))
+            return [_attempt(r) for r in s.scalars(q.order_by(AttemptRow.seq))]
+
+        return self._read(act)
+
+    def transitions(self, attempt_id: str) -> list[tuple[str | None, str, str | None]]:
+        return self._read(
+            lambda s: [
+                (r.from_state, r.to_state, r.note)
+                for r in s.scalars(select(TransitionRow).where(TransitionRow.attempt_id == attempt_id).order_by(TransitionRow.id))
+            ]
+        )
+
+    def decisions(self, campaign_id: str) -> list[Decision]:
+        return self._read(
+            lambda s: [
+                Decision(
+                    id=r.id, seq=r.seq, policy=r.policy, fallback=r.fallback, error=r.error, seed=r.seed,
+                    n_history=r.n_history, n_pending=r.n_pending, reasons=r.reasons,
+                    decision_seconds=r.decision_seconds, created_at=r.created_at,
+                )
+                for r in s.scalars(select(DecisionRow).where(DecisionRow.campaign_id == campaign_id).order_by(DecisionRow.seq))
+            ]
+        )
+
+    # -- measurements ---------------------------------------------------------------------------
+    def record_measurement(self, campaign_id: str, measurement: Measurement, *, reconciled: str | None = None) -> bool:
+        """Store raw data and move the attempt to ``measured`` in one transaction.
+
+        Idempotent: a second record of the same attempt id changes nothing and returns False.
+        Non-finite data is stored as measured (bit-exact) and marked ``finite=False``.
+        """
+
+        def act(s: Session) -> bool:
+            if s.get(MeasurementRow, measurement.attempt_id) is not None:
+                return False
+            attempt = s.get(AttemptRow, measurement.attempt_id)
+            if attempt is None:
+                raise KeyError(f"measurement for unknown attempt {measurement.attempt_id!r}")
+            if "measured" not in TRANSITIONS[attempt.state]:
+                raise InvalidTransition(f"attempt {attempt.id}: {attempt.state} → measured is not allowed")
+            arrays = [("data", k, v) for k, v in measurement.data.items()] + [("sigma", k, v) for k, v in measurement.sigma.items()]
+            finite = all(bool(np.all(np.isfinite(v))) for _, _, v in arrays)
+            seconds = measurement.timing.instrument_seconds
+            s.add(
+                MeasurementRow(
+                    attempt_id=measurement.attempt_id, campaign_id=campaign_id, instrument=measurement.instrument,
+                    sample_id=measurement.sample_id or measurement.attempt_id, params=json_safe(measurement.params),
+                    timing=measurement.timing.model_dump(mode="json"), instrument_seconds=seconds, finite=finite,
+                    recovered=measurement.recovered,
+                )
+            )
+            s.flush()
+            for role, key, value in arrays:
+                a = np.asarray(value)
+                s.add(ArrayRow(attempt_id=measurement.attempt_id, role=role, key=key, dtype=str(a.dtype), shape=list(a.shape), payload=_npy(a)))
+            note = "adopted from the instrument's records" if reconciled == "adopted" else None
+            s.add(TransitionRow(attempt_id=attempt.id, from_state=attempt.state, to_state="measured", note=note))
+            attempt.state = "measured"
+            attempt.instrument = measurement.instrument
+            attempt.instrument_seconds = seconds
+            attempt.updated_at = utcnow()
+            if reconciled is not None:
+                attempt.reconciled = reconciled
+            return True
+
+        return self._write(f"record the measurement of {measurement.attempt_id}", act)
+
+    def measurement(self, attempt_id: str) -> Measurement | None:
+        return self._read(lambda s: _measurement(s, s.get(MeasurementRow, attempt_id)))
+
+    def measurements(self, campaign_id: str, sample_id: str | None = None) -> list[Measurement]:
+        def act(s: Session) -> list[Measurement]:
+            q = select(MeasurementRow).where(MeasurementRow.campaign_id == campaign_id)
+            if sample_id is not None:
+                q = q.where(MeasurementRow.sample_id == sample_id)
+            return [_measurement(s, r) for r in s.scalars(q.order_by(MeasurementRow.created_at))]
+
+        return self._read(act)
+
+    def totals(self, campaign_id: str) -> tuple[int, float]:
+        """(number of measurements, instrument seconds) recorded for the campaign."""
+
+        def act(s: Session) -> tuple[int, float]:
+            n, seconds = s.execute(
+                select(func.count(MeasurementRow.attempt_id), func.coalesce(func.sum(MeasurementRow.instrument_seconds), 0.0)).where(
+                    MeasurementRow.campaign_id == campaign_id
+                )
+            ).one()
+            return int(n), float(seconds)
+
+        return self._read(act)
+
+    # -- interpretations ------------------------------------------------------------------------
+    def record_interpretation(self, campaign_id: str, interpretation: Interpretation) -> bool:
+        """Store an interpretation and move its attempt to ``analysed``; idempotent on the attempt id."""
+
+        def act(s: Session) -> bool:
+            if s.get(InterpretationRow, interpretation.attempt_id) is not None:
+                return False
+            attempt = s.get(AttemptRow, interpretation.attempt_id)
+            if attempt is None or attempt.state != "measured":
+                raise InvalidTransition(
+                    f"attempt {interpretation.attempt_id}: cannot be analysed from state {attempt.state if attempt else 'missing'}"
+                )
+            s.add(
+                InterpretationRow(
+                    attempt_id=interpretation.attempt_id, campaign_id=campaign_id, sample_id=interpretation.sample_id,
+                    analysis=interpretation.analysis,
+                    estimates={k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
+                    flags=list(interpretation.flags), valid=interpretation.valid, details=json_safe(interpretation.details),
+                )
+            )
+            s.add(TransitionRow(attempt_id=attempt.id, from_state="measured", to_state="analysed",
+                                note=",".join(interpretation.flags) or None))
+            attempt.state = "analysed"
+            attempt.updated_at = utcnow()
+            return True
+
+        return self._write(f"record the interpretation of {interpretation.attempt_id}", act)
+
+    def interpretations(self, campaign_id: str) -> list[Interpretation]:
+        def act(s: Session) -> list[Interpretation]:
+            rows = s.scalars(
+                select(InterpretationRow)
+                .join(AttemptRow, AttemptRow.id == InterpretationRow.attempt_id)
+                .where(InterpretationRow.campaign_id == campaign_id)
+                .order_by(AttemptRow.seq)
+            )
+            return [
+                Interpretation(
+                    attempt_id=r.attempt_id, sample_id=r.sample_id, analysis=r.analysis,
+                    estimates={k: Estimate.model_validate(v) for k, v in r.estimates.items()},
+                    flags=r.flags, valid=r.valid, details=r.details,
+                )
+                for r in rows
+            ]
+
+        return self._read(act)
+
+    # -- targets --------------------------------------------------------------------------------
+    def record_target_evaluation(self, campaign_id: str, evaluation: TargetEvaluation) -> None:
+        self._write(
+            "record a target evaluation",
+            lambda s: s.add(
+                TargetEvaluationRow(
+                    campaign_id=campaign_id, n_measurements=evaluation.n_measurements,
+                    instrument_seconds=evaluation.instrument_seconds, wall_seconds=evaluation.wall_seconds,
+                    results=json_safe(evaluation.results), all_met=evaluation.all_met,
+                )
+            ),
+        )
+
+    def target_evaluations(self, campaign_id: str) -> list[TargetEvaluation]:
+        return self._read(
+            lambda s: [
+                TargetEvaluation(r.n_measurements, r.instrument_seconds, r.wall_seconds, r.results, r.all_met)
+                for r in s.scalars(
+                    select(TargetEvaluationRow).where(TargetEvaluationRow.campaign_id == campaign_id).order_by(TargetEvaluationRow.id)
+                )
+            ]
+        )
+
+
+def _campaign(r: CampaignRow) -> Campaign:
+    return Campaign(
+        id=r.id, name=r.name, status=r.status, stop_reason=r.stop_reason, config=r.config, seed=r.seed,
+        data_dir=r.data_dir, wall_seconds=r.wall_seconds, runs=r.runs, created_at=r.created_at,
+        finished_at=r.finished_at, package_versions=r.package_versions,
+    )
+
+
+def _attempt(r: AttemptRow) -> Attempt:
+    return Attempt(
+        id=r.id, campaign_id=r.campaign_id, seq=r.seq, decision_id=r.decision_id, state=r.state,
+        instrument=r.instrument, sample_id=r.sample_id, params=r.params, reason=r.reason,
+        reconciled=r.reconciled, reruns=r.reruns, instrument_seconds=r.instrument_seconds,
+    )
+
+
+def _measurement(s: Session, row: MeasurementRow | None) -> Measurement | None:
+    if row is None:
+        return None
+    data: dict[str, np.ndarray] = {}
+    sigma: dict[str, np.ndarray] = {}
+    for a in s.scalars(select(ArrayRow).where(ArrayRow.attempt_id == row.attempt_id).order_by(ArrayRow.id)):
+        (data if a.role == "data" else sigma)[a.key] = _from_npy(a.payload)
+    return Measurement(
+        attempt_id=row.attempt_id, instrument=row.instrument, params=row.params, sample_id=row.sample_id,
+        data=data, sigma=sigma, timing=Timing.model_validate(row.timing), recovered=row.recovered,
+    )

@@ -1,0 +1,111 @@
+"""Confidence targets: each is ``evaluate(state)`` → (value, goal, met).
+
+The campaign stops when every target is met (or a budget runs out). Model-based targets use the
+same cached GP as the policy (``policies.models.ModelCache``), so a step fits one model, not two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.config import (
+    IncumbentNearOptimumTarget,
+    MaxPosteriorStdTarget,
+    RelativeUncertaintyTarget,
+    TargetConfig,
+)
+from analysis.protocol import Interpretation
+from policies.confidence import max_posterior_std, prob_incumbent_near_optimum
+from policies.models import ModelCache
+from policies.protocol import Observation
+from policies.space import DesignSpace
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    value: float | None
+    goal: float
+    met: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"value": self.value, "goal": self.goal, "met": self.met, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class CampaignState:
+    """What targets may look at: valid observations of the objective, all interpretations, the model."""
+
+    space: DesignSpace
+    direction: str
+    history: Sequence[Observation]
+    interpretations: Sequence[Interpretation]
+    models: ModelCache
+    seed: int
+
+
+class Target(Protocol):
+    name: str
+
+    def evaluate(self, state: CampaignState) -> TargetResult: ...
+
+
+class MaxPosteriorStd:
+    def __init__(self, config: MaxPosteriorStdTarget) -> None:
+        self.name, self.config = config.name, config
+
+    def evaluate(self, state: CampaignState) -> TargetResult:
+        goal = self.config.goal
+        if len(state.history) < self.config.min_observations:
+            return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
+        fitted = state.models.fit(state.space, state.history, state.direction)
+        value = max_posterior_std(fitted, seed=state.seed)
+        return TargetResult(value, goal, value <= goal)
+
+
+class IncumbentNearOptimum:
+    def __init__(self, config: IncumbentNearOptimumTarget) -> None:
+        self.name, self.config = config.name, config
+
+    def evaluate(self, state: CampaignState) -> TargetResult:
+        goal = self.config.probability
+        if len(state.history) < self.config.min_observations:
+            return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
+        fitted = state.models.fit(state.space, state.history, state.direction)
+        probability, incumbent = prob_incumbent_near_optimum(fitted, self.config.epsilon, seed=state.seed)
+        return TargetResult(probability, goal, probability >= goal, f"incumbent {incumbent}")
+
+
+class RelativeUncertainty:
+    def __init__(self, config: RelativeUncertaintyTarget) -> None:
+        self.name, self.config = config.name, config
+
+    def evaluate(self, state: CampaignState) -> TargetResult:
+        name, goal = self.config.estimate, self.config.goal
+        candidates = [
+            (i, i.estimates[name])
+            for i in state.interpretations
+            if i.valid and name in i.estimates and i.estimates[name].value is not None and i.estimates[name].sigma is not None
+        ]
+        if not candidates:
+            return TargetResult(None, goal, False, f"no valid estimate of {name!r} yet")
+        if self.config.sample == "latest":
+            interp, est = candidates[-1]
+        else:
+            sign = 1.0 if state.direction == "maximize" else -1.0
+            interp, est = max(candidates, key=lambda c: sign * c[1].value)  # type: ignore[operator]
+        assert est.value is not None and est.sigma is not None
+        value = est.sigma / abs(est.value) if est.value != 0 else float("inf")
+        relative = value if value != float("inf") else None
+        return TargetResult(relative, goal, value <= goal, f"sample {interp.sample_id}")
+
+
+def build_targets(configs: Sequence[TargetConfig]) -> list[Target]:
+    kinds = {
+        "max_posterior_std": MaxPosteriorStd,
+        "incumbent_near_optimum": IncumbentNearOptimum,
+        "relative_uncertainty": RelativeUncertainty,
+    }
+    return [kinds[c.kind](c) for c in configs]  # type: ignore[arg-type]

@@ -1,0 +1,94 @@
+"""One generic Ray async actor around any driver.
+
+Ray is the transport, not the device: ``InstrumentService`` is a plain asyncio class (testable
+without Ray) and ``InstrumentActor`` is the same class made a Ray actor. The driver is built *inside*
+the actor process from a factory, so device handles never cross processes.
+
+Guarantees:
+- one measurement at a time per driver (a lock), because a physical instrument does one thing;
+- a repeated attempt id is answered with the result already produced, never measured twice;
+- ``recover`` asks the driver's own records for an attempt finished before a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from instruments.protocol import Driver, InstrumentLimitError, RecoverableDriver
+from instruments.types import DataKey, Measurement, MeasurementRequest
+
+
+class InstrumentService:
+    """Serves one driver: describe, check, measure (idempotent per attempt id), recover, stop."""
+
+    def __init__(self, factory: Callable[[], Driver]) -> None:
+        self._driver = factory()
+        self._lock = asyncio.Lock()
+        self._results: dict[str, Measurement] = {}
+        self._in_flight: dict[str, asyncio.Future[Measurement]] = {}
+        self._measured = 0
+
+    @property
+    def name(self) -> str:
+        return self._driver.name
+
+    async def describe(self) -> dict[str, DataKey]:
+        return self._driver.describe()
+
+    async def check(self, request: MeasurementRequest) -> str | None:
+        """None if the instrument accepts ``request``, else the refusal reason (names the field)."""
+        try:
+            self._driver.check(request)
+        except InstrumentLimitError as exc:
+            return str(exc)
+        return None
+
+    async def measure(self, request: MeasurementRequest) -> Measurement:
+        done = self._results.get(request.attempt_id)
+        if done is not None:
+            return done
+        running = self._in_flight.get(request.attempt_id)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Measurement] = asyncio.get_running_loop().create_future()
+        self._in_flight[request.attempt_id] = future
+        try:
+            async with self._lock:
+                started = time.perf_counter()
+                # The driver blocks (it waits on hardware); keep the actor's event loop responsive.
+                measurement = await asyncio.to_thread(self._driver.measure, request)
+                timing = measurement.timing.model_copy(update={"wall_seconds": time.perf_counter() - started})
+                measurement = measurement.model_copy(update={"timing": timing})
+            self._results[request.attempt_id] = measurement
+            self._measured += 1
+            future.set_result(measurement)
+            return measurement
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the caller gets it through the raise below
+            raise
+        finally:
+            del self._in_flight[request.attempt_id]
+
+    async def recover(self, attempt_id: str) -> Measurement | None:
+        """The result of ``attempt_id`` if this instrument finished it (now or before a crash)."""
+        if attempt_id in self._results:
+            return self._results[attempt_id].model_copy(update={"recovered": True})
+        if isinstance(self._driver, RecoverableDriver):
+            return await asyncio.to_thread(self._driver.recover, attempt_id)
+        return None
+
+    async def stop(self, success: bool) -> None:
+        await asyncio.to_thread(self._driver.stop, success)
+
+    async def health(self) -> dict[str, Any]:
+        return {"name": self.name, "busy": self._lock.locked(), "measured": self._measured}
+
+
+InstrumentActor = ray.remote(InstrumentService)
+"""``InstrumentService`` as a Ray actor: ``InstrumentActor.options(num_cpus=0).remote(factory)``."""

@@ -1,0 +1,51 @@
+"""The driver protocol: what any instrument, real or simulated, must offer.
+
+Safety contract (after bluesky's protocols): ``check`` is called before every ``measure`` and must
+raise ``InstrumentLimitError`` for a request the hardware must not execute; ``measure`` may assume
+``check`` passed. Drivers are plain classes, testable without Ray; ``instruments.actor`` is the
+transport that puts any of them behind a Ray async actor.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from instruments.types import DataKey, Measurement, MeasurementRequest
+
+
+class InstrumentLimitError(ValueError):
+    """A request lies outside what the instrument can or may do; the message names the field."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """A measurement device."""
+
+    name: str
+
+    def describe(self) -> dict[str, DataKey]:
+        """Data keys this driver produces, with dtype, shape and units."""
+        ...
+
+    def check(self, request: MeasurementRequest) -> None:
+        """Raise ``InstrumentLimitError`` naming the offending field if ``request`` is not allowed."""
+        ...
+
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        """Acquire data for ``request``. Blocking; may take real time. Raises on instrument failure."""
+        ...
+
+    def stop(self, success: bool) -> None:
+        """Bring the instrument to a safe idle state; ``success`` tells whether the run ended well."""
+        ...
+
+
+@runtime_checkable
+class RecoverableDriver(Driver, Protocol):
+    """A driver that keeps its own record of finished attempts (data files, a journal).
+
+    ``recover`` lets a resumed campaign adopt a result measured before a crash instead of measuring
+    again: it returns the measurement for ``attempt_id`` if the instrument finished it, else None.
+    """
+
+    def recover(self, attempt_id: str) -> Measurement | None: ...

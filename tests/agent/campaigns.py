@@ -1,0 +1,26 @@
+"""Campaign documents for tests, built from the shipped quick-start so they stay in step with it."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def quickstart(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The quick-start campaign with its store and data folder inside ``tmp_path``."""
+    data = yaml.safe_load((EXPERIMENTS / "quickstart.yaml").read_text())
+    data["storage"] = f"sqlite:///{tmp_path}/labpilot.db"
+    data["data_dir"] = str(tmp_path / "data")
+    for key, value in overrides.items():
+        data[key] = value
+    return copy.deepcopy(data)
+
+
+def instrument_settings(data: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    data["instruments"][0]["settings"].update(settings)
+    return data

@@ -1,0 +1,58 @@
+"""Shared fixtures: store URLs for SQLite and PostgreSQL, and a bounded local Ray.
+
+PostgreSQL: ``LABPILOT_TEST_PG_URL`` (default: the lab machine's local server) names a server; each
+test session gets its own freshly created database, dropped at the end. Without a server the
+PostgreSQL tests skip with the reason, unless ``LABPILOT_REQUIRE_PG=1`` (as in CI), where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_SERVER = os.environ.get("LABPILOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_admin(url: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this test session."""
+    try:
+        admin = _pg_admin(PG_SERVER)
+    except Exception as exc:  # noqa: BLE001
+        message = f"PostgreSQL not reachable at {PG_SERVER}: {exc}"
+        if os.environ.get("LABPILOT_REQUIRE_PG") == "1":
+            pytest.fail(message + " (LABPILOT_REQUIRE_PG=1)")
+        pytest.skip(message)
+    name = f"labpilot_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = PG_SERVER.rpartition("/")
+    yield f"{base}/{name}"
+    with _pg_admin(PG_SERVER) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A store URL: a new SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/labpilot.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """A local Ray with 2 CPUs for the whole session, shut down at the end."""
+    from agent.runtime import ray_runtime
+
+    with ray_runtime(num_cpus=2):
+        yield

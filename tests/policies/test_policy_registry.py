@@ -1,0 +1,56 @@
+"""Building policies by name, with errors that name what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.baselines import RandomPolicy, SobolPolicy
+from policies.bayesian import ActiveLearning, BayesianOptimisation
+from policies.models import ModelCache
+from policies.protocol import Policy
+from policies.registry import POLICIES, build_policy, policy_options
+from tests.policies.spaces import plane_space
+
+
+def test_every_registered_policy_builds_and_follows_the_protocol() -> None:
+    assert POLICIES == {
+        "qlognei": BayesianOptimisation,
+        "qnipv": ActiveLearning,
+        "sobol": SobolPolicy,
+        "random": RandomPolicy,
+    }
+    for name in POLICIES:
+        policy = build_policy(name, plane_space(), direction="minimize", seed=3, options={})
+        assert isinstance(policy, Policy) and policy.name == name
+
+
+def test_options_and_campaign_arguments_reach_the_policy() -> None:
+    cache = ModelCache()
+    policy = build_policy(
+        "qlognei", plane_space(), direction="minimize", seed=5, options={"n_initial": 8, "num_restarts": 2}, cache=cache
+    )
+    assert isinstance(policy, BayesianOptimisation)
+    assert (policy.n_initial, policy.num_restarts, policy.seed, policy.direction) == (8, 2, 5, "minimize")
+    assert policy.cache is cache
+
+
+def test_unknown_policy_is_named_with_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown policy 'qei'.*\['qlognei', 'qnipv', 'random', 'sobol'\]"):
+        build_policy("qei", plane_space(), direction="maximize", seed=0, options={})
+
+
+def test_unknown_option_is_named_with_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"'qnipv' has no option\(s\) \['n_init'\].*n_initial"):
+        build_policy("qnipv", plane_space(), direction="maximize", seed=0, options={"n_init": 3})
+    # Baselines take no options at all: nothing is dropped silently.
+    with pytest.raises(ValueError, match=r"'sobol' has no option\(s\) \['n_initial'\]; valid options: none"):
+        build_policy("sobol", plane_space(), direction="maximize", seed=0, options={"n_initial": 3})
+    with pytest.raises(ValueError, match=r"\['seed'\] are set by the campaign"):
+        build_policy("random", plane_space(), direction="maximize", seed=0, options={"seed": 3})
+
+
+def test_invalid_option_values_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="mc_samples"):
+        build_policy("qlognei", plane_space(), direction="maximize", seed=0, options={"mc_samples": "many"})
+    assert policy_options("qlognei") == ["n_initial", "num_restarts", "raw_samples", "mc_samples"]
+    assert policy_options("random") == []
