@@ -28,7 +28,7 @@ import ray
 from agent.config import CampaignConfig
 from agent.failpoints import failpoint
 from agent.guard import design_space_refusal
-from agent.registry import INSTRUMENT_KINDS, analysis_factory, driver_factory
+from agent.kinds import INSTRUMENT_KINDS, analysis_factory, driver_factory
 from agent.store import Attempt, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.targets import CampaignState, TargetResult, build_targets
 from agent.versions import package_versions
@@ -127,6 +127,12 @@ class CampaignRunner:
         self._busy: dict[str, str] = {}  # actor name → attempt id
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._backlog: list[Attempt] = []  # proposed/validated attempts found on resume
+        # Decided but not yet analysed (or ended): the policy's pending points. Kept in memory so
+        # the hot path never reads the store; rebuilt from the store on start.
+        self._open: dict[str, dict[str, ParamValue]] = {}
+        self._samples: dict[str, list[Measurement]] = {}  # measurements per sample, newest last
+        self._next_seq = 0
+        self._next_decision = 0
         self._history: list[Observation] = []
         self._interpretations: list[Interpretation] = []
         self._refused_in_a_row = 0
@@ -187,7 +193,11 @@ class CampaignRunner:
     def _load_from_store(self) -> None:
         """Rebuild everything the loop knows from the store (the truth)."""
         self._n_measurements, self._instrument_seconds = self.store.totals(self.campaign_id)
+        self._next_seq, self._next_decision = self.store.next_seq(self.campaign_id)
         attempts = {a.id: a for a in self.store.attempts(self.campaign_id)}
+        self._open = {
+            a.id: a.params for a in attempts.values() if a.state in ("proposed", "validated", "dispatched", "unknown", "measured")
+        }
         self._counts["refused"] = sum(a.state == "refused" for a in attempts.values())
         self._counts["failed"] = sum(a.state == "failed" for a in attempts.values())
         self._history, self._interpretations = [], []
@@ -196,6 +206,7 @@ class CampaignRunner:
 
     def _ingest(self, interp: Interpretation, params: dict[str, ParamValue]) -> None:
         self._interpretations.append(interp)
+        self._open.pop(interp.attempt_id, None)
         est = interp.estimates.get(self.config.objective.estimate)
         if interp.valid and est is not None and est.value is not None:
             self._history.append(Observation(params=params, value=est.value, sigma=est.sigma, attempt_id=interp.attempt_id))
@@ -207,7 +218,7 @@ class CampaignRunner:
             if a.state in ("proposed", "validated"):
                 self._backlog.append(a)
             elif a.state == "measured":
-                self._start(a.id, None, self._analyse(a))
+                self._start(a.id, None, self._analyse(a.id, a.params, a.sample_id))
             else:
                 await self._reconcile_unrecorded(a)
 
@@ -219,13 +230,12 @@ class CampaignRunner:
         if recovered is not None:
             self.store.record_measurement(self.campaign_id, recovered, reconciled="adopted")
             self._count_measurement(recovered)
-            self._start(a.id, None, self._analyse(a))
+            self._start(a.id, None, self._analyse(a.id, a.params, a.sample_id))
         elif a.reruns == 0 and actor is not None:
             self.store.transition(a.id, "dispatched", reconciled="rerun", rerun=True, note="re-run once: no result was recorded")
             self._dispatch(a.id, a.instrument, a.params, a.sample_id)  # type: ignore[arg-type]
         else:
-            self.store.transition(a.id, "failed", reason="outcome unknown again after a re-run; not repeated")
-            self._counts["failed"] += 1
+            self._fail(a.id, "outcome unknown again after a re-run; not repeated")
 
     # -- the loop -------------------------------------------------------------------------------
     async def _loop(self) -> tuple[str, str]:
@@ -282,27 +292,46 @@ class CampaignRunner:
         # Work found on resume goes first: it was decided already.
         while self._backlog and free:
             a = self._backlog.pop(0)
-            await self._validate_and_dispatch(a.id, a.params, a.sample_id, free, a.state)
+            if a.state == "proposed":
+                refusal = design_space_refusal(self.space, a.params)
+                if refusal is not None:
+                    self._refuse(a.id, f"outside the design space: {refusal}")
+                    continue
+                self.store.transition(a.id, "validated")
+            await self._dispatch_to_free(a.id, a.params, a.sample_id, free)
         room = self._measurement_room()
         n = min(len(free), room)
         if n <= 0:
             return
-        seq, dseq = self.store.next_seq(self.campaign_id)
-        proposals, fallback, error, seconds = self._decide(n, seq)
+        seq, dseq = self._next_seq, self._next_decision
+        pending = list(self._open.values())
+        proposals, fallback, error, seconds = self._decide(n, seq, pending)
+        # The guard is pure and local, so its verdicts are committed with the decision itself:
+        # still before anything is sent to an instrument.
         attempts = [
-            ProposedAttempt(attempt_id=f"{self.campaign_id}-{seq + i:05d}", seq=seq + i, params=p.params)
+            ProposedAttempt(
+                attempt_id=f"{self.campaign_id}-{seq + i:05d}", seq=seq + i, params=p.params,
+                refusal=_prefixed("outside the design space: ", design_space_refusal(self.space, p.params)),
+                guarded=True,
+            )
             for i, p in enumerate(proposals)
         ]
         self.store.record_decision(
             self.campaign_id, dseq, policy=proposals[0].policy if proposals else self.policy.name, fallback=fallback,
-            error=error, seed=self.config.seed, n_history=len(self._history),
-            n_pending=len(self._pending()), reasons=[p.reason for p in proposals], decision_seconds=seconds,
-            versions=package_versions(), attempts=attempts,
+            error=error, seed=self.config.seed, n_history=len(self._history), n_pending=len(pending),
+            reasons=[p.reason for p in proposals], decision_seconds=seconds, versions=package_versions(),
+            attempts=attempts,
         )
+        self._next_seq, self._next_decision = seq + len(attempts), dseq + 1
         failpoint("after-propose")
         dispatched = 0
         for a in attempts:
-            dispatched += await self._validate_and_dispatch(a.attempt_id, a.params, a.sample_id, free, "proposed")
+            if a.refusal is not None:
+                self._counts["refused"] += 1
+                continue
+            self._open[a.attempt_id] = a.params
+            failpoint("after-validate")
+            dispatched += await self._dispatch_to_free(a.attempt_id, a.params, a.sample_id, free)
         self._refused_in_a_row = 0 if dispatched else self._refused_in_a_row + 1
 
     def _measurement_room(self) -> int:
@@ -311,23 +340,14 @@ class CampaignRunner:
             return len(self._actors)
         return limit - self._n_measurements - len(self._busy) - len(self._backlog)
 
-    def _pending(self) -> list[dict[str, ParamValue]]:
-        """Points decided but not yet analysed: the policy must not propose them again."""
-        analysed = {i.attempt_id for i in self._interpretations}
-        return [
-            a.params
-            for a in self.store.attempts(self.campaign_id, states=["validated", "dispatched", "unknown", "measured"])
-            if a.id not in analysed
-        ]
-
-    def _decide(self, n: int, seq: int) -> tuple[list[Proposal], bool, str | None, float]:
+    def _decide(self, n: int, seq: int, pending: list[dict[str, ParamValue]]) -> tuple[list[Proposal], bool, str | None, float]:
         started = time.perf_counter()
         error: str | None = None
         if self._refused_in_a_row >= REFUSALS_BEFORE_FALLBACK:
             error = f"{self._refused_in_a_row} decisions in a row were refused"
         else:
             try:
-                proposals = self.policy.propose(self._history, self._pending(), n)
+                proposals = self.policy.propose(self._history, pending, n)
                 if len(proposals) != n:
                     raise ValueError(f"policy returned {len(proposals)} proposals, asked for {n}")
                 return proposals, False, None, time.perf_counter() - started
@@ -337,16 +357,10 @@ class CampaignRunner:
         proposals = fallback_proposals(self.space, n, self.config.seed, seq, error)
         return proposals, True, error, time.perf_counter() - started
 
-    async def _validate_and_dispatch(
-        self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str], state: str
+    async def _dispatch_to_free(
+        self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str]
     ) -> int:
-        """Guard one attempt and dispatch it to a free instrument; 1 if dispatched, 0 if refused."""
-        if state == "proposed":
-            refusal = design_space_refusal(self.space, params)
-            if refusal is not None:
-                return self._refuse(attempt_id, f"outside the design space: {refusal}")
-            self.store.transition(attempt_id, "validated")
-            failpoint("after-validate")
+        """Ask a free instrument to check a validated attempt, then dispatch it; 1 if dispatched."""
         name = free[0]
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
         refusal = await self._actors[name].check.remote(request)
@@ -361,7 +375,13 @@ class CampaignRunner:
     def _refuse(self, attempt_id: str, reason: str) -> int:
         self.store.transition(attempt_id, "refused", reason=reason)
         self._counts["refused"] += 1
+        self._open.pop(attempt_id, None)
         return 0
+
+    def _fail(self, attempt_id: str, reason: str) -> None:
+        self.store.transition(attempt_id, "failed", reason=reason)
+        self._counts["failed"] += 1
+        self._open.pop(attempt_id, None)
 
     def _dispatch(self, attempt_id: str, actor_name: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
@@ -382,35 +402,42 @@ class CampaignRunner:
             self._busy.pop(actor_name, None)
             raise _Stop("failed", f"instrument {actor_name} died during {attempt_id}; resume to reconcile") from None
         except Exception as exc:  # noqa: BLE001 — instrument faults are recorded, the loop goes on
-            self.store.transition(attempt_id, "failed", reason=f"instrument error: {_first_line(exc)}")
-            self._counts["failed"] += 1
+            self._fail(attempt_id, f"instrument error: {_first_line(exc)}")
             self._busy.pop(actor_name, None)
             return
         failpoint("before-record-measurement")
         self.store.record_measurement(self.campaign_id, measurement)
         self._count_measurement(measurement)
-        # The instrument is free as soon as its data is safe; analysis runs on its own actor.
+        # The instrument is free as soon as its data is safe: analysis runs as its own task on the
+        # analysis actor, so the next measurement is decided and dispatched meanwhile (an idle
+        # instrument is the costliest thing in a lab); the unanalysed point counts as pending.
         self._busy.pop(actor_name, None)
         failpoint("after-measured")
-        await self._analyse(self.store.attempt(attempt_id))
+        self._start(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id))
 
     def _count_measurement(self, m: Measurement) -> None:
         self._n_measurements += 1
         self._instrument_seconds += m.timing.instrument_seconds
+        sample = m.sample_id or m.attempt_id
+        if sample in self._samples:
+            self._samples[sample].append(m)
+        # else: loaded from the store (which now holds m too) when the sample is first analysed
 
-    async def _analyse(self, attempt: Attempt) -> None:
-        sample = attempt.sample_id or attempt.id
-        measurements = self.store.measurements(self.campaign_id, sample_id=sample)
+    async def _analyse(self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
+        sample = sample_id or attempt_id
+        if sample not in self._samples:
+            self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
+        measurements = self._samples[sample]
         try:
             interp: Interpretation = await self._analysis.interpret.remote(measurements)
         except Exception as exc:  # noqa: BLE001 — a failed analysis is a flagged interpretation, not a crash
             interp = Interpretation(
-                attempt_id=attempt.id, sample_id=sample, analysis=self.config.analysis.kind,
+                attempt_id=attempt_id, sample_id=sample, analysis=self.config.analysis.kind,
                 estimates={self.config.objective.estimate: Estimate(value=None)},
                 flags=[f"analysis-error: {_first_line(exc)}"], valid=False,
             )
         self.store.record_interpretation(self.campaign_id, interp)
-        self._ingest(interp, attempt.params)
+        self._ingest(interp, params)
         failpoint("after-analysed")
 
     # -- targets and progress ---------------------------------------------------------------------
@@ -468,13 +495,20 @@ class CampaignRunner:
 
     def _result(self, status: str, reason: str) -> CampaignResult:
         counts: dict[str, int] = {}
-        for a in self.store.attempts(self.campaign_id):
-            counts[a.state] = counts.get(a.state, 0) + 1
+        try:
+            for a in self.store.attempts(self.campaign_id):
+                counts[a.state] = counts.get(a.state, 0) + 1
+        except StoreUnavailable:
+            pass  # the reason already says the store is unreachable; report what the loop knows
         return CampaignResult(
             campaign_id=self.campaign_id, status=status, stop_reason=reason, targets=dict(self.target_results),
             n_measurements=self._n_measurements, instrument_seconds=self._instrument_seconds,
-            wall_seconds=self.store.campaign(self.campaign_id).wall_seconds, counts=counts,
+            wall_seconds=self._wall_seconds(), counts=counts,
         )
+
+
+def _prefixed(prefix: str, text: str | None) -> str | None:
+    return None if text is None else prefix + text
 
 
 def _goal(config: Any) -> float:

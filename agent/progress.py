@@ -33,11 +33,11 @@ def render(config: CampaignConfig, p: Progress) -> Group:
     bars = Bars(TextColumn("{task.description:>14}"), BarColumn(), TextColumn("{task.fields[text]}"), expand=False)
     for name, done, total, text in _budget_rows(config, p):
         bars.add_task(name, completed=min(done, total), total=total, text=text)
-    targets = Table("target", "value", "goal", "met", title=f"{p.campaign_id} — {p.in_flight} in flight, "
-                    f"{p.refused} refused, {p.failed} failed", title_justify="left")
+    targets = Table("target", "value", "goal", "met")
     for name, r in p.targets.items():
         targets.add_row(name, "—" if r.value is None else f"{r.value:.4g}", f"{r.goal:.4g}", "[green]yes[/]" if r.met else "no")
-    return Group(bars, targets)
+    status = f"{p.campaign_id}: {p.in_flight} measuring, {p.refused} refused, {p.failed} failed"
+    return Group(bars, status, targets)
 
 
 @contextlib.contextmanager

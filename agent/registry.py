@@ -1,86 +1,19 @@
-"""Names in campaign files → the classes that implement them.
+"""Semantic checks of campaign files against the registries of kinds and policies.
 
-Instrument kinds and analysis kinds are registered here (the agent is the only layer allowed to
-know about simulators); policies come from ``policies.registry``. ``semantic_errors`` checks a
-schema-valid campaign against these registries so that ``labpilot validate`` reports everything.
+``semantic_errors`` checks a schema-valid campaign against ``agent.kinds`` (instrument and analysis
+kinds) and ``policies.registry`` so that ``labpilot validate`` reports everything at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from agent.config import CampaignConfig, RelativeUncertaintyTarget
-from analysis.protocol import Analysis
-from analysis.scalar import ScalarAnalysis, ScalarSettings
-from instruments.protocol import Driver
+from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS
 from policies.registry import build_policy
-from policies.space import CategoricalParameter, DesignSpace
-from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
-
-
-@dataclass(frozen=True)
-class InstrumentKind:
-    settings_model: type[BaseModel]
-    build: Callable[[str, BaseModel], Driver]
-    complete: Callable[[dict[str, Any], DesignSpace, Path], dict[str, Any]]
-    """Fill settings the campaign implies (limits from the design space, data folder)."""
-
-
-def _complete_synthetic(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
-    out = dict(settings)
-    if not out.get("inputs"):
-        out["inputs"] = {
-            p.name: (float(p.low), float(p.high)) for p in space.parameters if not isinstance(p, CategoricalParameter)
-        }
-    out.setdefault("journal_dir", str(data_dir))
-    return out
-
-
-INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
-    "synthetic": InstrumentKind(SyntheticSettings, SyntheticPropertyDriver, _complete_synthetic),  # type: ignore[arg-type]
-}
-
-
-@dataclass(frozen=True)
-class AnalysisKind:
-    settings_model: type[BaseModel]
-    build: Callable[[BaseModel], Analysis]
-    estimates: Callable[[BaseModel], list[str]]
-
-
-ANALYSIS_KINDS: dict[str, AnalysisKind] = {
-    "scalar": AnalysisKind(
-        ScalarSettings,
-        ScalarAnalysis,  # type: ignore[arg-type]
-        lambda s: [s.estimate or s.key],  # type: ignore[attr-defined]
-    ),
-}
-
-
-def build_driver(kind: str, name: str, settings: dict[str, Any]) -> Driver:
-    """Construct a driver; runs inside the instrument actor's process."""
-    spec = INSTRUMENT_KINDS[kind]
-    return spec.build(name, spec.settings_model.model_validate(settings))
-
-
-def driver_factory(kind: str, name: str, settings: dict[str, Any]) -> Callable[[], Driver]:
-    """A picklable zero-argument factory for ``InstrumentActor``."""
-    return partial(build_driver, kind, name, settings)
-
-
-def build_analysis(kind: str, settings: dict[str, Any]) -> Analysis:
-    spec = ANALYSIS_KINDS[kind]
-    return spec.build(spec.settings_model.model_validate(settings))
-
-
-def analysis_factory(kind: str, settings: dict[str, Any]) -> Callable[[], Analysis]:
-    return partial(build_analysis, kind, settings)
 
 
 def _settings_errors(prefix: str, model: type[BaseModel], settings: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,5 +1,11 @@
 """Orchestration overhead per measurement: actor round trips + store writes of the real loop.
 
+Two figures per store backend:
+- ``components``: one ``measure`` round trip to a Ray instrument actor around a zero-time driver,
+  plus the store writes one measurement needs (decision with guard verdict, dispatched, measured
+  with raw arrays, analysed, target log) — the issue's definition, "actor round trip + store writes";
+- ``full loop``: the steady-state wall time per measurement of the whole real loop (below).
+
 Runs the real ``CampaignRunner`` with a zero-cost synthetic instrument (no simulated exposure, no
 sleeping), the Sobol policy (no model) and a target that is never met, so nearly all wall time is
 orchestration: guard, Ray actor calls (check, measure, interpret), and every store write (decision,
@@ -54,11 +60,71 @@ def measure(url: str, n: int, data_dir: str) -> dict[str, float]:
     started = time.perf_counter()
     result = asyncio.run(runner.run())
     wall = time.perf_counter() - started
-    decisions = sum(d.decision_seconds for d in store.decisions(result.campaign_id))
+    # Steady state: from the first analysed measurement to the last (the target log is written
+    # after each), so actor start-up and shutdown — paid once per campaign — are reported apart.
+    log = store.target_evaluations(result.campaign_id)
+    steady = log[-1].wall_seconds - log[0].wall_seconds
+    decisions = store.decisions(result.campaign_id)
+    policy = sum(d.decision_seconds for d in decisions[1:])
     store.close()
     assert result.n_measurements == n, result
-    per = (wall - decisions) / n * 1000
-    return {"n": n, "wall_seconds": wall, "policy_seconds": decisions, "overhead_ms_per_measurement": per}
+    per = (steady - policy) / (log[-1].n_measurements - log[0].n_measurements) * 1000
+    return {
+        "n": n, "wall_seconds": wall, "startup_and_shutdown_seconds": wall - steady, "policy_seconds": policy,
+        "overhead_ms_per_measurement": per,
+    }
+
+
+def components(url: str, n: int = 200) -> dict[str, float]:
+    """Median ms of one measure round trip and of one measurement's store writes (see module doc)."""
+    import statistics
+    from functools import partial
+
+    import numpy as np
+    import ray
+
+    from agent.store import ProposedAttempt, TargetEvaluation
+    from analysis.protocol import Estimate, Interpretation
+    from instruments.actor import InstrumentActor
+    from instruments.types import MeasurementRequest
+    from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
+
+    settings = SyntheticSettings(inputs={"x": (0.0, 1.0)}, synthesis_seconds=0, motion_seconds=0, overhead_seconds=0)
+    actor = InstrumentActor.options(num_cpus=0).remote(partial(SyntheticPropertyDriver, "fast", settings))
+    ray.get(actor.health.remote())
+    store = Store(url)
+    cid = new_campaign_id("components")
+    store.create_campaign(cid, "components", {}, 0, "/tmp", {})
+    trips, writes = [], []
+
+    async def one(i: int) -> None:
+        aid = f"{cid}-{i:05d}"
+        request = MeasurementRequest(attempt_id=aid, params={"x": 0.5})
+        t0 = time.perf_counter()
+        store.record_decision(cid, i, policy="sobol", fallback=False, error=None, seed=0, n_history=i, n_pending=0,
+                              reasons=[{"phase": "space-filling"}], decision_seconds=0.0, versions={},
+                              attempts=[ProposedAttempt(aid, i, {"x": 0.5}, guarded=True)])
+        store.transition(aid, "dispatched", instrument="fast")
+        t1 = time.perf_counter()
+        m = await actor.measure.remote(request)
+        t2 = time.perf_counter()
+        store.record_measurement(cid, m)
+        store.record_interpretation(cid, Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
+                                                        estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True))
+        store.record_target_evaluation(cid, TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False))
+        t3 = time.perf_counter()
+        trips.append(t2 - t1)
+        writes.append((t1 - t0) + (t3 - t2))
+
+    async def all_of_them() -> None:
+        for i in range(n):
+            await one(i)
+
+    asyncio.run(all_of_them())
+    ray.kill(actor)
+    store.close()
+    trip, write = statistics.median(trips) * 1000, statistics.median(writes) * 1000
+    return {"measure_round_trip_ms": trip, "store_writes_ms": write, "total_ms": trip + write, "n": float(np.int64(n))}
 
 
 def main() -> None:
@@ -69,6 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(stderr=True)
     results: dict[str, dict[str, float]] = {}
+    parts: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, ray_runtime(num_cpus=2):
         backends = {"sqlite": f"sqlite:///{tmp}/overhead.db"}
         if args.pg:
@@ -78,19 +145,28 @@ def main() -> None:
             measure(backends["sqlite"].replace("overhead.db", "warmup.db"), 20, tmp)  # start Ray workers once
             bar.advance(task)
             for name, url in backends.items():
+                parts[name] = components(url)
                 results[name] = measure(url, args.n, tmp)
                 bar.advance(task)
-    out = {"goal_ms": GOAL_MS, "backends": results}
+    out = {"goal_ms": GOAL_MS, "components": parts, "full_loop": results}
     if args.json:
         print(json.dumps(out))
         return
-    table = Table("store", "measurements", "wall s", "policy s", "overhead ms/measurement", "goal ≤ 5 ms",
-                  title="Orchestration overhead per measurement")
+    table = Table("store", "measurements", "wall s", "start-up + shutdown s", "policy s", "ms/measurement", "goal ≤ 5 ms",
+                  title="Full loop, steady state: check + measure + interpret round trips, all store writes, guard, targets")
     for name, r in results.items():
         ok = r["overhead_ms_per_measurement"] <= GOAL_MS
-        table.add_row(name, str(int(r["n"])), f"{r['wall_seconds']:.2f}", f"{r['policy_seconds']:.2f}",
+        table.add_row(name, str(int(r["n"])), f"{r['wall_seconds']:.2f}", f"{r['startup_and_shutdown_seconds']:.2f}",
+                      f"{r['policy_seconds']:.2f}",
                       f"{r['overhead_ms_per_measurement']:.2f}", "[green]met[/]" if ok else "[red]missed[/]")
     Console().print(table)
+    parts_table = Table("store", "measure round trip ms", "store writes ms", "sum ms", "goal ≤ 5 ms",
+                        title="Components: one actor round trip + one measurement's store writes (medians)")
+    for name, r in parts.items():
+        ok = r["total_ms"] <= GOAL_MS
+        parts_table.add_row(name, f"{r['measure_round_trip_ms']:.2f}", f"{r['store_writes_ms']:.2f}", f"{r['total_ms']:.2f}",
+                            "[green]met[/]" if ok else "[red]missed[/]")
+    Console().print(parts_table)
 
 
 if __name__ == "__main__":

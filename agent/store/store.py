@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store.engine import describe_url, make_engine, with_retry
@@ -109,6 +109,10 @@ class ProposedAttempt:
     seq: int
     params: dict[str, ParamValue]
     sample_id: str | None = None
+    refusal: str | None = None
+    """The guard's verdict, committed with the decision: None → ``validated``, else ``refused`` with this
+    reason. Leave ``guarded`` False to record the attempt as merely ``proposed``."""
+    guarded: bool = False
 
 
 def json_safe(value: Any) -> Any:
@@ -253,13 +257,17 @@ class Store:
             s.add(row)
             s.flush()
             for a in attempts:
+                verdict = None if not a.guarded else ("validated" if a.refusal is None else "refused")
                 s.add(
                     AttemptRow(
-                        id=a.attempt_id, campaign_id=campaign_id, seq=a.seq, decision_id=row.id, state="proposed",
-                        params=json_safe(a.params), sample_id=a.sample_id,
+                        id=a.attempt_id, campaign_id=campaign_id, seq=a.seq, decision_id=row.id,
+                        state=verdict or "proposed", params=json_safe(a.params), sample_id=a.sample_id,
+                        reason=a.refusal,
                     )
                 )
                 s.add(TransitionRow(attempt_id=a.attempt_id, from_state=None, to_state="proposed"))
+                if verdict is not None:
+                    s.add(TransitionRow(attempt_id=a.attempt_id, from_state="proposed", to_state=verdict, note=a.refusal))
             return row.id
 
         return self._write("record a decision", act)
@@ -278,25 +286,26 @@ class Store:
         """Move an attempt to ``to_state``. Returns False (no-op) if it is already there; raises on a
         transition the lifecycle does not allow."""
 
+        # Core statements, not the ORM unit of work: this runs several times per measurement.
         def act(s: Session) -> bool:
-            row = s.get(AttemptRow, attempt_id)
-            if row is None:
+            state = s.scalar(select(AttemptRow.state).where(AttemptRow.id == attempt_id))
+            if state is None:
                 raise KeyError(f"no attempt {attempt_id!r}")
-            if row.state == to_state and not rerun:
+            if state == to_state and not rerun:
                 return False
-            if to_state not in TRANSITIONS[row.state] and not (rerun and row.state == to_state):
-                raise InvalidTransition(f"attempt {attempt_id}: {row.state} → {to_state} is not allowed")
-            s.add(TransitionRow(attempt_id=attempt_id, from_state=row.state, to_state=to_state, note=note or reason))
-            row.state = to_state
-            row.updated_at = utcnow()
+            if to_state not in TRANSITIONS[state] and not (rerun and state == to_state):
+                raise InvalidTransition(f"attempt {attempt_id}: {state} → {to_state} is not allowed")
+            _log_transition(s, attempt_id, state, to_state, note or reason)
+            values: dict[str, Any] = {"state": to_state, "updated_at": utcnow()}
             if reason is not None:
-                row.reason = reason
+                values["reason"] = reason
             if instrument is not None:
-                row.instrument = instrument
+                values["instrument"] = instrument
             if reconciled is not None:
-                row.reconciled = reconciled
+                values["reconciled"] = reconciled
             if rerun:
-                row.reruns += 1
+                values["reruns"] = AttemptRow.reruns + 1
+            s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(**values))
             return True
 
         return self._write(f"move attempt {attempt_id} to {to_state}", act)
@@ -347,37 +356,42 @@ class Store:
         Non-finite data is stored as measured (bit-exact) and marked ``finite=False``.
         """
 
+        attempt_id = measurement.attempt_id
+        arrays = [("data", k, v) for k, v in measurement.data.items()] + [("sigma", k, v) for k, v in measurement.sigma.items()]
+        finite = all(bool(np.all(np.isfinite(v))) for _, _, v in arrays)
+        seconds = measurement.timing.instrument_seconds
+        array_rows = [
+            {"attempt_id": attempt_id, "role": role, "key": key, "dtype": str(np.asarray(v).dtype),
+             "shape": list(np.asarray(v).shape), "payload": _npy(v)}
+            for role, key, v in arrays
+        ]
+
         def act(s: Session) -> bool:
-            if s.get(MeasurementRow, measurement.attempt_id) is not None:
+            if s.scalar(select(MeasurementRow.attempt_id).where(MeasurementRow.attempt_id == attempt_id)) is not None:
                 return False
-            attempt = s.get(AttemptRow, measurement.attempt_id)
-            if attempt is None:
-                raise KeyError(f"measurement for unknown attempt {measurement.attempt_id!r}")
-            if "measured" not in TRANSITIONS[attempt.state]:
-                raise InvalidTransition(f"attempt {attempt.id}: {attempt.state} → measured is not allowed")
-            arrays = [("data", k, v) for k, v in measurement.data.items()] + [("sigma", k, v) for k, v in measurement.sigma.items()]
-            finite = all(bool(np.all(np.isfinite(v))) for _, _, v in arrays)
-            seconds = measurement.timing.instrument_seconds
-            s.add(
-                MeasurementRow(
-                    attempt_id=measurement.attempt_id, campaign_id=campaign_id, instrument=measurement.instrument,
-                    sample_id=measurement.sample_id or measurement.attempt_id, params=json_safe(measurement.params),
+            state = s.scalar(select(AttemptRow.state).where(AttemptRow.id == attempt_id))
+            if state is None:
+                raise KeyError(f"measurement for unknown attempt {attempt_id!r}")
+            if "measured" not in TRANSITIONS[state]:
+                raise InvalidTransition(f"attempt {attempt_id}: {state} → measured is not allowed")
+            s.execute(
+                insert(MeasurementRow).values(
+                    attempt_id=attempt_id, campaign_id=campaign_id, instrument=measurement.instrument,
+                    sample_id=measurement.sample_id or attempt_id, params=json_safe(measurement.params),
                     timing=measurement.timing.model_dump(mode="json"), instrument_seconds=seconds, finite=finite,
-                    recovered=measurement.recovered,
+                    recovered=measurement.recovered, created_at=utcnow(),
                 )
             )
-            s.flush()
-            for role, key, value in arrays:
-                a = np.asarray(value)
-                s.add(ArrayRow(attempt_id=measurement.attempt_id, role=role, key=key, dtype=str(a.dtype), shape=list(a.shape), payload=_npy(a)))
+            if array_rows:
+                s.execute(insert(ArrayRow), array_rows)
             note = "adopted from the instrument's records" if reconciled == "adopted" else None
-            s.add(TransitionRow(attempt_id=attempt.id, from_state=attempt.state, to_state="measured", note=note))
-            attempt.state = "measured"
-            attempt.instrument = measurement.instrument
-            attempt.instrument_seconds = seconds
-            attempt.updated_at = utcnow()
+            _log_transition(s, attempt_id, state, "measured", note)
+            values: dict[str, Any] = {
+                "state": "measured", "instrument": measurement.instrument, "instrument_seconds": seconds, "updated_at": utcnow(),
+            }
             if reconciled is not None:
-                attempt.reconciled = reconciled
+                values["reconciled"] = reconciled
+            s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(**values))
             return True
 
         return self._write(f"record the measurement of {measurement.attempt_id}", act)
@@ -411,26 +425,25 @@ class Store:
     def record_interpretation(self, campaign_id: str, interpretation: Interpretation) -> bool:
         """Store an interpretation and move its attempt to ``analysed``; idempotent on the attempt id."""
 
+        attempt_id = interpretation.attempt_id
+
         def act(s: Session) -> bool:
-            if s.get(InterpretationRow, interpretation.attempt_id) is not None:
+            if s.scalar(select(InterpretationRow.attempt_id).where(InterpretationRow.attempt_id == attempt_id)) is not None:
                 return False
-            attempt = s.get(AttemptRow, interpretation.attempt_id)
-            if attempt is None or attempt.state != "measured":
-                raise InvalidTransition(
-                    f"attempt {interpretation.attempt_id}: cannot be analysed from state {attempt.state if attempt else 'missing'}"
-                )
-            s.add(
-                InterpretationRow(
-                    attempt_id=interpretation.attempt_id, campaign_id=campaign_id, sample_id=interpretation.sample_id,
+            state = s.scalar(select(AttemptRow.state).where(AttemptRow.id == attempt_id))
+            if state != "measured":
+                raise InvalidTransition(f"attempt {attempt_id}: cannot be analysed from state {state or 'missing'}")
+            s.execute(
+                insert(InterpretationRow).values(
+                    attempt_id=attempt_id, campaign_id=campaign_id, sample_id=interpretation.sample_id,
                     analysis=interpretation.analysis,
                     estimates={k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
                     flags=list(interpretation.flags), valid=interpretation.valid, details=json_safe(interpretation.details),
+                    created_at=utcnow(),
                 )
             )
-            s.add(TransitionRow(attempt_id=attempt.id, from_state="measured", to_state="analysed",
-                                note=",".join(interpretation.flags) or None))
-            attempt.state = "analysed"
-            attempt.updated_at = utcnow()
+            _log_transition(s, attempt_id, "measured", "analysed", ",".join(interpretation.flags) or None)
+            s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(state="analysed", updated_at=utcnow()))
             return True
 
         return self._write(f"record the interpretation of {interpretation.attempt_id}", act)
@@ -458,11 +471,11 @@ class Store:
     def record_target_evaluation(self, campaign_id: str, evaluation: TargetEvaluation) -> None:
         self._write(
             "record a target evaluation",
-            lambda s: s.add(
-                TargetEvaluationRow(
+            lambda s: s.execute(
+                insert(TargetEvaluationRow).values(
                     campaign_id=campaign_id, n_measurements=evaluation.n_measurements,
                     instrument_seconds=evaluation.instrument_seconds, wall_seconds=evaluation.wall_seconds,
-                    results=json_safe(evaluation.results), all_met=evaluation.all_met,
+                    results=json_safe(evaluation.results), all_met=evaluation.all_met, created_at=utcnow(),
                 )
             ),
         )
@@ -476,6 +489,10 @@ class Store:
                 )
             ]
         )
+
+
+def _log_transition(s: Session, attempt_id: str, from_state: str | None, to_state: str, note: str | None) -> None:
+    s.execute(insert(TransitionRow).values(attempt_id=attempt_id, from_state=from_state, to_state=to_state, note=note, at=utcnow()))
 
 
 def _campaign(r: CampaignRow) -> Campaign:
