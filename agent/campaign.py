@@ -131,6 +131,7 @@ class CampaignRunner:
         # the hot path never reads the store; rebuilt from the store on start.
         self._open: dict[str, dict[str, ParamValue]] = {}
         self._samples: dict[str, list[Measurement]] = {}  # measurements per sample, newest last
+        self._analysing: set[str] = set()  # measured, analysis not yet recorded
         self._next_seq = 0
         self._next_decision = 0
         self._history: list[Observation] = []
@@ -156,6 +157,7 @@ class CampaignRunner:
         status, reason = "failed", "interrupted before the loop started"
         try:
             self._start_actors()
+            await self._actors_ready()
             self._load_from_store()
             if resume:
                 await self._reconcile()
@@ -189,6 +191,10 @@ class CampaignRunner:
         self._analysis = AnalysisActor.options(num_cpus=0).remote(
             analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
         )
+
+    async def _actors_ready(self) -> None:
+        """Wait until every actor's process is up, so the loop's clock starts with working parts."""
+        await asyncio.gather(*(a.health.remote() for a in self._actors.values()), self._analysis.health.remote())
 
     def _load_from_store(self) -> None:
         """Rebuild everything the loop knows from the store (the truth)."""
@@ -239,10 +245,10 @@ class CampaignRunner:
 
     # -- the loop -------------------------------------------------------------------------------
     async def _loop(self) -> tuple[str, str]:
-        stop: tuple[str, str] | None = None
         while True:
-            if stop is None:
-                stop = self._check_stop()
+            # Re-checked every turn: if targets held but measurements still in flight then undo
+            # that, the campaign goes on (its final answer includes every measurement it made).
+            stop = self._check_stop()
             if stop is None:
                 await self._fill_free_instruments()
             self._report()
@@ -287,7 +293,9 @@ class CampaignRunner:
 
     async def _fill_free_instruments(self) -> None:
         free = [name for name in self._actors if name not in self._busy]
-        if not free:
+        # Measuring may run ahead of analysis by one measurement per instrument, no more: a fast
+        # instrument must not spend the budget on points chosen without the data already taken.
+        if not free or len(self._analysing) >= len(self._actors):
             return
         # Work found on resume goes first: it was decided already.
         while self._backlog and free:
@@ -424,6 +432,7 @@ class CampaignRunner:
         # else: loaded from the store (which now holds m too) when the sample is first analysed
 
     async def _analyse(self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
+        self._analysing.add(attempt_id)
         sample = sample_id or attempt_id
         if sample not in self._samples:
             self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
@@ -437,6 +446,7 @@ class CampaignRunner:
                 flags=[f"analysis-error: {_first_line(exc)}"], valid=False,
             )
         self.store.record_interpretation(self.campaign_id, interp)
+        self._analysing.discard(attempt_id)
         self._ingest(interp, params)
         failpoint("after-analysed")
 

@@ -18,7 +18,7 @@ from agent.config import (
 )
 from analysis.protocol import Interpretation
 from policies.confidence import max_posterior_std, prob_incumbent_near_optimum
-from policies.models import ModelCache
+from policies.models import FittedModel, ModelCache
 from policies.protocol import Observation
 from policies.space import DesignSpace
 
@@ -52,17 +52,24 @@ class Target(Protocol):
     def evaluate(self, state: CampaignState) -> TargetResult: ...
 
 
+def _model_if_enough_data(state: CampaignState, min_observations: int) -> FittedModel | None:
+    """The campaign's GP (shared with the policy through the cache), or None while data is too thin
+    for a model's confidence to mean anything."""
+    if len(state.history) < min_observations:
+        return None
+    return state.models.fit(state.space, state.history, state.direction)
+
+
 class MaxPosteriorStd:
     def __init__(self, config: MaxPosteriorStdTarget) -> None:
         self.name, self.config = config.name, config
 
     def evaluate(self, state: CampaignState) -> TargetResult:
-        goal = self.config.goal
-        if len(state.history) < self.config.min_observations:
-            return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
-        fitted = state.models.fit(state.space, state.history, state.direction)
+        fitted = _model_if_enough_data(state, self.config.min_observations)
+        if fitted is None:
+            return TargetResult(None, self.config.goal, False, f"needs {self.config.min_observations} observations")
         value = max_posterior_std(fitted, seed=state.seed)
-        return TargetResult(value, goal, value <= goal)
+        return TargetResult(value, self.config.goal, value <= self.config.goal)
 
 
 class IncumbentNearOptimum:
@@ -71,9 +78,9 @@ class IncumbentNearOptimum:
 
     def evaluate(self, state: CampaignState) -> TargetResult:
         goal = self.config.probability
-        if len(state.history) < self.config.min_observations:
+        fitted = _model_if_enough_data(state, self.config.min_observations)
+        if fitted is None:
             return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
-        fitted = state.models.fit(state.space, state.history, state.direction)
         probability, incumbent = prob_incumbent_near_optimum(fitted, self.config.epsilon, seed=state.seed)
         return TargetResult(probability, goal, probability >= goal, f"incumbent {incumbent}")
 
