@@ -142,7 +142,6 @@ class CampaignRunner:
         self._instrument_seconds = 0.0
         self._previous_wall = 0.0
         self._started = time.monotonic()
-        self._targets_dirty = False
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
@@ -161,7 +160,7 @@ class CampaignRunner:
             self._load_from_store()
             if resume:
                 await self._reconcile()
-            self._evaluate_targets(record=False)
+            self._evaluate_targets()
             status, reason = await self._loop()
         except _Stop as stop:
             status, reason = stop.status, stop.reason
@@ -216,7 +215,6 @@ class CampaignRunner:
         est = interp.estimates.get(self.config.objective.estimate)
         if interp.valid and est is not None and est.value is not None:
             self._history.append(Observation(params=params, value=est.value, sigma=est.sigma, attempt_id=interp.attempt_id))
-        self._targets_dirty = True
 
     # -- resume ---------------------------------------------------------------------------------
     async def _reconcile(self) -> None:
@@ -264,8 +262,6 @@ class CampaignRunner:
             for task in done:
                 self._tasks.pop(task)
                 task.result()  # re-raise store failures; everything else is handled inside the task
-            if self._targets_dirty:
-                self._evaluate_targets(record=True)
 
     def _check_stop(self) -> tuple[str, str] | None:
         if self.target_results and all(r.met for r in self.target_results.values()):
@@ -314,14 +310,11 @@ class CampaignRunner:
         seq, dseq = self._next_seq, self._next_decision
         pending = list(self._open.values())
         proposals, fallback, error, seconds = self._decide(n, seq, pending)
-        # The guard is pure and local, so its verdicts are committed with the decision itself:
-        # still before anything is sent to an instrument.
+        # The guard and the instruments' checks only ask questions, so their verdicts — and the
+        # dispatch itself — are committed in one transaction with the decision, before any
+        # measurement is requested: write-ahead, at one commit instead of four.
         attempts = [
-            ProposedAttempt(
-                attempt_id=f"{self.campaign_id}-{seq + i:05d}", seq=seq + i, params=p.params,
-                refusal=_prefixed("outside the design space: ", design_space_refusal(self.space, p.params)),
-                guarded=True,
-            )
+            await self._verdict(f"{self.campaign_id}-{seq + i:05d}", seq + i, p.params, free)
             for i, p in enumerate(proposals)
         ]
         self.store.record_decision(
@@ -334,13 +327,26 @@ class CampaignRunner:
         failpoint("after-propose")
         dispatched = 0
         for a in attempts:
-            if a.refusal is not None:
+            if a.instrument is None:
                 self._counts["refused"] += 1
                 continue
             self._open[a.attempt_id] = a.params
-            failpoint("after-validate")
-            dispatched += await self._dispatch_to_free(a.attempt_id, a.params, a.sample_id, free)
+            self._dispatch(a.attempt_id, a.instrument, a.params, a.sample_id)
+            failpoint("after-dispatch")
+            dispatched += 1
         self._refused_in_a_row = 0 if dispatched else self._refused_in_a_row + 1
+
+    async def _verdict(self, attempt_id: str, seq: int, params: dict[str, ParamValue], free: list[str]) -> ProposedAttempt:
+        """Guard a proposal, then ask a free instrument's ``check``; take the instrument if it accepts."""
+        refusal = design_space_refusal(self.space, params)
+        if refusal is not None:
+            return ProposedAttempt(attempt_id, seq, params, path=("refused",), reason=f"outside the design space: {refusal}")
+        name = free[0]
+        refusal = await self._actors[name].check.remote(MeasurementRequest(attempt_id=attempt_id, params=params))
+        if refusal is not None:
+            return ProposedAttempt(attempt_id, seq, params, path=("validated", "refused"), reason=f"instrument limits: {refusal}")
+        free.pop(0)
+        return ProposedAttempt(attempt_id, seq, params, path=("validated", "dispatched"), instrument=name)
 
     def _measurement_room(self) -> int:
         limit = self.config.budgets.max_measurements
@@ -368,7 +374,7 @@ class CampaignRunner:
     async def _dispatch_to_free(
         self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str]
     ) -> int:
-        """Ask a free instrument to check a validated attempt, then dispatch it; 1 if dispatched."""
+        """Resume path: check an already validated attempt on a free instrument and dispatch it."""
         name = free[0]
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
         refusal = await self._actors[name].check.remote(request)
@@ -445,13 +451,14 @@ class CampaignRunner:
                 estimates={self.config.objective.estimate: Estimate(value=None)},
                 flags=[f"analysis-error: {_first_line(exc)}"], valid=False,
             )
-        self.store.record_interpretation(self.campaign_id, interp)
-        self._analysing.discard(attempt_id)
         self._ingest(interp, params)
+        # Targets are evaluated with this interpretation included and logged in the same commit.
+        self.store.record_interpretation(self.campaign_id, interp, self._evaluate_targets())
+        self._analysing.discard(attempt_id)
         failpoint("after-analysed")
 
     # -- targets and progress ---------------------------------------------------------------------
-    def _evaluate_targets(self, *, record: bool) -> None:
+    def _evaluate_targets(self) -> TargetEvaluation:
         state = CampaignState(
             space=self.space, direction=self.direction, history=self._history,
             interpretations=self._interpretations, models=self.models, seed=self.config.seed,
@@ -462,17 +469,11 @@ class CampaignRunner:
             except Exception as exc:  # noqa: BLE001 — a target that cannot be evaluated is simply not met
                 old = self.target_results[target.name]
                 self.target_results[target.name] = TargetResult(None, old.goal, False, f"error: {_first_line(exc)}")
-        self._targets_dirty = False
-        if record:
-            self.store.record_target_evaluation(
-                self.campaign_id,
-                TargetEvaluation(
-                    n_measurements=self._n_measurements, instrument_seconds=self._instrument_seconds,
-                    wall_seconds=self._wall_seconds(),
-                    results={k: v.as_dict() for k, v in self.target_results.items()},
-                    all_met=all(r.met for r in self.target_results.values()),
-                ),
-            )
+        return TargetEvaluation(
+            n_measurements=self._n_measurements, instrument_seconds=self._instrument_seconds,
+            wall_seconds=self._wall_seconds(), results={k: v.as_dict() for k, v in self.target_results.items()},
+            all_met=all(r.met for r in self.target_results.values()),
+        )
 
     def _report(self) -> None:
         if self.on_progress is not None:
@@ -515,10 +516,6 @@ class CampaignRunner:
             n_measurements=self._n_measurements, instrument_seconds=self._instrument_seconds,
             wall_seconds=self._wall_seconds(), counts=counts,
         )
-
-
-def _prefixed(prefix: str, text: str | None) -> str | None:
-    return None if text is None else prefix + text
 
 
 def _goal(config: Any) -> float:

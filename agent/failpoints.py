@@ -10,7 +10,7 @@ import signal
 from collections import Counter
 
 POINTS = frozenset(
-    {"after-propose", "after-validate", "after-dispatch", "before-record-measurement", "after-measured", "after-analysed"}
+    {"after-propose", "after-dispatch", "before-record-measurement", "after-measured", "after-analysed"}
 )
 _passes: Counter[str] = Counter()
 

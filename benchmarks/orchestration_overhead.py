@@ -2,8 +2,8 @@
 
 Two figures per store backend:
 - ``components``: one ``measure`` round trip to a Ray instrument actor around a zero-time driver,
-  plus the store writes one measurement needs (decision with guard verdict, dispatched, measured
-  with raw arrays, analysed, target log) — the issue's definition, "actor round trip + store writes";
+  plus the store writes one measurement needs (decision with guard verdict and dispatch; measured
+  with raw arrays; analysed with the target log) — the issue's definition, "actor round trip + store writes";
 - ``full loop``: the steady-state wall time per measurement of the whole real loop (below).
 
 Runs the real ``CampaignRunner`` with a zero-cost synthetic instrument (no simulated exposure, no
@@ -103,15 +103,17 @@ def components(url: str, n: int = 200) -> dict[str, float]:
         t0 = time.perf_counter()
         store.record_decision(cid, i, policy="sobol", fallback=False, error=None, seed=0, n_history=i, n_pending=0,
                               reasons=[{"phase": "space-filling"}], decision_seconds=0.0, versions={},
-                              attempts=[ProposedAttempt(aid, i, {"x": 0.5}, guarded=True)])
-        store.transition(aid, "dispatched", instrument="fast")
+                              attempts=[ProposedAttempt(aid, i, {"x": 0.5}, path=("validated", "dispatched"), instrument="fast")])
         t1 = time.perf_counter()
         m = await actor.measure.remote(request)
         t2 = time.perf_counter()
         store.record_measurement(cid, m)
-        store.record_interpretation(cid, Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
-                                                        estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True))
-        store.record_target_evaluation(cid, TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False))
+        store.record_interpretation(
+            cid,
+            Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
+                           estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True),
+            TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False),
+        )
         t3 = time.perf_counter()
         trips.append(t2 - t1)
         writes.append((t1 - t0) + (t3 - t2))

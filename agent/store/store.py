@@ -109,10 +109,12 @@ class ProposedAttempt:
     seq: int
     params: dict[str, ParamValue]
     sample_id: str | None = None
-    refusal: str | None = None
-    """The guard's verdict, committed with the decision: None → ``validated``, else ``refused`` with this
-    reason. Leave ``guarded`` False to record the attempt as merely ``proposed``."""
-    guarded: bool = False
+    path: tuple[str, ...] = ()
+    """States the attempt went through after ``proposed`` before this commit, e.g. ``("validated",
+    "dispatched")`` or ``("refused",)``: the guard and the instrument's check are pure questions,
+    so their verdicts — and the dispatch — are committed with the decision, before any action."""
+    reason: str | None = None  # why it was refused, when it was
+    instrument: str | None = None  # where it was dispatched, when it was
 
 
 def json_safe(value: Any) -> Any:
@@ -257,17 +259,19 @@ class Store:
             s.add(row)
             s.flush()
             for a in attempts:
-                verdict = None if not a.guarded else ("validated" if a.refusal is None else "refused")
+                states = ("proposed", *a.path)
+                for before, after in zip(states, states[1:]):
+                    if after not in TRANSITIONS[before]:
+                        raise InvalidTransition(f"attempt {a.attempt_id}: {before} → {after} is not allowed")
                 s.add(
                     AttemptRow(
-                        id=a.attempt_id, campaign_id=campaign_id, seq=a.seq, decision_id=row.id,
-                        state=verdict or "proposed", params=json_safe(a.params), sample_id=a.sample_id,
-                        reason=a.refusal,
+                        id=a.attempt_id, campaign_id=campaign_id, seq=a.seq, decision_id=row.id, state=states[-1],
+                        params=json_safe(a.params), sample_id=a.sample_id, reason=a.reason, instrument=a.instrument,
                     )
                 )
-                s.add(TransitionRow(attempt_id=a.attempt_id, from_state=None, to_state="proposed"))
-                if verdict is not None:
-                    s.add(TransitionRow(attempt_id=a.attempt_id, from_state="proposed", to_state=verdict, note=a.refusal))
+                for before, after in zip((None, *states), states):
+                    s.add(TransitionRow(attempt_id=a.attempt_id, from_state=before, to_state=after,
+                                        note=a.reason if after == "refused" else None))
             return row.id
 
         return self._write("record a decision", act)
@@ -422,8 +426,13 @@ class Store:
         return self._read(act)
 
     # -- interpretations ------------------------------------------------------------------------
-    def record_interpretation(self, campaign_id: str, interpretation: Interpretation) -> bool:
-        """Store an interpretation and move its attempt to ``analysed``; idempotent on the attempt id."""
+    def record_interpretation(
+        self, campaign_id: str, interpretation: Interpretation, evaluation: TargetEvaluation | None = None
+    ) -> bool:
+        """Store an interpretation and move its attempt to ``analysed``; idempotent on the attempt id.
+
+        ``evaluation``, the targets evaluated with this interpretation included, is logged in the
+        same transaction."""
 
         attempt_id = interpretation.attempt_id
 
@@ -444,6 +453,8 @@ class Store:
             )
             _log_transition(s, attempt_id, "measured", "analysed", ",".join(interpretation.flags) or None)
             s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(state="analysed", updated_at=utcnow()))
+            if evaluation is not None:
+                _log_evaluation(s, campaign_id, evaluation)
             return True
 
         return self._write(f"record the interpretation of {interpretation.attempt_id}", act)
@@ -469,16 +480,7 @@ class Store:
 
     # -- targets --------------------------------------------------------------------------------
     def record_target_evaluation(self, campaign_id: str, evaluation: TargetEvaluation) -> None:
-        self._write(
-            "record a target evaluation",
-            lambda s: s.execute(
-                insert(TargetEvaluationRow).values(
-                    campaign_id=campaign_id, n_measurements=evaluation.n_measurements,
-                    instrument_seconds=evaluation.instrument_seconds, wall_seconds=evaluation.wall_seconds,
-                    results=json_safe(evaluation.results), all_met=evaluation.all_met, created_at=utcnow(),
-                )
-            ),
-        )
+        self._write("record a target evaluation", lambda s: _log_evaluation(s, campaign_id, evaluation))
 
     def target_evaluations(self, campaign_id: str) -> list[TargetEvaluation]:
         return self._read(
@@ -489,6 +491,15 @@ class Store:
                 )
             ]
         )
+
+
+def _log_evaluation(s: Session, campaign_id: str, e: TargetEvaluation) -> None:
+    s.execute(
+        insert(TargetEvaluationRow).values(
+            campaign_id=campaign_id, n_measurements=e.n_measurements, instrument_seconds=e.instrument_seconds,
+            wall_seconds=e.wall_seconds, results=json_safe(e.results), all_met=e.all_met, created_at=utcnow(),
+        )
+    )
 
 
 def _log_transition(s: Session, attempt_id: str, from_state: str | None, to_state: str, note: str | None) -> None:

@@ -2,7 +2,7 @@
 measured twice — against SQLite and PostgreSQL.
 
 One campaign per backend is killed again and again, at a different point each run (after
-proposing, after validating, after dispatching, mid-measurement, after the instrument finished but
+proposing, after dispatching — twice —, mid-measurement, after the instrument finished but
 before the store heard of it, after measuring, after analysing), then resumed to the end.
 """
 
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 MAX_MEASUREMENTS = 14
 FAILPOINTS = [
     "after-propose:2",
-    "after-validate:2",
+    "after-dispatch:1",
     "after-dispatch:2",
     None,  # killed from outside while a measurement is running
     "before-record-measurement:1",
