@@ -1,0 +1,664 @@
+"""A simulated small-angle scattering instrument (SANS or SAXS) on sasmodels physics.
+
+The sample is any sasmodels model or model expression (``sphere``, ``core_shell_sphere``,
+``sphere@hardsphere``, ``sphere+cylinder``) with its parameters; scattering-length densities are
+given directly (1e-6/Å²) or computed from a chemical formula and mass density with periodictable
+(neutron SLD for ``radiation="neutron"``, X-ray SLD at ``xray_energy_kev`` for ``"xray"``). The
+instrument is a list of named configurations (Q range, binning, flux, resolution, backgrounds); a
+request names one configuration and an exposure time. No form factor is written here: I(Q) comes
+from sasmodels kernels, smeared with sasmodels' pinhole resolution (Gaussian, 1-σ ΔQ per point).
+
+Counting model (per configuration, per Q bin *i*; all in the sample's absolute units)::
+
+    q_i          log-spaced bin centres from q_min to q_max (n_points), 1/Å
+    e_i, e_i+1   bin edges: geometric midpoints between centres (half a log step beyond the ends)
+    ΔΩ_i         = λ² (e_i+1² − e_i²) / (4π)          solid angle of the full Debye–Scherrer annulus
+                                                      between the edges (exact: cos 2θ = 1 − 2(qλ/4π)²), sr
+    k_i(t)       = Φ · t · T · d · ε · ΔΩ_i           expected counts per unit of dΣ/dΩ (counts per 1/cm)
+                   Φ flux on the sample (particles/s), t exposure (s), T transmission, d thickness (cm),
+                   ε detector efficiency × azimuthal coverage
+    I_true,i     sasmodels I(Q) with the sample's incoherent background, resolution-smeared, 1/cm
+    B_i          = cell_background + cell_background_porod · q_i⁻⁴    empty cell / solvent, 1/cm
+    N_i          ~ Poisson(k_i · (I_true,i + B_i))    counted
+    I_i          = N_i / k_i − B_i                    reduced (background subtracted), 1/cm
+    σ_i          = sqrt(max(N_i, 1)) / k_i            Poisson σ from the observed counts, 1/cm
+
+So E[I_i] = I_true,i (the background adds Poisson noise but no bias), and σ_i ∝ 1/sqrt(t). The
+background B is taken as known exactly (its own run counted long enough that its error is
+negligible), and it is expressed in the reduced data's units (already divided by T·d). Repeated
+exposures of one configuration add counts: the driver keeps N_tot = Σ N and k_tot = Σ k per
+configuration, and ``accumulated`` reports N_tot/k_tot − B with σ = sqrt(N_tot)/k_tot — which equals
+the inverse-variance combination of the single exposures up to terms of relative order 1/N.
+
+Resolution: each configuration's ``dq_over_q_fwhm`` is the fractional FWHM of the (Gaussian) Q
+resolution; the returned ``dq`` is the 1-σ width, dq = q · fwhm / (2 sqrt(2 ln 2)), which is what
+sasmodels' ``Pinhole1D`` (and an analysis smearing its model) expects. The ground truth is smeared
+with ``Pinhole1D`` on a dense grid so that it is accurate, not just consistent with sasmodels'
+default sampling at the data points, which can be off by several σ of a long exposure (see
+``smeared_intensity``).
+
+sasmodels compiles each model's C kernel once (cached on disk in ``~/.sasmodels/compiled_models``,
+or ``$SAS_DLL_PATH``; a C compiler is needed the first time); this module keeps the loaded model
+per process, and computes each configuration's smeared truth once, when the driver is built, so a
+measurement is only a Poisson draw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import numpy as np
+import periodictable
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sasmodels import core as sas_core
+from sasmodels import resolution as sas_resolution
+from sasmodels import weights as sas_weights
+from sasmodels.direct_model import call_kernel
+from scipy.interpolate import CubicSpline
+
+from instruments.protocol import InstrumentLimitError
+from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
+from simulators.clock import VirtualClock
+from simulators.journal import MeasurementJournal
+
+HC_KEV_ANGSTROM = 12.398419843320026
+"""h·c in keV·Å: X-ray wavelength (Å) = HC_KEV_ANGSTROM / energy (keV)."""
+
+DEFAULT_NEUTRON_WAVELENGTH = 6.0
+"""Å; used for a neutron configuration's solid angles when its ``wavelength`` is not given."""
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+"""FWHM of a Gaussian in units of its standard deviation (≈ 2.3548)."""
+
+POLYDISPERSITY_SUFFIXES = ("_pd", "_pd_n", "_pd_nsigma", "_pd_type")
+POLYDISPERSITY_TYPES = tuple(sorted(name for name in sas_weights.MODELS if name != "array"))
+"""Size distributions a ``*_pd_type`` may name ('array' needs explicit weights, so it is not offered)."""
+
+REQUEST_FIELDS = ("configuration", "exposure_seconds")
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Material(_Strict):
+    """A scattering-length density computed from composition (periodictable)."""
+
+    formula: str = Field(min_length=1, description="chemical formula as periodictable reads it, e.g. 'D2O', 'C8H8', 'SiO2'")
+    density: float = Field(gt=0, description="mass density, g/cm³")
+
+
+class SASSample(_Strict):
+    """The sample: a sasmodels model and its parameters, plus what the counting model needs."""
+
+    model: str = Field(
+        min_length=1,
+        description="sasmodels model name or expression: 'sphere', 'core_shell_sphere', 'sphere@hardsphere' "
+        "(form factor @ structure factor), 'sphere+cylinder' (mixture)",
+    )
+    parameters: dict[str, float | str | Material] = Field(
+        default_factory=dict,
+        description="sasmodels parameters in sasmodels units (lengths Å, SLDs 1e-6/Å²); omitted ones take the "
+        "model's defaults. An SLD parameter may be {formula, density}. Size polydispersity: '<name>_pd' "
+        "(relative width), '<name>_pd_n' (points), '<name>_pd_nsigma', '<name>_pd_type' "
+        f"({', '.join(POLYDISPERSITY_TYPES)}). 'scale' and 'background' are the fields below.",
+    )
+    scale: float = Field(
+        default=1.0,
+        ge=0,
+        description="sasmodels 'scale': the particles' volume fraction for a form factor or mixture (e.g. 0.01); "
+        "for a P@S product sasmodels multiplies it by the structure factor's 'volfraction', which then is the "
+        "volume fraction, so keep scale 1 there",
+    )
+    background: float = Field(
+        default=0.0, ge=0, description="the sample's own flat incoherent background, 1/cm (stays in the reduced data)"
+    )
+    transmission: float = Field(default=1.0, gt=0, le=1, description="sample transmission, 0 < T ≤ 1")
+    thickness_cm: float = Field(default=0.1, gt=0, description="sample thickness (path length), cm")
+
+    @field_validator("model")
+    @classmethod
+    def _no_blanks(cls, value: str) -> str:
+        return "".join(value.split())
+
+    @model_validator(mode="after")
+    def _known_model_and_parameters(self) -> SASSample:
+        info = model_info(self.model)  # raises ValueError naming an unknown model
+        check_parameters(self.model, info, self.parameters)
+        return self
+
+
+class SASConfiguration(_Strict):
+    """One instrument configuration (detector distance, wavelength, collimation) and its Q binning."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="what a request names, e.g. '5m'")
+    q_min: float = Field(gt=0, description="centre of the first Q bin, 1/Å")
+    q_max: float = Field(gt=0, description="centre of the last Q bin, 1/Å")
+    n_points: int = Field(default=100, ge=2, le=5000, description="number of log-spaced Q bins")
+    flux: float = Field(gt=0, description="incident flux onto the sample, neutrons or photons per second")
+    dq_over_q_fwhm: float = Field(
+        gt=0, le=0.5, description="Q resolution ΔQ/Q as a fraction, FWHM of a Gaussian (the data's dq is 1-σ)"
+    )
+    wavelength: float | None = Field(
+        default=None,
+        gt=0,
+        description="wavelength, Å (sets the bins' solid angles). Default: 6 Å for neutrons; from "
+        "xray_energy_kev for X-rays (must agree with it if given)",
+    )
+    min_exposure_seconds: float = Field(default=1.0, ge=0, description="shortest exposure the instrument accepts, s")
+    efficiency: float = Field(default=1.0, gt=0, le=1, description="detector efficiency × azimuthal coverage")
+    cell_background: float = Field(
+        default=0.0, ge=0, description="empty-cell/solvent background, flat part, 1/cm (counted, then subtracted)"
+    )
+    cell_background_porod: float = Field(
+        default=0.0, ge=0, description="empty-cell background Q⁻⁴ part (window surfaces): adds this × Q⁻⁴, 1/cm·Å⁻⁴"
+    )
+
+    @model_validator(mode="after")
+    def _q_order(self) -> SASConfiguration:
+        if not self.q_min < self.q_max:
+            raise ValueError(f"configuration {self.name!r}: q_min ({self.q_min}) must be below q_max ({self.q_max})")
+        return self
+
+
+class SASSettings(_Strict):
+    """Settings of the simulated SAS instrument (campaign file: ``instruments[].settings``)."""
+
+    sample: SASSample
+    configurations: list[SASConfiguration] = Field(min_length=1, description="the instrument's configurations")
+    change_seconds: float = Field(
+        default=120.0, ge=0, description="time to change configuration, s; charged on a change and on the first measurement"
+    )
+    overhead_seconds: float = Field(default=10.0, ge=0, description="per-measurement overhead (shutters, readout), s")
+    realtime_factor: float = Field(default=0.0, ge=0, description="real seconds slept per virtual second")
+    journal_dir: str | None = Field(default=None, description="folder for the instrument's own data files")
+    seed: int = 0
+    radiation: Literal["neutron", "xray"] = Field(default="neutron", description="sets how formula SLDs are computed")
+    xray_energy_kev: float | None = Field(
+        default=None, gt=0, description="X-ray energy, keV (required for radiation='xray'; e.g. 8.04 for Cu Kα)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SASSettings:
+        names = [c.name for c in self.configurations]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"configurations: names must be unique; repeated: {duplicates}")
+        if self.radiation == "xray" and self.xray_energy_kev is None:
+            raise ValueError("xray_energy_kev: required when radiation is 'xray'")
+        if self.radiation == "neutron" and self.xray_energy_kev is not None:
+            raise ValueError("xray_energy_kev: only applies to radiation 'xray'")
+        for index, configuration in enumerate(self.configurations):
+            wavelength = configuration_wavelength(self, configuration)  # raises on a mismatch
+            edges = _bin_edges(configuration)
+            if edges[-1] * wavelength / (4 * math.pi) >= 1:
+                raise ValueError(
+                    f"configurations[{index}].q_max: {configuration.q_max} 1/Å is beyond 4π/λ "
+                    f"({4 * math.pi / wavelength:.4g} 1/Å at λ = {wavelength:.4g} Å)"
+                )
+        resolve_parameters(self)  # formula SLDs must be computable now, not at the first measurement
+        return self
+
+
+# -- sasmodels model and parameter handling --------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def valid_model_names() -> tuple[str, ...]:
+    """Names of sasmodels' built-in models (form factors and structure factors)."""
+    return tuple(sorted(sas_core.list_models()))
+
+
+@functools.lru_cache(maxsize=64)
+def model_info(model: str) -> Any:
+    """sasmodels ``ModelInfo`` of a model name or expression; ValueError naming an unknown model."""
+    for part in re.split(r"[+*@]", model):
+        if part.startswith("custom."):
+            continue  # a user model in sasmodels' custom-model folder; sasmodels reports it if missing
+        if part not in valid_model_names():
+            raise ValueError(
+                f"sample.model: unknown sasmodels model {part!r} in {model!r}; valid models: "
+                f"{', '.join(valid_model_names())} (combine with '+' or '*', or '@' for a structure factor)"
+            )
+    try:
+        return sas_core.load_model_info(model)
+    except Exception as exc:  # noqa: BLE001 — sasmodels raises assorted errors for a bad expression
+        raise ValueError(f"sample.model: sasmodels cannot load {model!r}: {exc}") from exc
+
+
+def _user_parameters(info: Any) -> dict[str, Any]:
+    # The parameters a 1-D I(Q) depends on (no orientation or magnetic ones), by name.
+    return {p.id: p for p in info.parameters.user_parameters({}, is2d=False)}
+
+
+def valid_parameter_names(info: Any) -> list[str]:
+    """Parameter names ``SASSample.parameters`` accepts for a model (without scale and background)."""
+    names = []
+    for name, p in _user_parameters(info).items():
+        if name in ("scale", "background"):
+            continue
+        names.append(name)
+        if p.id in info.parameters.pd_1d:
+            names.extend(name + suffix for suffix in POLYDISPERSITY_SUFFIXES)
+    return names
+
+
+def check_parameters(model: str, info: Any, parameters: dict[str, float | str | Material]) -> None:
+    """Raise ValueError naming any parameter the model does not have, or a value it cannot take."""
+    user = _user_parameters(info)
+    valid = valid_parameter_names(info)
+    for name, value in parameters.items():
+        where = f"sample.parameters.{name}"
+        if name in ("scale", "background"):
+            raise ValueError(f"{where}: set sample.{name} instead")
+        if name not in valid:
+            raise ValueError(f"{where}: unknown parameter {name!r} for model {model!r}; valid parameters: {', '.join(valid)}")
+        base, suffix = _split_polydispersity(name, user)
+        if suffix == "_pd_type":
+            if value not in POLYDISPERSITY_TYPES:
+                raise ValueError(f"{where}: {value!r} is not a size distribution; choose one of {list(POLYDISPERSITY_TYPES)}")
+            continue
+        if isinstance(value, Material):
+            if suffix or user[name].type != "sld":
+                raise ValueError(f"{where}: only an SLD parameter may be given as {{formula, density}}")
+            continue
+        if isinstance(value, str):
+            choices = list(user[name].choices or []) if not suffix else []
+            if value not in choices:
+                hint = f"; choose one of {choices}" if choices else ""
+                raise ValueError(f"{where}: expected a number, got {value!r}{hint}")
+            continue
+        if suffix == "_pd":
+            low, high = 0.0, math.inf
+        elif suffix == "_pd_n":
+            if value != int(value):
+                raise ValueError(f"{where}: the number of polydispersity points must be an integer, got {value}")
+            low, high = 0.0, 1000.0
+        elif suffix == "_pd_nsigma":
+            low, high = 1e-6, math.inf
+        else:
+            low, high = user[base].limits
+        if not low <= value <= high:
+            raise ValueError(f"{where}: {value} is outside the model's limits [{low}, {high}]")
+
+
+def _split_polydispersity(name: str, user: dict[str, Any]) -> tuple[str, str]:
+    if name in user:
+        return name, ""
+    for suffix in sorted(POLYDISPERSITY_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix) and name[: -len(suffix)] in user:
+            return name[: -len(suffix)], suffix
+    raise KeyError(name)  # unreachable after the name check
+
+
+def material_sld(material: Material, radiation: Literal["neutron", "xray"], xray_energy_kev: float | None) -> float:
+    """Real part of the SLD of ``material``, in 1e-6/Å² (sasmodels' unit).
+
+    Neutrons: periodictable's coherent SLD (at its default 1.798 Å; the real part depends on the
+    wavelength only for strong absorbers). X-rays: the SLD at ``xray_energy_kev``.
+    """
+    if radiation == "neutron":
+        sld = periodictable.neutron_sld(material.formula, density=material.density)[0]
+    else:
+        sld = periodictable.xray_sld(material.formula, density=material.density, energy=xray_energy_kev)[0]
+    return float(sld)
+
+
+def resolve_parameters(settings: SASSettings) -> dict[str, float | str]:
+    """The sasmodels parameters of the sample, numbers only (SLDs from formulas computed), with
+    ``scale`` and ``background``: exactly what the kernel is called with."""
+    sample = settings.sample
+    user = _user_parameters(model_info(sample.model))
+    resolved: dict[str, float | str] = {"scale": sample.scale, "background": sample.background}
+    for name, value in sample.parameters.items():
+        if isinstance(value, Material):
+            try:
+                resolved[name] = material_sld(value, settings.radiation, settings.xray_energy_kev)
+            except Exception as exc:  # noqa: BLE001 — periodictable's parse errors vary
+                raise ValueError(f"sample.parameters.{name}: cannot compute the SLD of {value.formula!r}: {exc}") from exc
+        elif name.endswith("_pd_n"):
+            resolved[name] = int(value)  # type: ignore[arg-type]
+        elif isinstance(value, str) and name in user and user[name].choices:
+            resolved[name] = float(list(user[name].choices).index(value))
+        else:
+            resolved[name] = value
+    return resolved
+
+
+def configuration_wavelength(settings: SASSettings, configuration: SASConfiguration) -> float:
+    """The configuration's wavelength in Å (see ``SASConfiguration.wavelength``)."""
+    if settings.radiation == "xray":
+        assert settings.xray_energy_kev is not None
+        from_energy = HC_KEV_ANGSTROM / settings.xray_energy_kev
+        if configuration.wavelength is not None and abs(configuration.wavelength / from_energy - 1) > 0.01:
+            raise ValueError(
+                f"configuration {configuration.name!r}: wavelength {configuration.wavelength} Å disagrees with "
+                f"xray_energy_kev {settings.xray_energy_kev} ({from_energy:.4f} Å)"
+            )
+        return configuration.wavelength or from_energy
+    return configuration.wavelength or DEFAULT_NEUTRON_WAVELENGTH
+
+
+def _bin_centres(configuration: SASConfiguration) -> np.ndarray:
+    return np.geomspace(configuration.q_min, configuration.q_max, configuration.n_points)
+
+
+def _bin_edges(configuration: SASConfiguration) -> np.ndarray:
+    log_q = np.log(_bin_centres(configuration))
+    step = log_q[1] - log_q[0]
+    return np.exp(np.concatenate([[log_q[0] - step / 2], (log_q[:-1] + log_q[1:]) / 2, [log_q[-1] + step / 2]]))
+
+
+@contextlib.contextmanager
+def _compile_lock() -> Iterator[None]:
+    # sasmodels compiles a missing kernel straight into its shared DLL folder; two instrument actors
+    # starting at once on a fresh machine could load a half-written library. Serialise across processes.
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock, as sasmodels itself
+        yield
+        return
+    from sasmodels import kerneldll
+
+    os.makedirs(kerneldll.SAS_DLL_PATH, exist_ok=True)
+    with open(os.path.join(kerneldll.SAS_DLL_PATH, ".labpilot-compile.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@functools.lru_cache(maxsize=16)
+def kernel_model(model: str) -> Any:
+    """The compiled sasmodels model (a ``KernelModel``), built once per model per process.
+
+    ``platform="dll"``: the C kernel through the system compiler, never OpenCL (no GPU here, and
+    probing OpenCL devices is slow and noisy); double precision, as the truth should be.
+    """
+    with _compile_lock():
+        return sas_core.build_model(model_info(model), dtype="double", platform="dll")
+
+
+def _log_grid(q: np.ndarray, dq: np.ndarray, per_sigma: float, at_least: int, at_most: int) -> np.ndarray:
+    # Log-spaced points over sasmodels' pinhole support (−2.5σ … +3σ around the data), with at least
+    # ``per_sigma`` points per resolution σ, at least ``at_least`` and at most ``at_most`` points.
+    lo = max(float(np.min(q - 2.5 * dq)), sas_resolution.MINIMUM_ABSOLUTE_Q * float(np.min(q)))
+    hi = float(np.max(q + 3.0 * dq))
+    wanted = math.ceil(math.log(hi / lo) * per_sigma / float(np.min(dq / q)))
+    return np.geomspace(lo, hi, int(min(at_most, max(wanted, at_least))))
+
+
+def smeared_intensity(
+    model: str, parameters: dict[str, float | str], q: np.ndarray, dq: np.ndarray, dense: bool = True
+) -> np.ndarray:
+    """sasmodels I(q) (1/cm) smeared by sasmodels' Gaussian pinhole resolution of 1-σ width ``dq`` (1/Å).
+
+    ``dense=False`` samples as ``sasmodels.direct_model.DirectModel`` does: the kernel at the data
+    points themselves (extended at the ends), then ``Pinhole1D``'s quadrature over those points. Its
+    truncated-Gaussian weights (±2.5σ/+3σ) converge only linearly in the point spacing, and the data
+    spacing is often ~σ: on the SANS instrument of the tests that is off by up to 1 % (polydisperse
+    sphere, 6 % FWHM), ~4 σ of a 10-minute exposure.
+
+    ``dense=True`` (the truth): the kernel on a log grid with ≥ 4 points per σ and per data bin (at most
+    4000), cubic-spline interpolated onto ≥ 64 points per σ (at most 20000, and at most 5e6 matrix
+    entries) for the same ``Pinhole1D`` quadrature: within ~0.05 σ of a 10-minute exposure there,
+    at the cost of a few kernel points per σ.
+    """
+    if not dense:
+        pinhole = sas_resolution.Pinhole1D(q, dq)
+        return _call(model, parameters, pinhole.q_calc, pinhole.apply)
+    q_kernel = _log_grid(q, dq, per_sigma=4, at_least=4 * len(q), at_most=4000)
+    fine = _log_grid(q, dq, per_sigma=64, at_least=16 * len(q), at_most=min(20000, 5_000_000 // len(q)))
+    pinhole = sas_resolution.Pinhole1D(q, dq, q_calc=fine)
+    spline = _call(model, parameters, q_kernel, lambda iq: CubicSpline(np.log(q_kernel), iq))
+    return np.asarray(pinhole.apply(spline(np.log(pinhole.q_calc))), dtype=np.float64)
+
+
+def _call(model: str, parameters: dict[str, float | str], q_calc: np.ndarray, then: Any) -> Any:
+    # One kernel evaluation of ``model`` at ``q_calc`` (1/Å), passed on to ``then``; kernels hold
+    # native buffers, so each is released right away.
+    kernel = kernel_model(model).make_kernel([q_calc])
+    try:
+        return then(np.asarray(call_kernel(kernel, parameters), dtype=np.float64))
+    finally:
+        kernel.release()
+
+
+# -- the driver ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ConfigurationState:
+    """Fixed per-configuration arrays, and the running totals of its exposures."""
+
+    q: np.ndarray  # bin centres, 1/Å
+    dq: np.ndarray  # 1-σ resolution, 1/Å
+    truth: np.ndarray  # smeared I(q) with the sample's incoherent background, 1/cm
+    cell: np.ndarray  # empty-cell/solvent background B(q), 1/cm
+    k_per_second: np.ndarray  # expected counts per second per 1/cm: Φ T d ε ΔΩ
+    counts: np.ndarray = field(init=False)
+    exposure_seconds: float = 0.0
+    attempts: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros_like(self.q, dtype=np.int64)
+
+
+class SASDriver:
+    """Driver of the simulated SANS/SAXS instrument. Plain class; Ray wraps it in ``InstrumentActor``.
+
+    Request params: ``configuration`` (a configuration name) and ``exposure_seconds`` (s). Data:
+    ``q`` (1/Å), ``intensity`` (1/cm) with σ in ``sigma["intensity"]``, ``dq`` (1-σ, 1/Å) — of this
+    exposure only; ``accumulated`` gives the running total per configuration.
+    """
+
+    def __init__(self, name: str, settings: SASSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = VirtualClock(settings.realtime_factor)
+        self.true_parameters: dict[str, float | str] = resolve_parameters(settings)
+        """The sample's sasmodels parameters as the kernel sees them (SLDs from formulas computed)."""
+        self.configurations: dict[str, SASConfiguration] = {c.name: c for c in settings.configurations}
+        self.current_configuration: str | None = None
+        self.stopped: bool | None = None
+        self._lock = threading.Lock()  # recover() may run beside measure() in the actor's threads
+        self._states = {c.name: self._build_state(c) for c in settings.configurations}
+        self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
+        if self._journal is not None:
+            # The instrument's data files outlive a crash; so do its accumulated totals.
+            for attempt_id in dict.fromkeys(self._journal.acquisitions()):
+                measurement = self._journal.read(attempt_id)
+                if measurement is not None:
+                    self._accumulate_recorded(measurement)
+
+    def _build_state(self, configuration: SASConfiguration) -> _ConfigurationState:
+        s = self.settings
+        q = _bin_centres(configuration)
+        dq = q * configuration.dq_over_q_fwhm / FWHM_PER_SIGMA
+        edges = _bin_edges(configuration)
+        wavelength = configuration_wavelength(s, configuration)
+        solid_angle = wavelength**2 * (edges[1:] ** 2 - edges[:-1] ** 2) / (4 * math.pi)
+        k_per_second = (
+            configuration.flux * s.sample.transmission * s.sample.thickness_cm * configuration.efficiency * solid_angle
+        )
+        truth = smeared_intensity(s.sample.model, self.true_parameters, q, dq)
+        cell = configuration.cell_background + configuration.cell_background_porod * q**-4.0
+        return _ConfigurationState(q=q, dq=dq, truth=truth, cell=cell, k_per_second=k_per_second)
+
+    # -- the driver protocol ---------------------------------------------------------------------
+    def describe(self) -> dict[str, DataKey]:
+        n = max(c.n_points for c in self.settings.configurations)
+        per = ", ".join(f"{c.name}: {c.n_points}" for c in self.settings.configurations)
+        note = f"shape is the largest configuration's; each measurement has its configuration's n_points ({per})"
+        return {
+            "q": DataKey(dtype="array", shape=[n], units="1/angstrom", description=f"Q bin centres; {note}"),
+            "intensity": DataKey(
+                dtype="array",
+                shape=[n],
+                units="1/cm",
+                description="background-subtracted absolute intensity dΣ/dΩ of this exposure; σ from counting statistics",
+            ),
+            "dq": DataKey(
+                dtype="array", shape=[n], units="1/angstrom", description="1-σ Gaussian Q resolution per point (pinhole)"
+            ),
+        }
+
+    def check(self, request: MeasurementRequest) -> None:
+        params = request.params
+        unknown = sorted(set(params) - set(REQUEST_FIELDS))
+        if unknown:
+            raise InstrumentLimitError(f"{self.name}: unknown request fields {unknown}; known: {list(REQUEST_FIELDS)}")
+        valid = list(self.configurations)
+        if "configuration" not in params:
+            raise InstrumentLimitError(f"{self.name}: request lacks 'configuration'; valid configurations: {valid}")
+        configuration = params["configuration"]
+        if not isinstance(configuration, str) or configuration not in self.configurations:
+            raise InstrumentLimitError(
+                f"{self.name}: configuration={configuration!r} is not a configuration of this instrument; "
+                f"valid configurations: {valid}"
+            )
+        if "exposure_seconds" not in params:
+            raise InstrumentLimitError(f"{self.name}: request lacks 'exposure_seconds'")
+        exposure = params["exposure_seconds"]
+        if isinstance(exposure, (str, bool)) or not math.isfinite(float(exposure)):
+            raise InstrumentLimitError(f"{self.name}: exposure_seconds={exposure!r} is not a finite number")
+        if float(exposure) <= 0:
+            raise InstrumentLimitError(f"{self.name}: exposure_seconds={exposure} must be positive")
+        minimum = self.configurations[configuration].min_exposure_seconds
+        if float(exposure) < minimum:
+            raise InstrumentLimitError(
+                f"{self.name}: exposure_seconds={exposure} is below configuration {configuration!r}'s minimum ({minimum} s)"
+            )
+
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        self.check(request)
+        wall_start = time.perf_counter()
+        s = self.settings
+        name = str(request.params["configuration"])
+        exposure = float(request.params["exposure_seconds"])
+        state = self._states[name]
+        started = datetime.now(timezone.utc)
+        change = s.change_seconds if self.current_configuration != name else 0.0
+        self.clock.advance(exposure + change + s.overhead_seconds)
+        self.current_configuration = name
+
+        rng = np.random.default_rng(_attempt_seed(s.seed, request.attempt_id))
+        k = state.k_per_second * exposure
+        # max(·, 0): a spline through a deep, unresolved minimum may dip a hair below zero.
+        counts = rng.poisson(np.maximum(k * (state.truth + state.cell), 0.0))
+        intensity, sigma = _reduce(counts, k, state.cell)
+        measurement = Measurement(
+            attempt_id=request.attempt_id,
+            instrument=self.name,
+            params=dict(request.params),
+            sample_id=request.sample_id,
+            data={"q": state.q.copy(), "intensity": intensity, "dq": state.dq.copy()},
+            sigma={"intensity": sigma},
+            timing=Timing(
+                exposure_seconds=exposure,
+                motion_seconds=change,
+                overhead_seconds=s.overhead_seconds,
+                started_at=started,
+                wall_seconds=time.perf_counter() - wall_start,
+            ),
+        )
+        if self._journal is not None:
+            self._journal.write(measurement)
+        self._accumulate(name, request.attempt_id, counts, exposure)
+        return measurement
+
+    def stop(self, success: bool) -> None:
+        self.stopped = success
+
+    def recover(self, attempt_id: str) -> Measurement | None:
+        if self._journal is None:
+            return None
+        measurement = self._journal.read(attempt_id)
+        if measurement is not None:
+            self._accumulate_recorded(measurement)
+        return measurement
+
+    # -- accumulation ------------------------------------------------------------------------------
+    def _accumulate(self, configuration: str, attempt_id: str, counts: np.ndarray, exposure: float) -> None:
+        state = self._states[configuration]
+        with self._lock:
+            if attempt_id in state.attempts:
+                return  # a replayed attempt draws the same noise: counting it twice would not be a new exposure
+            state.attempts.add(attempt_id)
+            state.counts += counts
+            state.exposure_seconds += exposure
+
+    def _accumulate_recorded(self, measurement: Measurement) -> None:
+        # Counts are recovered exactly from a recorded exposure: N = k (I + B), an integer.
+        configuration = measurement.params.get("configuration")
+        if measurement.instrument != self.name or configuration not in self._states:
+            return
+        state = self._states[str(configuration)]
+        exposure = float(measurement.params["exposure_seconds"])
+        counts = np.rint(state.k_per_second * exposure * (measurement.data["intensity"] + state.cell)).astype(np.int64)
+        self._accumulate(str(configuration), measurement.attempt_id, counts, exposure)
+
+    def accumulated(self, configuration: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """All exposures of ``configuration`` counted together: (q 1/Å, I 1/cm, σ 1/cm, total exposure s).
+
+        The counts of every distinct attempt are summed, so σ shrinks as 1/sqrt(total exposure).
+        """
+        state = self._state(configuration)
+        with self._lock:
+            counts, exposure = state.counts.copy(), state.exposure_seconds
+        if exposure == 0:
+            raise ValueError(f"{self.name}: no exposures of configuration {configuration!r} yet")
+        intensity, sigma = _reduce(counts, state.k_per_second * exposure, state.cell)
+        return state.q.copy(), intensity, sigma, exposure
+
+    # -- ground truth, for tests and benchmarks ----------------------------------------------------
+    def _state(self, configuration: str) -> _ConfigurationState:
+        if configuration not in self._states:
+            raise ValueError(
+                f"{self.name}: unknown configuration {configuration!r}; valid configurations: {list(self._states)}"
+            )
+        return self._states[configuration]
+
+    def true_intensity(self, configuration: str) -> tuple[np.ndarray, np.ndarray]:
+        """(q 1/Å, noise-free resolution-smeared I(q) 1/cm, including the sample's incoherent background)."""
+        state = self._state(configuration)
+        return state.q.copy(), state.truth.copy()
+
+    def resolution(self, configuration: str) -> np.ndarray:
+        """1-σ Q resolution (1/Å) of the configuration's bins."""
+        return self._state(configuration).dq.copy()
+
+    def expected_sigma(self, configuration: str, exposure_seconds: float) -> np.ndarray:
+        """σ (1/cm) an exposure of this length would report on average: sqrt(k (I + B)) / k."""
+        state = self._state(configuration)
+        k = state.k_per_second * exposure_seconds
+        return np.sqrt(k * (state.truth + state.cell)) / k
+
+
+def _reduce(counts: np.ndarray, k: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Counts → absolute intensity with the background subtracted, and its Poisson σ. An empty bin
+    # reports σ as for one count, so no point claims infinite precision.
+    counts = np.asarray(counts, dtype=np.float64)
+    return counts / k - cell, np.sqrt(np.maximum(counts, 1.0)) / k
+
+
+def _attempt_seed(seed: int, attempt_id: str) -> int:
+    # Noise depends on the attempt, not on the order attempts happen to finish in: campaigns replay.
+    # (Same hashing as simulators.synthetic.)
+    digest = hashlib.sha256(f"{seed}:{attempt_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
