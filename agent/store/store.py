@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store.engine import describe_url, make_engine, with_retry
@@ -117,6 +118,22 @@ class ProposedAttempt:
     instrument: str | None = None  # where it was dispatched, when it was
 
 
+# Hot-path statements are built once: constructing a statement per call (coercing every column)
+# cost more than the database work itself. Executed on the session's connection with plain dicts.
+_ATTEMPT_STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("attempt_id"))
+_DECISION_ID = select(DecisionRow.id).where(DecisionRow.campaign_id == bindparam("campaign_id"), DecisionRow.seq == bindparam("seq"))
+_HAS_MEASUREMENT = select(MeasurementRow.attempt_id).where(MeasurementRow.attempt_id == bindparam("attempt_id"))
+_HAS_INTERPRETATION = select(InterpretationRow.attempt_id).where(InterpretationRow.attempt_id == bindparam("attempt_id"))
+_UPDATE_ATTEMPT = update(AttemptRow).where(AttemptRow.id == bindparam("attempt_id_"))  # SET columns come from the params
+_INSERT_DECISION = insert(DecisionRow).returning(DecisionRow.id)
+_INSERT_ATTEMPT = insert(AttemptRow)
+_INSERT_TRANSITION = insert(TransitionRow)
+_INSERT_MEASUREMENT = insert(MeasurementRow)
+_INSERT_ARRAY = insert(ArrayRow)
+_INSERT_INTERPRETATION = insert(InterpretationRow)
+_INSERT_EVALUATION = insert(TargetEvaluationRow)
+
+
 def json_safe(value: Any) -> Any:
     """Replace non-finite floats (which JSON and PostgreSQL's json reject) with None, recursively."""
     if isinstance(value, float):
@@ -167,6 +184,15 @@ class Store:
         def run() -> Any:
             with self._session.begin() as session:
                 return action(session)
+
+        return with_retry(run, what=what, database=self.database, attempts=self.retry_attempts)
+
+    def _write_core(self, what: str, action: Any) -> Any:
+        """Like ``_write`` but on a bare connection: no ORM session to build, for the hot path."""
+
+        def run() -> Any:
+            with self.engine.begin() as conn:
+                return action(conn)
 
         return with_retry(run, what=what, database=self.database, attempts=self.retry_attempts)
 
@@ -247,34 +273,40 @@ class Store:
     ) -> int:
         """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq)."""
 
-        def act(s: Session) -> int:
-            existing = s.scalar(select(DecisionRow).where(DecisionRow.campaign_id == campaign_id, DecisionRow.seq == seq))
-            if existing is not None:
-                return existing.id
-            row = DecisionRow(
-                campaign_id=campaign_id, seq=seq, policy=policy, fallback=fallback, error=error, seed=seed,
-                n_history=n_history, n_pending=n_pending, reasons=json_safe(list(reasons)),
-                decision_seconds=decision_seconds, package_versions=versions,
-            )
-            s.add(row)
-            s.flush()
-            for a in attempts:
-                states = ("proposed", *a.path)
-                for before, after in zip(states, states[1:]):
-                    if after not in TRANSITIONS[before]:
-                        raise InvalidTransition(f"attempt {a.attempt_id}: {before} → {after} is not allowed")
-                s.add(
-                    AttemptRow(
-                        id=a.attempt_id, campaign_id=campaign_id, seq=a.seq, decision_id=row.id, state=states[-1],
-                        params=json_safe(a.params), sample_id=a.sample_id, reason=a.reason, instrument=a.instrument,
-                    )
-                )
-                for before, after in zip((None, *states), states):
-                    s.add(TransitionRow(attempt_id=a.attempt_id, from_state=before, to_state=after,
-                                        note=a.reason if after == "refused" else None))
-            return row.id
+        now = utcnow()
+        attempt_rows: list[dict[str, Any]] = []
+        transition_rows: list[dict[str, Any]] = []
+        for a in attempts:
+            states = ("proposed", *a.path)
+            for before, after in zip(states, states[1:]):
+                if after not in TRANSITIONS[before]:
+                    raise InvalidTransition(f"attempt {a.attempt_id}: {before} → {after} is not allowed")
+            attempt_rows.append({
+                "id": a.attempt_id, "campaign_id": campaign_id, "seq": a.seq, "state": states[-1],
+                "params": json_safe(a.params), "sample_id": a.sample_id, "reason": a.reason, "instrument": a.instrument,
+                "reconciled": None, "reruns": 0, "instrument_seconds": None, "created_at": now, "updated_at": now,
+            })
+            transition_rows += [
+                {"attempt_id": a.attempt_id, "from_state": before, "to_state": after,
+                 "note": a.reason if after == "refused" else None, "at": now}
+                for before, after in zip((None, *states), states)
+            ]
 
-        return self._write("record a decision", act)
+        def act(conn: Connection) -> int:
+            existing = conn.execute(_DECISION_ID, {"campaign_id": campaign_id, "seq": seq}).scalar()
+            if existing is not None:
+                return int(existing)
+            decision_id = conn.execute(_INSERT_DECISION, {
+                "campaign_id": campaign_id, "seq": seq, "policy": policy, "fallback": fallback, "error": error,
+                "seed": seed, "n_history": n_history, "n_pending": n_pending, "reasons": json_safe(list(reasons)),
+                "decision_seconds": decision_seconds, "package_versions": versions, "created_at": now,
+            }).scalar_one()
+            if attempt_rows:
+                conn.execute(_INSERT_ATTEMPT, [{**r, "decision_id": decision_id} for r in attempt_rows])
+                conn.execute(_INSERT_TRANSITION, transition_rows)
+            return int(decision_id)
+
+        return self._write_core("record a decision", act)
 
     def transition(
         self,
@@ -291,15 +323,15 @@ class Store:
         transition the lifecycle does not allow."""
 
         # Core statements, not the ORM unit of work: this runs several times per measurement.
-        def act(s: Session) -> bool:
-            state = s.scalar(select(AttemptRow.state).where(AttemptRow.id == attempt_id))
+        def act(conn: Connection) -> bool:
+            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
             if state is None:
                 raise KeyError(f"no attempt {attempt_id!r}")
             if state == to_state and not rerun:
                 return False
             if to_state not in TRANSITIONS[state] and not (rerun and state == to_state):
                 raise InvalidTransition(f"attempt {attempt_id}: {state} → {to_state} is not allowed")
-            _log_transition(s, attempt_id, state, to_state, note or reason)
+            _log_transition(conn, attempt_id, state, to_state, note or reason)
             values: dict[str, Any] = {"state": to_state, "updated_at": utcnow()}
             if reason is not None:
                 values["reason"] = reason
@@ -308,11 +340,11 @@ class Store:
             if reconciled is not None:
                 values["reconciled"] = reconciled
             if rerun:
-                values["reruns"] = AttemptRow.reruns + 1
-            s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(**values))
+                conn.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(reruns=AttemptRow.reruns + 1))
+            conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values})
             return True
 
-        return self._write(f"move attempt {attempt_id} to {to_state}", act)
+        return self._write_core(f"move attempt {attempt_id} to {to_state}", act)
 
     def attempt(self, attempt_id: str) -> Attempt:
         def act(s: Session) -> Attempt:
@@ -369,36 +401,36 @@ class Store:
              "shape": list(np.asarray(v).shape), "payload": _npy(v)}
             for role, key, v in arrays
         ]
+        measurement_row = {
+            "attempt_id": attempt_id, "campaign_id": campaign_id, "instrument": measurement.instrument,
+            "sample_id": measurement.sample_id or attempt_id, "params": json_safe(measurement.params),
+            "timing": measurement.timing.model_dump(mode="json"), "instrument_seconds": seconds, "finite": finite,
+            "recovered": measurement.recovered,
+        }
 
-        def act(s: Session) -> bool:
-            if s.scalar(select(MeasurementRow.attempt_id).where(MeasurementRow.attempt_id == attempt_id)) is not None:
+        def act(conn: Connection) -> bool:
+            if conn.execute(_HAS_MEASUREMENT, {"attempt_id": attempt_id}).scalar() is not None:
                 return False
-            state = s.scalar(select(AttemptRow.state).where(AttemptRow.id == attempt_id))
+            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
             if state is None:
                 raise KeyError(f"measurement for unknown attempt {attempt_id!r}")
             if "measured" not in TRANSITIONS[state]:
                 raise InvalidTransition(f"attempt {attempt_id}: {state} → measured is not allowed")
-            s.execute(
-                insert(MeasurementRow).values(
-                    attempt_id=attempt_id, campaign_id=campaign_id, instrument=measurement.instrument,
-                    sample_id=measurement.sample_id or attempt_id, params=json_safe(measurement.params),
-                    timing=measurement.timing.model_dump(mode="json"), instrument_seconds=seconds, finite=finite,
-                    recovered=measurement.recovered, created_at=utcnow(),
-                )
-            )
+            now = utcnow()
+            conn.execute(_INSERT_MEASUREMENT, {**measurement_row, "created_at": now})
             if array_rows:
-                s.execute(insert(ArrayRow), array_rows)
+                conn.execute(_INSERT_ARRAY, array_rows)
             note = "adopted from the instrument's records" if reconciled == "adopted" else None
-            _log_transition(s, attempt_id, state, "measured", note)
+            _log_transition(conn, attempt_id, state, "measured", note)
             values: dict[str, Any] = {
-                "state": "measured", "instrument": measurement.instrument, "instrument_seconds": seconds, "updated_at": utcnow(),
+                "state": "measured", "instrument": measurement.instrument, "instrument_seconds": seconds, "updated_at": now,
             }
             if reconciled is not None:
                 values["reconciled"] = reconciled
-            s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(**values))
+            conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values})
             return True
 
-        return self._write(f"record the measurement of {measurement.attempt_id}", act)
+        return self._write_core(f"record the measurement of {measurement.attempt_id}", act)
 
     def measurement(self, attempt_id: str) -> Measurement | None:
         return self._read(lambda s: _measurement(s, s.get(MeasurementRow, attempt_id)))
@@ -436,28 +468,28 @@ class Store:
 
         attempt_id = interpretation.attempt_id
 
-        def act(s: Session) -> bool:
-            if s.scalar(select(InterpretationRow.attempt_id).where(InterpretationRow.attempt_id == attempt_id)) is not None:
+        row = {
+            "attempt_id": attempt_id, "campaign_id": campaign_id, "sample_id": interpretation.sample_id,
+            "analysis": interpretation.analysis,
+            "estimates": {k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
+            "flags": list(interpretation.flags), "valid": interpretation.valid, "details": json_safe(interpretation.details),
+        }
+
+        def act(conn: Connection) -> bool:
+            if conn.execute(_HAS_INTERPRETATION, {"attempt_id": attempt_id}).scalar() is not None:
                 return False
-            state = s.scalar(select(AttemptRow.state).where(AttemptRow.id == attempt_id))
+            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
             if state != "measured":
                 raise InvalidTransition(f"attempt {attempt_id}: cannot be analysed from state {state or 'missing'}")
-            s.execute(
-                insert(InterpretationRow).values(
-                    attempt_id=attempt_id, campaign_id=campaign_id, sample_id=interpretation.sample_id,
-                    analysis=interpretation.analysis,
-                    estimates={k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
-                    flags=list(interpretation.flags), valid=interpretation.valid, details=json_safe(interpretation.details),
-                    created_at=utcnow(),
-                )
-            )
-            _log_transition(s, attempt_id, "measured", "analysed", ",".join(interpretation.flags) or None)
-            s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(state="analysed", updated_at=utcnow()))
+            now = utcnow()
+            conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": now})
+            _log_transition(conn, attempt_id, "measured", "analysed", ",".join(interpretation.flags) or None)
+            conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, "state": "analysed", "updated_at": now})
             if evaluation is not None:
-                _log_evaluation(s, campaign_id, evaluation)
+                _log_evaluation(conn, campaign_id, evaluation)
             return True
 
-        return self._write(f"record the interpretation of {interpretation.attempt_id}", act)
+        return self._write_core(f"record the interpretation of {interpretation.attempt_id}", act)
 
     def interpretations(self, campaign_id: str) -> list[Interpretation]:
         def act(s: Session) -> list[Interpretation]:
@@ -480,7 +512,7 @@ class Store:
 
     # -- targets --------------------------------------------------------------------------------
     def record_target_evaluation(self, campaign_id: str, evaluation: TargetEvaluation) -> None:
-        self._write("record a target evaluation", lambda s: _log_evaluation(s, campaign_id, evaluation))
+        self._write_core("record a target evaluation", lambda conn: _log_evaluation(conn, campaign_id, evaluation))
 
     def target_evaluations(self, campaign_id: str) -> list[TargetEvaluation]:
         return self._read(
@@ -493,17 +525,15 @@ class Store:
         )
 
 
-def _log_evaluation(s: Session, campaign_id: str, e: TargetEvaluation) -> None:
-    s.execute(
-        insert(TargetEvaluationRow).values(
-            campaign_id=campaign_id, n_measurements=e.n_measurements, instrument_seconds=e.instrument_seconds,
-            wall_seconds=e.wall_seconds, results=json_safe(e.results), all_met=e.all_met, created_at=utcnow(),
-        )
-    )
+def _log_evaluation(conn: Connection, campaign_id: str, e: TargetEvaluation) -> None:
+    conn.execute(_INSERT_EVALUATION, {
+        "campaign_id": campaign_id, "n_measurements": e.n_measurements, "instrument_seconds": e.instrument_seconds,
+        "wall_seconds": e.wall_seconds, "results": json_safe(e.results), "all_met": e.all_met, "created_at": utcnow(),
+    })
 
 
-def _log_transition(s: Session, attempt_id: str, from_state: str | None, to_state: str, note: str | None) -> None:
-    s.execute(insert(TransitionRow).values(attempt_id=attempt_id, from_state=from_state, to_state=to_state, note=note, at=utcnow()))
+def _log_transition(conn: Connection, attempt_id: str, from_state: str | None, to_state: str, note: str | None) -> None:
+    conn.execute(_INSERT_TRANSITION, {"attempt_id": attempt_id, "from_state": from_state, "to_state": to_state, "note": note, "at": utcnow()})
 
 
 def _campaign(r: CampaignRow) -> Campaign:
