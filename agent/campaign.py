@@ -338,15 +338,18 @@ class CampaignRunner:
 
     async def _verdict(self, attempt_id: str, seq: int, params: dict[str, ParamValue], free: list[str]) -> ProposedAttempt:
         """Guard a proposal, then ask a free instrument's ``check``; take the instrument if it accepts."""
+        sample = self.config.sample
         refusal = design_space_refusal(self.space, params)
         if refusal is not None:
-            return ProposedAttempt(attempt_id, seq, params, path=("refused",), reason=f"outside the design space: {refusal}")
+            return ProposedAttempt(attempt_id, seq, params, sample, path=("refused",), reason=f"outside the design space: {refusal}")
         name = free[0]
-        refusal = await self._actors[name].check.remote(MeasurementRequest(attempt_id=attempt_id, params=params))
+        refusal = await self._actors[name].check.remote(MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample))
         if refusal is not None:
-            return ProposedAttempt(attempt_id, seq, params, path=("validated", "refused"), reason=f"instrument limits: {refusal}")
+            return ProposedAttempt(
+                attempt_id, seq, params, sample, path=("validated", "refused"), reason=f"instrument limits: {refusal}"
+            )
         free.pop(0)
-        return ProposedAttempt(attempt_id, seq, params, path=("validated", "dispatched"), instrument=name)
+        return ProposedAttempt(attempt_id, seq, params, sample, path=("validated", "dispatched"), instrument=name)
 
     def _measurement_room(self) -> int:
         limit = self.config.budgets.max_measurements

@@ -98,6 +98,12 @@ class CampaignConfig(_Strict):
     seed: int = Field(default=0, ge=0)
     storage: str = Field(default="sqlite:///labpilot.db", description="SQLAlchemy URL of the store")
     data_dir: str = Field(default="labpilot-data", description="instrument data files and document logs")
+    sample: str | None = Field(
+        default=None,
+        description="measure one sample: every attempt measures it, and the analysis interprets all its "
+        "measurements together (within-sample adaptivity: the design space is then the measurement's own "
+        "settings, e.g. configuration and exposure). Unset: every attempt is a new sample.",
+    )
     design_space: DesignSpace
     instruments: list[InstrumentConfig] = Field(min_length=1)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)

@@ -16,9 +16,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from analysis.protocol import Analysis
+from analysis.sas import SASFitAnalysis, SASFitSettings
 from analysis.scalar import ScalarAnalysis, ScalarSettings
 from instruments.protocol import Driver
 from policies.space import CategoricalParameter, DesignSpace
+from simulators.sas import SASDriver, SASSettings
 from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
 
 
@@ -40,8 +42,13 @@ def _complete_synthetic(settings: dict[str, Any], space: DesignSpace, data_dir: 
     return out
 
 
+def _complete_sas(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
+    return {**settings, "journal_dir": settings.get("journal_dir") or str(data_dir)}
+
+
 INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "synthetic": InstrumentKind(SyntheticSettings, SyntheticPropertyDriver, _complete_synthetic),  # type: ignore[arg-type]
+    "sas": InstrumentKind(SASSettings, SASDriver, _complete_sas),  # type: ignore[arg-type]
 }
 
 
@@ -58,6 +65,7 @@ ANALYSIS_KINDS: dict[str, AnalysisKind] = {
         ScalarAnalysis,  # type: ignore[arg-type]
         lambda s: [s.estimate or s.key],  # type: ignore[attr-defined]
     ),
+    "sas": AnalysisKind(SASFitSettings, SASFitAnalysis, lambda s: s.estimate_names()),  # type: ignore[arg-type,attr-defined]
 }
 
 

@@ -519,6 +519,18 @@ def _base_parameters(candidate: CandidateModel) -> dict[str, float | int | str]:
     return pars
 
 
+def _dense_q_calc(q: np.ndarray, dq: np.ndarray, per_sigma: int = 8, at_most: int = 1500) -> np.ndarray:
+    """Log-spaced kernel points (1/Å) covering every point's resolution (−2.5σ … +3σ) at ≥ ``per_sigma``
+    points per σ of the narrowest relative resolution, capped at ``at_most``."""
+    from sasmodels import resolution
+
+    positive = dq > 0
+    lo = max(float(np.min(q - 2.5 * dq)), resolution.MINIMUM_ABSOLUTE_Q * float(np.min(q)))
+    hi = float(np.max(q + 3.0 * dq))
+    wanted = math.ceil(math.log(hi / lo) * per_sigma / float(np.min(dq[positive] / q[positive])))
+    return np.geomspace(lo, hi, int(min(at_most, max(wanted, 2 * len(q)))))
+
+
 class _Evaluator:
     """I(q) of one candidate on a set of (q, dq) blocks, smeared by sasmodels' pinhole resolution.
 
@@ -539,7 +551,13 @@ class _Evaluator:
             # Repeated q values give zero-width bins in the weight matrix (0/0, then renormalised);
             # numpy's warning about it is noise here.
             with np.errstate(all="ignore"):
-                res = resolution.Pinhole1D(q, dq) if np.any(dq > 0) else resolution.Perfect1D(q)
+                if np.any(dq > 0):
+                    # Pinhole1D's default q_calc is the data points themselves, about one σ apart;
+                    # its truncated-Gaussian quadrature then misses the smeared curve by up to ~1 %
+                    # (several σ of a long exposure). A log grid of ≥ 8 points per σ fixes that.
+                    res = resolution.Pinhole1D(q, dq, q_calc=_dense_q_calc(q, dq))
+                else:
+                    res = resolution.Perfect1D(q)
             self.resolutions.append(res)
             calcs.append(np.asarray(res.q_calc, dtype=float))
         self.splits = np.cumsum([c.size for c in calcs])[:-1]
