@@ -522,7 +522,11 @@ class CampaignRunner:
 
 
 def _goal(config: Any) -> float:
-    return float(getattr(config, "goal", None) or getattr(config, "probability", 0.0))
+    for field in ("goal", "probability", "at_least", "at_most"):
+        value = getattr(config, field, None)
+        if value is not None:
+            return float(value)
+    raise AssertionError(f"target {config.name!r} has no goal")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -73,8 +73,25 @@ class RelativeUncertaintyTarget(_Target):
     sample: Literal["latest", "best"] = "latest"
 
 
+class EstimateThresholdTarget(_Target):
+    """The newest valid value of the named estimate is ≥ ``at_least`` and/or ≤ ``at_most``
+    (e.g. ``p(best)`` ≥ 0.95: the most probable model is known)."""
+
+    kind: Literal["estimate_threshold"]
+    estimate: str = Field(min_length=1)
+    at_least: float | None = None
+    at_most: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> EstimateThresholdTarget:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("set at_least, at_most or both")
+        return self
+
+
 TargetConfig = Annotated[
-    MaxPosteriorStdTarget | IncumbentNearOptimumTarget | RelativeUncertaintyTarget, Field(discriminator="kind")
+    MaxPosteriorStdTarget | IncumbentNearOptimumTarget | RelativeUncertaintyTarget | EstimateThresholdTarget,
+    Field(discriminator="kind"),
 ]
 
 

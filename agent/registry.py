@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.config import CampaignConfig, RelativeUncertaintyTarget
+from agent.config import CampaignConfig, EstimateThresholdTarget, RelativeUncertaintyTarget
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS
 from policies.registry import build_policy
 
@@ -46,7 +46,7 @@ def semantic_errors(config: CampaignConfig) -> list[tuple[str, str]]:
     if estimates and config.objective.estimate not in estimates:
         errors.append(("objective.estimate", f"analysis does not produce {config.objective.estimate!r}; it produces {estimates}"))
     for i, target in enumerate(config.targets):
-        if isinstance(target, RelativeUncertaintyTarget) and estimates and target.estimate not in estimates:
+        if isinstance(target, (RelativeUncertaintyTarget, EstimateThresholdTarget)) and estimates and target.estimate not in estimates:
             errors.append((f"targets[{i}].estimate", f"analysis does not produce {target.estimate!r}; it produces {estimates}"))
     try:
         build_policy(

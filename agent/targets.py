@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.config import (
+    EstimateThresholdTarget,
     IncumbentNearOptimumTarget,
     MaxPosteriorStdTarget,
     RelativeUncertaintyTarget,
@@ -109,10 +110,32 @@ class RelativeUncertainty:
         return TargetResult(relative, goal, value <= goal, f"sample {interp.sample_id}")
 
 
+class EstimateThreshold:
+    def __init__(self, config: EstimateThresholdTarget) -> None:
+        self.name, self.config = config.name, config
+
+    def evaluate(self, state: CampaignState) -> TargetResult:
+        c = self.config
+        goal = c.at_least if c.at_least is not None else c.at_most
+        assert goal is not None
+        latest = next(
+            (i for i in reversed(state.interpretations)
+             if i.valid and c.estimate in i.estimates and i.estimates[c.estimate].value is not None),
+            None,
+        )
+        if latest is None:
+            return TargetResult(None, goal, False, f"no valid estimate of {c.estimate!r} yet")
+        value = latest.estimates[c.estimate].value
+        assert value is not None
+        met = (c.at_least is None or value >= c.at_least) and (c.at_most is None or value <= c.at_most)
+        return TargetResult(value, goal, met, f"sample {latest.sample_id}")
+
+
 def build_targets(configs: Sequence[TargetConfig]) -> list[Target]:
     kinds = {
         "max_posterior_std": MaxPosteriorStd,
         "incumbent_near_optimum": IncumbentNearOptimum,
         "relative_uncertainty": RelativeUncertainty,
+        "estimate_threshold": EstimateThreshold,
     }
     return [kinds[c.kind](c) for c in configs]  # type: ignore[arg-type]

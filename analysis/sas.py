@@ -341,7 +341,8 @@ class SASFitSettings(_Strict):
             params = list(self.report)
         else:
             params = list(dict.fromkeys(p for c in self.candidates for p in c.parameters))
-        return [*params, *(f"p({c.name})" for c in self.candidates)]
+        # p(best): the posterior probability of whichever candidate is most probable now.
+        return [*params, *(f"p({c.name})" for c in self.candidates), "p(best)"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1058,6 +1059,7 @@ class SASFitAnalysis:
             "errors_scaled": False,
         }
         estimates: dict[str, Estimate] = {f"p({c.name})": Estimate(value=None) for c in st.candidates}
+        estimates["p(best)"] = Estimate(value=None)
         explicit = st.report is not None
         report_names = [e for e in st.estimate_names() if not e.startswith("p(")]
 
@@ -1090,6 +1092,7 @@ class SASFitAnalysis:
             return empty("too-few-points" if n <= min(len(c.parameters) for c in st.candidates) else "no-fit")
         candidate = st.candidate(best.model)
         chi2_red = best.chi2_reduced
+        estimates["p(best)"] = Estimate(value=report.probabilities[best.model], sigma=None)
         details.update(
             best_model=best.model, best_model_probability=report.probabilities[best.model],
             chi2=best.chi2, chi2_reduced=_finite_or_none(chi2_red), converged=best.converged,

@@ -12,6 +12,8 @@ continuous columns are optimised for each. Integer parameters are relaxed and ro
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import itertools
 import math
 import time
@@ -57,7 +59,7 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
-class _ModelBasedPolicy:
+class _ModelBasedPolicy(ABC):
     """Shared machinery: initial design, fitting, constrained (mixed) optimisation, decoding."""
 
     name = ""
@@ -162,8 +164,9 @@ class _ModelBasedPolicy:
         return proposals
 
     # -- subclass hook ---------------------------------------------------------------------------
+    @abstractmethod
     def _acquisition(self, fitted: FittedModel, X_pending: torch.Tensor | None) -> AcquisitionFunction:
-        raise NotImplementedError
+        """The acquisition function to maximise, given the fitted model and in-flight points."""
 
     # -- helpers -------------------------------------------------------------------------------------
     def _initial_design(self, step: int, n: int, n_observed: int) -> list[Proposal]:

@@ -34,3 +34,5 @@ def test_sans_baseline_campaign_measures_one_sample_until_the_radius_is_known(tm
     assert radius.sigma / radius.value <= 0.02
     assert abs(radius.value - 120.0) <= 3 * radius.sigma, (radius.value, radius.sigma)  # the truth is 120 Å
     assert last.estimates["p(sphere)"].value > 0.95  # type: ignore[operator]
+    assert last.estimates["p(best)"].value == last.estimates["p(sphere)"].value
+    assert result.targets["model_known"].met and result.targets["radius_2pct"].met

@@ -333,7 +333,7 @@ def test_bad_data_never_raises(case):
         assert "q-grid-mismatch:mid" in out.flags and out.details["n_configurations"] == 2
     else:
         assert out.flags and not out.valid
-        assert set(out.estimates) == {"radius", "radius_pd", "scale", "background", "p(sphere)"}
+        assert set(out.estimates) == {"radius", "radius_pd", "scale", "background", "p(sphere)", "p(best)"}
 
 
 def test_settings_name_an_unknown_model_and_list_valid_ones():
@@ -382,7 +382,7 @@ def test_settings_reject_bad_fixed_values_and_names():
     with pytest.raises(ValidationError):
         settings({**SPHERE, "parameters": {**SPHERE["parameters"], "radius": {"value": 40, "bounds": [10, float("inf")]}}})
     s = settings(SPHERE, CYLINDER, report=["radius", "length"])
-    assert s.estimate_names() == ["radius", "length", "p(sphere)", "p(cylinder)"]
+    assert s.estimate_names() == ["radius", "length", "p(sphere)", "p(cylinder)", "p(best)"]
 
 
 def test_gaussian_prior_pulls_an_uninformed_parameter():
