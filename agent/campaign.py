@@ -493,7 +493,7 @@ class CampaignRunner:
     async def _shutdown(self, status: str, reason: str) -> None:
         for task in self._tasks:
             task.cancel()
-        for name, actor in self._actors.items():
+        for actor in self._actors.values():
             try:
                 await asyncio.wait_for(actor.stop.remote(status == "completed"), timeout=10)
             except Exception:  # noqa: BLE001,S110 — a dead instrument cannot be stopped; the status says why
@@ -522,8 +522,8 @@ class CampaignRunner:
 
 
 def _goal(config: Any) -> float:
-    for field in ("goal", "probability", "at_least", "at_most"):
-        value = getattr(config, field, None)
+    for attribute in ("goal", "probability", "at_least", "at_most"):
+        value = getattr(config, attribute, None)
         if value is not None:
             return float(value)
     raise AssertionError(f"target {config.name!r} has no goal")
