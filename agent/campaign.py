@@ -29,16 +29,17 @@ from agent.config import CampaignConfig
 from agent.failpoints import failpoint
 from agent.guard import design_space_refusal
 from agent.kinds import INSTRUMENT_KINDS, analysis_factory, driver_factory
+from agent.runtime import LocalHandle
 from agent.store import Attempt, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.targets import CampaignState, TargetResult, build_targets
 from agent.versions import package_versions
-from analysis.actor import AnalysisActor
+from analysis.actor import AnalysisActor, AnalysisService
 from analysis.protocol import Estimate, Interpretation
-from instruments.actor import InstrumentActor
+from instruments.actor import InstrumentActor, InstrumentService
 from instruments.types import Measurement, MeasurementRequest, ParamValue
 from policies.baselines import fallback_proposals
 from policies.models import ModelCache
-from policies.protocol import Observation, Proposal
+from policies.protocol import MeasurementPlanner, Observation, PlanningContext, Proposal
 from policies.registry import build_policy
 
 #: After this many decisions in a row whose proposals were all refused, use space-filling points.
@@ -107,8 +108,12 @@ class CampaignRunner:
         campaign_id: str,
         *,
         on_progress: Callable[[Progress], None] | None = None,
+        in_process: bool = False,
     ) -> None:
+        """``in_process``: run the instrument drivers and the analysis in this process (same services,
+        no actor processes) — for benchmarks that run many campaigns as Ray tasks."""
         self.config = config
+        self.in_process = in_process
         self.store = store
         self.campaign_id = campaign_id
         self.on_progress = on_progress
@@ -117,13 +122,15 @@ class CampaignRunner:
         self.models = ModelCache()
         self.policy = build_policy(
             config.policy.name, self.space, direction=self.direction, seed=config.seed,
-            options=config.policy.options, cache=self.models,
+            options=config.policy.options, cache=self.models, analysis=config.analysis.model_dump(mode="json"),
+            targets=[t.model_dump(mode="json") for t in config.targets],
         )
         self.targets = build_targets(config.targets)
         self.target_results: dict[str, TargetResult] = {
             t.name: TargetResult(None, _goal(c), False, "not evaluated") for t, c in zip(self.targets, config.targets)
         }
         self._actors: dict[str, Any] = {}
+        self._instrument_models: dict[str, Any] = {}
         self._busy: dict[str, str] = {}  # actor name → attempt id
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._backlog: list[Attempt] = []  # proposed/validated attempts found on resume
@@ -186,14 +193,22 @@ class CampaignRunner:
         for name, inst in self._actor_names():
             spec = INSTRUMENT_KINDS[inst.kind]
             settings = spec.complete(inst.settings, self.space, data_dir / "instruments" / name)
-            self._actors[name] = InstrumentActor.options(num_cpus=0).remote(driver_factory(inst.kind, name, settings))
-        self._analysis = AnalysisActor.options(num_cpus=0).remote(
-            analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
+            factory = driver_factory(inst.kind, name, settings)
+            self._actors[name] = (
+                LocalHandle(InstrumentService(factory)) if self.in_process
+                else InstrumentActor.options(num_cpus=0).remote(factory)
+            )
+        factory = analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
+        self._analysis = (
+            LocalHandle(AnalysisService(factory)) if self.in_process else AnalysisActor.options(num_cpus=0).remote(factory)
         )
 
     async def _actors_ready(self) -> None:
-        """Wait until every actor's process is up, so the loop's clock starts with working parts."""
+        """Wait until every actor's process is up, so the loop's clock starts with working parts;
+        ask each instrument what it tells planners about itself."""
         await asyncio.gather(*(a.health.remote() for a in self._actors.values()), self._analysis.health.remote())
+        models = await asyncio.gather(*(a.planning_model.remote() for a in self._actors.values()))
+        self._instrument_models = dict(zip(self._actors, models))
 
     def _load_from_store(self) -> None:
         """Rebuild everything the loop knows from the store (the truth)."""
@@ -264,7 +279,7 @@ class CampaignRunner:
                 task.result()  # re-raise store failures; everything else is handled inside the task
 
     def _check_stop(self) -> tuple[str, str] | None:
-        if self.target_results and all(r.met for r in self.target_results.values()):
+        if self.config.stop_on_targets and self.target_results and all(r.met for r in self.target_results.values()):
             return "completed", "targets met: " + ", ".join(self.target_results)
         b = self.config.budgets
         if b.max_measurements is not None and self._n_measurements >= b.max_measurements:
@@ -364,7 +379,10 @@ class CampaignRunner:
             error = f"{self._refused_in_a_row} decisions in a row were refused"
         else:
             try:
-                proposals = self.policy.propose(self._history, pending, n)
+                if isinstance(self.policy, MeasurementPlanner):
+                    proposals = self.policy.plan(self._planning_context(), n)
+                else:
+                    proposals = self.policy.propose(self._history, pending, n)
                 if len(proposals) != n:
                     raise ValueError(f"policy returned {len(proposals)} proposals, asked for {n}")
                 return proposals, False, None, time.perf_counter() - started
@@ -373,6 +391,20 @@ class CampaignRunner:
         # The campaign's own seed and the attempt count: fallbacks continue one space-filling sequence.
         proposals = fallback_proposals(self.space, n, self.config.seed, seq, error)
         return proposals, True, error, time.perf_counter() - started
+
+    def _planning_context(self) -> PlanningContext:
+        sample = self.config.sample
+        if sample is not None and sample not in self._samples:
+            self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
+        measurements = list(self._samples.get(sample, [])) if sample is not None else []
+        measured = {m.attempt_id for m in measurements}
+        return PlanningContext(
+            history=list(self._history),
+            pending=[p for a, p in self._open.items() if a not in measured],
+            measurements=measurements,
+            interpretations=list(self._interpretations),
+            instrument_models=dict(self._instrument_models),
+        )
 
     async def _dispatch_to_free(
         self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str]
@@ -498,8 +530,9 @@ class CampaignRunner:
                 await asyncio.wait_for(actor.stop.remote(status == "completed"), timeout=10)
             except Exception:  # noqa: BLE001,S110 — a dead instrument cannot be stopped; the status says why
                 pass
-            ray.kill(actor)
-        if getattr(self, "_analysis", None) is not None:
+            if not self.in_process:
+                ray.kill(actor)
+        if getattr(self, "_analysis", None) is not None and not self.in_process:
             ray.kill(self._analysis)
         try:
             self.store.finish_campaign(self.campaign_id, status, reason, time.monotonic() - self._started)

@@ -128,6 +128,11 @@ class CampaignConfig(_Strict):
     policy: PolicyConfig
     targets: list[TargetConfig] = Field(min_length=1)
     budgets: Budgets
+    stop_on_targets: bool = Field(
+        default=True,
+        description="stop as soon as every target holds; false: spend the budget (a fixed protocol), "
+        "and report the targets at the end",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> CampaignConfig:

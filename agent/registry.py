@@ -55,6 +55,8 @@ def semantic_errors(config: CampaignConfig) -> list[tuple[str, str]]:
             direction=config.objective.direction,
             seed=config.seed,
             options=config.policy.options,
+            analysis=config.analysis.model_dump(mode="json"),
+            targets=[t.model_dump(mode="json") for t in config.targets],
         )
     except ValueError as exc:
         field = "policy.options" if "option" in str(exc) else "policy.name"

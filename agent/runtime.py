@@ -10,6 +10,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import ray
 
@@ -30,3 +31,18 @@ def ray_runtime(num_cpus: int = 2) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+class LocalHandle:
+    """A plain service object called the way a Ray actor handle is: ``await handle.method.remote(...)``.
+
+    For running many small campaigns inside one Ray task (benchmarks): the instrument and analysis
+    services then live in the task's process instead of two actor processes each, with the same code.
+    """
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._service, name)
+        return type("_Method", (), {"remote": staticmethod(method)})()

@@ -42,7 +42,7 @@ candidate model (``p(<name>)``), and quality flags. The steps, in order:
    from the best model; a name the best model lacks has value None), plus
    ``p(<candidate>)`` for each candidate; details ``best_model``, ``best_model_probability``,
    ``chi2_reduced``, ``n_points``, ``converged`` and per-candidate ``log_evidence:<m>``,
-   ``chi2_reduced:<m>``, ``converged:<m>``.
+   ``chi2_reduced:<m>``, ``converged:<m>``, and every usable fit's values ``fit:<m>:<param>``.
 
 Flags: ``non-finite-data``, ``non-positive-sigma``, ``non-positive-q``, ``negative-dq``,
 ``missing-key:<k>``, ``shape-mismatch``, ``q-grid-mismatch:<configuration>``, ``no-data``,
@@ -56,8 +56,9 @@ Settings errors (unknown sasmodels model, unknown parameter, bounds outside the 
 are raised when the settings are validated, before any data arrive. ``interpret`` itself never
 raises on data.
 
-For the planner: :func:`fisher_information` gives ``JᵀWJ`` of a prospective configuration at a
-fitted model, and :meth:`SASFitAnalysis.fit` returns the :class:`FitResult` of every candidate.
+For the planner: :func:`predict_with_jacobian` gives a candidate's I(q) and dI/dθ on a prospective
+configuration, :func:`fisher_information` its ``JᵀWJ``, :func:`prior_precision` the prior's share,
+and :meth:`SASFitAnalysis.fit` returns the :class:`FitResult` of every candidate.
 """
 
 from __future__ import annotations
@@ -944,6 +945,44 @@ def _invert(h: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, float, bool]
 # --------------------------------------------------------------------------------------------------
 
 
+def predict_with_jacobian(
+    settings: SASFitSettings, model: str, values: Mapping[str, float], q: np.ndarray, dq: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Candidate ``model``'s smeared I(q) (1/cm) at ``values`` and its Jacobian over the fitted parameters.
+
+    ``q``, ``dq`` (1/Å), shape (n,), ascending q. Returns (intensity (n,), jacobian (n, k), names (k,)):
+    the Jacobian is d I / d θ by central differences (one-sided at a bound), in the order of the
+    candidate's fitted parameters. A planner predicts a prospective exposure from it.
+    """
+    candidate = settings.candidate(model)
+    q = np.asarray(q, dtype=float).reshape(-1)
+    dq = np.broadcast_to(np.asarray(dq, dtype=float), q.shape).reshape(-1)
+    ev = _Evaluator(candidate, [q], [dq])
+    try:
+        specs = [candidate.parameters[p] for p in ev.names]
+        lo = np.array([p.bounds[0] for p in specs], dtype=float)
+        hi = np.array([p.bounds[1] for p in specs], dtype=float)
+        theta = _interior(np.array([float(values[nm]) for nm in ev.names], dtype=float), lo, hi)
+        f0 = ev(theta)
+        jac = _jacobian(ev, theta, lo, hi, f0)
+    finally:
+        ev.release()
+    return f0, jac, tuple(ev.names)
+
+
+def prior_precision(settings: SASFitSettings, model: str) -> np.ndarray:
+    """The prior's precision on candidate ``model``'s fitted parameters, (k, k) diagonal.
+
+    A Gaussian prior contributes 1/σ²; a uniform one 12/w² (the precision of a box of width w, as
+    the Laplace evidence's guard uses): information a prospective exposure adds to.
+    """
+    specs = list(settings.candidate(model).parameters.values())
+    diag = [
+        1.0 / p.prior.sigma**2 if p.prior is not None else 12.0 / (p.bounds[1] - p.bounds[0]) ** 2 for p in specs
+    ]
+    return np.diag(np.array(diag, dtype=float))
+
+
 def fisher_information(
     settings: SASFitSettings, fitted_model: FitResult, q: np.ndarray, dq: np.ndarray, sigma: np.ndarray
 ) -> np.ndarray:
@@ -956,7 +995,6 @@ def fisher_information(
     plus the prior precision to predict the posterior covariance after the measurement. Points with
     non-finite inputs or σ ≤ 0 contribute nothing.
     """
-    candidate = settings.candidate(fitted_model.model)
     q = np.asarray(q, dtype=float).reshape(-1)
     dq = np.broadcast_to(np.asarray(dq, dtype=float), q.shape).reshape(-1)
     sigma = np.broadcast_to(np.asarray(sigma, dtype=float), q.shape).reshape(-1)
@@ -966,16 +1004,8 @@ def fisher_information(
     if not ok.any():
         return np.zeros((k, k))
     order = np.argsort(q[ok])
-    qs, dqs, ss = q[ok][order], dq[ok][order], sigma[ok][order]
-    ev = _Evaluator(candidate, [qs], [dqs])
-    try:
-        specs = [candidate.parameters[p] for p in ev.names]
-        lo = np.array([p.bounds[0] for p in specs], dtype=float)
-        hi = np.array([p.bounds[1] for p in specs], dtype=float)
-        values = np.array([fitted_model.params[nm] for nm in ev.names], dtype=float)
-        jac = _jacobian(ev, values, lo, hi) / ss[:, None]
-    finally:
-        ev.release()
+    _, jac, _ = predict_with_jacobian(settings, fitted_model.model, fitted_model.params, q[ok][order], dq[ok][order])
+    jac = jac / sigma[ok][order][:, None]
     return jac.T @ jac
 
 
@@ -1078,6 +1108,9 @@ class SASFitAnalysis:
             details[f"log_evidence:{m}"] = _finite_or_none(f.log_evidence)
             details[f"chi2_reduced:{m}"] = _finite_or_none(f.chi2_reduced)
             details[f"converged:{m}"] = f.converged
+            if np.isfinite(f.chi2):
+                # Every candidate's fitted values, not only the best's: a planner weighs the rivals.
+                details.update({f"fit:{m}:{p}": float(v) for p, v in f.params.items()})
             if f.message.startswith(("fit failed", "model setup failed", "no local fit")):
                 flags.append(f"fit-failed:{m}")
                 details[f"error:{m}"] = f.message[:500]

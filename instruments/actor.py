@@ -20,6 +20,7 @@ from typing import Any
 import ray
 
 from instruments.protocol import Driver, InstrumentLimitError, RecoverableDriver
+from instruments.sas import PlanningModelDriver
 from instruments.types import DataKey, Measurement, MeasurementRequest
 
 
@@ -39,6 +40,12 @@ class InstrumentService:
 
     async def describe(self) -> dict[str, DataKey]:
         return self._driver.describe()
+
+    async def planning_model(self) -> Any:
+        """What the driver tells planners about itself (e.g. a SAS instrument model), or None."""
+        if isinstance(self._driver, PlanningModelDriver):
+            return self._driver.planning_model()
+        return None
 
     async def check(self, request: MeasurementRequest) -> str | None:
         """None if the instrument accepts ``request``, else the refusal reason (names the field)."""

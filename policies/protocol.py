@@ -1,17 +1,24 @@
-"""The policy protocol: ``propose(history, pending, n)`` → proposals that say why.
+"""The policy protocols: ``propose(history, pending, n)`` → proposals that say why.
 
 A policy is stateless with respect to the campaign: everything it knows comes in ``history``
 (built from the store), so a resumed campaign rebuilds exactly the model it had.
+
+A *measurement planner* decides how to measure one sample (which configuration, how long) and needs
+more than the objective's values: ``plan(context, n)`` receives a :class:`PlanningContext` with the
+sample's raw measurements, the analysis' interpretations and what the instruments say about
+themselves. The campaign calls ``plan`` on a policy that has it, ``propose`` otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from instruments.types import ParamValue
+from analysis.protocol import Interpretation
+from instruments.types import Measurement, ParamValue
 
 
 class Observation(BaseModel):
@@ -49,4 +56,36 @@ class Policy(Protocol):
         self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int
     ) -> list[Proposal]:
         """Return ``n`` proposals given valid analysed observations and in-flight points."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlanningContext:
+    """Everything the campaign knows when a planner decides, rebuilt from the store on resume.
+
+    ``measurements``: every measurement of the campaign's sample, oldest first; ``interpretations``:
+    the analysis of them (newest last; may lag the newest measurement by one); ``pending``: params
+    decided but not yet measured; ``instrument_models``: instrument name → its ``planning_model()``
+    (None for a driver that has none).
+    """
+
+    history: Sequence[Observation] = ()
+    pending: Sequence[Mapping[str, ParamValue]] = ()
+    measurements: Sequence[Measurement] = ()
+    interpretations: Sequence[Interpretation] = ()
+    instrument_models: Mapping[str, Any] = field(default_factory=dict)
+
+    def latest_valid(self) -> Interpretation | None:
+        """The newest interpretation marked valid, or None."""
+        return next((i for i in reversed(self.interpretations) if i.valid), None)
+
+
+@runtime_checkable
+class MeasurementPlanner(Protocol):
+    """Chooses how to measure next from the full planning context."""
+
+    name: str
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        """Return ``n`` proposals."""
         ...

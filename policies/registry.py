@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from policies.baselines import RandomPolicy, SobolPolicy
 from policies.bayesian import ActiveLearning, BayesianOptimisation
 from policies.models import Direction, ModelCache, direction_sign
 from policies.protocol import Policy
+from policies.sas import SASAdaptivePlanner, SASFixedProtocol, SASOracle, SASRandom, SASRoundRobin
 from policies.space import DesignSpace
 
 POLICIES: dict[str, type] = {
@@ -17,20 +18,36 @@ POLICIES: dict[str, type] = {
     ActiveLearning.name: ActiveLearning,
     SobolPolicy.name: SobolPolicy,
     RandomPolicy.name: RandomPolicy,
+    SASAdaptivePlanner.name: SASAdaptivePlanner,
+    SASOracle.name: SASOracle,
+    SASFixedProtocol.name: SASFixedProtocol,
+    SASRoundRobin.name: SASRoundRobin,
+    SASRandom.name: SASRandom,
 }
 
 #: Constructor arguments the campaign supplies itself; they are not per-policy options.
-CAMPAIGN_ARGUMENTS = ("space", "direction", "seed", "cache")
+CAMPAIGN_ARGUMENTS = ("space", "direction", "seed", "cache", "analysis", "targets")
+
+
+def _keyword_arguments(cls: type) -> list[str]:
+    # A constructor that passes **kwargs on to its base accepts the base's keywords too.
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names += [
+            p.name for p in parameters
+            if p.name != "self" and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return list(dict.fromkeys(names))
 
 
 def policy_options(name: str) -> list[str]:
     """The option names policy ``name`` accepts (keyword arguments other than the campaign's)."""
-    cls = _policy_class(name)
-    parameters = inspect.signature(cls).parameters
-    return [
-        p for p, spec in parameters.items()
-        if p not in CAMPAIGN_ARGUMENTS and spec.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
+    return [p for p in _keyword_arguments(_policy_class(name)) if p not in CAMPAIGN_ARGUMENTS]
 
 
 def build_policy(
@@ -41,10 +58,13 @@ def build_policy(
     seed: int,
     options: Mapping[str, Any] | None = None,
     cache: ModelCache | None = None,
+    analysis: Mapping[str, Any] | None = None,
+    targets: Sequence[Mapping[str, Any]] | None = None,
 ) -> Policy:
     """Construct policy ``name`` for ``space`` with campaign ``options``.
 
-    ``direction`` and ``cache`` are passed to the policies that use them (model-based ones);
+    ``direction`` and ``cache`` are passed to the policies that use them (model-based ones), the
+    campaign's ``analysis`` block and ``targets`` (as plain dicts) to the measurement planners;
     nothing in ``options`` is dropped silently.
 
     Raises:
@@ -61,15 +81,18 @@ def build_policy(
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"policy {name!r} has no option(s) {unknown}; valid options: {valid or 'none'}")
-    accepted = inspect.signature(cls).parameters
+    accepted = _keyword_arguments(cls)
     kwargs: dict[str, Any] = {"seed": seed, **options}
     if "direction" in accepted:
         kwargs["direction"] = direction
     if "cache" in accepted and cache is not None:
         kwargs["cache"] = cache
+    for argument, value in (("analysis", analysis), ("targets", targets)):
+        if argument in accepted:
+            kwargs[argument] = value if value is not None else ({} if argument == "analysis" else [])
     try:
         return cls(space, **kwargs)
-    except TypeError as error:  # e.g. a wrongly typed option that reached an arithmetic check
+    except (TypeError, KeyError, AttributeError) as error:  # e.g. a wrongly typed option
         raise ValueError(f"policy {name!r}: invalid options {options}: {error}") from error
 
 

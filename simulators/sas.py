@@ -68,6 +68,7 @@ from sasmodels.direct_model import call_kernel
 from scipy.interpolate import CubicSpline
 
 from instruments.protocol import InstrumentLimitError
+from instruments.sas import SASConfigurationModel, SASInstrumentModel
 from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
 from simulators.clock import VirtualClock
 from simulators.journal import MeasurementJournal
@@ -517,6 +518,20 @@ class SASDriver:
                 dtype="array", shape=[n], units="1/angstrom", description="1-σ Gaussian Q resolution per point (pinhole)"
             ),
         }
+
+    def planning_model(self) -> SASInstrumentModel:
+        """The configurations and counting model a planner may know (no ground truth in it)."""
+        return SASInstrumentModel(
+            configurations=[
+                SASConfigurationModel(
+                    name=name, q=state.q, dq=state.dq, counts_per_second=state.k_per_second, background=state.cell,
+                    min_exposure_seconds=self.configurations[name].min_exposure_seconds,
+                )
+                for name, state in self._states.items()
+            ],
+            change_seconds=self.settings.change_seconds,
+            overhead_seconds=self.settings.overhead_seconds,
+        )
 
     def check(self, request: MeasurementRequest) -> None:
         params = request.params

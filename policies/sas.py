@@ -1,0 +1,441 @@
+"""SAS measurement planning: which configuration next, and for how long — and its baselines.
+
+Every policy here chooses the request of a SAS instrument on one sample, ``{configuration,
+exposure_seconds}`` (the parameter names are options), through one code path: ``plan(context, n)``
+(see :class:`policies.protocol.PlanningContext`), with the campaign's targets as the stopping rule.
+
+- ``sas_adaptive``: plans from the current fits. Hypotheses are the candidate models that are
+  plausible now (p ≥ ``hypothesis_min_probability``) at their fitted parameters; information so
+  far is predicted from the exposures made (``instruments.sas`` counting model); the optimiser of
+  :mod:`policies.sas_plan` finds the cheapest allocation that meets the precision and model targets
+  under each of them, counting configuration changes. The first configuration of that plan (the
+  current one if it is in the plan: no change) is measured next, for the planned time but at most
+  ``growth`` × the exposure so far (at least ``first_exposure_seconds``): a plan made from early,
+  uncertain fits — and a linearised forecast of model probabilities — is committed to gradually,
+  and re-made after every analysis.
+- ``sas_oracle``: the same optimiser fed the *true* model and parameters (``truth``) — the
+  Cramér–Rao allocation, with rivals fitted to the noise-free truth. It commits to its plan as
+  gradually as the adaptive planner and stops by the same rule, so the two differ only in what they
+  know: the ratio of their times is the price of not knowing the sample.
+- ``sas_fixed``: a facility protocol chosen up front (``protocol``: configuration and exposure per
+  step), repeated in order.
+- ``sas_round_robin``: every configuration in turn for ``exposure_seconds`` each.
+- ``sas_random``: a random configuration each step for ``exposure_seconds`` (Kanazawa et al.'s
+  baseline).
+
+Planners and baselines need only the design space, so they are built and validated with the
+campaign; the instrument's :class:`instruments.sas.SASInstrumentModel` arrives in the context.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from analysis.sas import SASFitAnalysis, SASFitSettings, predict_with_jacobian, prior_precision
+from instruments.sas import SASInstrumentModel
+from instruments.types import Measurement, ParamValue, Timing
+from policies.protocol import Observation, PlanningContext, Proposal
+from policies.sas_plan import Allocation, AllocationProblem, Hypothesis, Rival, log_odds, plan_allocation
+from policies.space import CategoricalParameter, ContinuousParameter, DesignSpace
+
+_Linearised = tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # intensity (n,), jacobian (n, k), names
+
+
+class _SASPolicy:
+    """What every SAS policy shares: the request's parameters in the design space, and the tally."""
+
+    name = "sas"
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        seed: int = 0,
+        configuration_parameter: str = "configuration",
+        exposure_parameter: str = "exposure_seconds",
+    ) -> None:
+        self.space, self.seed = space, seed
+        self.configuration_parameter, self.exposure_parameter = configuration_parameter, exposure_parameter
+        params = {p.name: p for p in space.parameters}
+        config = params.get(configuration_parameter)
+        if not isinstance(config, CategoricalParameter):
+            raise ValueError(
+                f"policy {self.name!r}: the design space needs a categorical parameter {configuration_parameter!r} "
+                f"(the instrument configuration); it has {sorted(params)} (option configuration_parameter renames it)"
+            )
+        exposure = params.get(exposure_parameter)
+        if not isinstance(exposure, ContinuousParameter):
+            raise ValueError(
+                f"policy {self.name!r}: the design space needs a continuous parameter {exposure_parameter!r} "
+                f"(seconds); it has {sorted(params)} (option exposure_parameter renames it)"
+            )
+        self.configurations: list[str] = [str(c) for c in config.choices]
+        self.exposure_bounds = (float(exposure.low), float(exposure.high))
+
+    def propose(self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int) -> list[Proposal]:
+        raise TypeError(f"policy {self.name!r} plans from the campaign's measurements: call plan(context, n)")
+
+    # -- shared helpers ---------------------------------------------------------------------------
+    def _tally(self, context: PlanningContext) -> tuple[dict[str, float], str | None, int]:
+        """Exposure so far per configuration (measured + pending, s), the current configuration, the count."""
+        seconds = {c: 0.0 for c in self.configurations}
+        current: str | None = None
+        steps = [m.params for m in context.measurements] + [dict(p) for p in context.pending]
+        for params in steps:
+            config = str(params.get(self.configuration_parameter))
+            if config in seconds:
+                seconds[config] += float(params.get(self.exposure_parameter, 0.0))  # type: ignore[arg-type]
+                current = config
+        return seconds, current, len(steps)
+
+    def _request(self, configuration: str, exposure: float, reason: dict[str, Any]) -> Proposal:
+        low, high = self.exposure_bounds
+        exposure = float(min(max(exposure, low), high))
+        return Proposal(
+            params={self.configuration_parameter: configuration, self.exposure_parameter: round(exposure, 3)},
+            policy=self.name, reason=reason,
+        )
+
+
+# -- baselines ----------------------------------------------------------------------------------------
+
+
+class SASFixedProtocol(_SASPolicy):
+    """The facility's protocol chosen up front: each step's configuration and exposure, repeated."""
+
+    name = "sas_fixed"
+
+    def __init__(self, space: DesignSpace, *, protocol: Sequence[Mapping[str, Any]], **common: Any) -> None:
+        super().__init__(space, **common)
+        if not protocol:
+            raise ValueError(f"policy {self.name!r}: option protocol needs at least one step")
+        self.protocol: list[tuple[str, float]] = []
+        for i, step in enumerate(protocol):
+            if set(step) != {"configuration", "exposure_seconds"}:
+                raise ValueError(f"policy {self.name!r}: protocol[{i}] must have exactly configuration and exposure_seconds")
+            config, exposure = str(step["configuration"]), float(step["exposure_seconds"])
+            if config not in self.configurations:
+                raise ValueError(f"policy {self.name!r}: protocol[{i}].configuration {config!r} is not one of {self.configurations}")
+            if not self.exposure_bounds[0] <= exposure <= self.exposure_bounds[1]:
+                raise ValueError(
+                    f"policy {self.name!r}: protocol[{i}].exposure_seconds {exposure} is outside the design space "
+                    f"{list(self.exposure_bounds)}"
+                )
+            self.protocol.append((config, exposure))
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        _, _, done = self._tally(context)
+        out = []
+        for i in range(done, done + n):
+            config, exposure = self.protocol[i % len(self.protocol)]
+            out.append(self._request(config, exposure, {"step": i, "pass": i // len(self.protocol) + 1}))
+        return out
+
+
+class SASRoundRobin(_SASPolicy):
+    """Equal time per configuration: each in turn for ``exposure_seconds``."""
+
+    name = "sas_round_robin"
+
+    def __init__(self, space: DesignSpace, *, exposure_seconds: float, order: Sequence[str] | None = None, **common: Any) -> None:
+        super().__init__(space, **common)
+        self.exposure_seconds = float(exposure_seconds)
+        self.order = list(order) if order is not None else list(self.configurations)
+        unknown = [c for c in self.order if c not in self.configurations]
+        if unknown or not self.order:
+            raise ValueError(f"policy {self.name!r}: order {self.order} must name configurations of {self.configurations}")
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        _, _, done = self._tally(context)
+        return [
+            self._request(self.order[i % len(self.order)], self.exposure_seconds, {"step": i})
+            for i in range(done, done + n)
+        ]
+
+
+class SASRandom(_SASPolicy):
+    """A random configuration each step, for a fixed ``exposure_seconds`` (reproducible per step)."""
+
+    name = "sas_random"
+
+    def __init__(self, space: DesignSpace, *, exposure_seconds: float, **common: Any) -> None:
+        super().__init__(space, **common)
+        self.exposure_seconds = float(exposure_seconds)
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        _, _, done = self._tally(context)
+        out = []
+        for i in range(done, done + n):
+            rng = np.random.default_rng([self.seed, i])  # a function of the step: resumes replay it
+            out.append(self._request(str(rng.choice(self.configurations)), self.exposure_seconds, {"step": i}))
+        return out
+
+
+# -- planners -----------------------------------------------------------------------------------------
+
+
+def _campaign_targets(name: str, targets: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], float | None]:
+    """(relative-precision goals by estimate name, model-probability goal) from the campaign's targets."""
+    relative = {str(t["estimate"]): float(t["goal"]) for t in targets if t.get("kind") == "relative_uncertainty"}
+    model = [
+        float(t["at_least"]) for t in targets
+        if t.get("kind") == "estimate_threshold" and t.get("estimate") == "p(best)" and t.get("at_least") is not None
+    ]
+    if not relative and not model:
+        raise ValueError(
+            f"policy {name!r} plans toward relative_uncertainty targets and a p(best) estimate_threshold; "
+            "the campaign has neither"
+        )
+    return relative, (max(model) if model else None)
+
+
+class _Planner(_SASPolicy):
+    """Builds the hypotheses of :mod:`policies.sas_plan` from candidate fits and the instrument model."""
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        analysis: Mapping[str, Any],
+        targets: Sequence[Mapping[str, Any]],
+        safety: float = 0.9,
+        margin_nats: float = 1.0,
+        instrument: str | None = None,
+        first_exposure_seconds: float = 60.0,
+        growth: float = 1.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(space, **common)
+        if first_exposure_seconds <= 0 or growth <= 0:
+            raise ValueError(f"policy {self.name!r}: first_exposure_seconds and growth must be positive")
+        self.first_exposure_seconds, self.growth = float(first_exposure_seconds), float(growth)
+        if analysis.get("kind") != "sas":
+            raise ValueError(f"policy {self.name!r} plans from SAS fits: analysis.kind must be 'sas', not {analysis.get('kind')!r}")
+        self.settings = SASFitSettings.model_validate(analysis.get("settings", {}))
+        self.relative, self.model_probability = _campaign_targets(self.name, targets)
+        if not 0 < safety <= 1:
+            raise ValueError(f"policy {self.name!r}: safety must be in (0, 1], got {safety}")
+        self.safety, self.margin_nats, self.instrument = float(safety), float(margin_nats), instrument
+
+    def _instrument_model(self, context: PlanningContext) -> SASInstrumentModel:
+        models = {k: v for k, v in context.instrument_models.items() if isinstance(v, SASInstrumentModel)}
+        if self.instrument is not None:
+            if self.instrument not in models:
+                raise ValueError(f"policy {self.name!r}: instrument {self.instrument!r} has no SAS planning model; have {sorted(models)}")
+            return models[self.instrument]
+        if not models:
+            raise ValueError(f"policy {self.name!r} needs a SAS instrument that describes its configurations (planning_model)")
+        return next(iter(models.values()))
+
+    def _linearise(self, instrument: SASInstrumentModel, model: str, theta: Mapping[str, float]) -> list[_Linearised]:
+        return [
+            predict_with_jacobian(self.settings, model, theta, cfg.q, cfg.dq)
+            for cfg in (instrument.configuration(c) for c in self.configurations)
+        ]
+
+    def _hypothesis(
+        self,
+        instrument: SASInstrumentModel,
+        model: str,
+        theta: Mapping[str, float],
+        rivals: Mapping[str, tuple[Mapping[str, float], float]],
+        seconds_so_far: np.ndarray,
+        log_odds_of: Mapping[str, float],
+    ) -> Hypothesis:
+        """Hypothesis "``model`` at ``theta`` is true", its information after ``seconds_so_far`` (C,)."""
+        configs = [instrument.configuration(c) for c in self.configurations]
+        own = self._linearise(instrument, model, theta)
+        variances = [cfg.variance_per_second(i) for cfg, (i, _, _) in zip(configs, own)]
+        f = np.stack([j.T @ (j / v[:, None]) for (_, j, _), v in zip(own, variances)])
+        info0 = prior_precision(self.settings, model) + np.einsum("c,ckl->kl", seconds_so_far, f)
+        names = own[0][2]
+        limits = []
+        for estimate, goal in self.relative.items():
+            if estimate in names and theta[estimate] != 0:
+                limits.append((names.index(estimate), (goal * self.safety * theta[estimate]) ** 2, f"σ({estimate})/{estimate}"))
+        rival_terms = []
+        for rival, (rival_theta, _) in rivals.items():
+            if self.model_probability is None or rival == model or log_odds_of[rival] > 40:
+                continue  # no model target, or this rival is out of the running already
+            other = self._linearise(instrument, rival, rival_theta)
+            delta = [i_h - i_r for (i_h, _, _), (i_r, _, _) in zip(own, other)]
+            rf = np.stack([j.T @ (j / v[:, None]) for (_, j, _), v in zip(other, variances)])
+            rival_terms.append(
+                Rival(
+                    model=rival, log_odds=log_odds_of[rival],
+                    a=np.array([np.sum(d**2 / v) for d, v in zip(delta, variances)]),
+                    b=np.stack([j.T @ (d / v) for (_, j, _), d, v in zip(other, delta, variances)]),
+                    f=rf, info0=prior_precision(self.settings, rival) + np.einsum("c,ckl->kl", seconds_so_far, rf),
+                )
+            )
+        return Hypothesis(model=model, info0=info0, f=f, variance_limits=limits, rivals=rival_terms)
+
+    def _solve(self, problem: AllocationProblem) -> Allocation:
+        """The plan; when the linearised targets already hold (but the campaign goes on, so the data
+        disagree), plan for stricter ones until some measurement is asked for."""
+        allocation = plan_allocation(problem)
+        for _ in range(8):
+            if allocation.binding != "met":
+                break
+            problem = replace(
+                problem,
+                hypotheses=[
+                    replace(h, variance_limits=[(j, lim * 0.64, label) for j, lim, label in h.variance_limits])
+                    for h in problem.hypotheses
+                ],
+                margin_nats=problem.margin_nats + 1.0,
+            )
+            allocation = plan_allocation(problem)
+        return allocation
+
+    def _problem(self, instrument: SASInstrumentModel, current: str | None, hypotheses: list[Hypothesis], offset: np.ndarray | None) -> AllocationProblem:
+        p = self.model_probability
+        return AllocationProblem(
+            configurations=self.configurations,
+            min_exposure_seconds=np.array(
+                [max(instrument.configuration(c).min_exposure_seconds, self.exposure_bounds[0]) for c in self.configurations]
+            ),
+            current=current, change_seconds=instrument.change_seconds, overhead_seconds=instrument.overhead_seconds,
+            hypotheses=hypotheses, max_rival_odds=None if p is None else (1 - p) / p, margin_nats=self.margin_nats,
+            offset_seconds=offset,
+        )
+
+    def _steps(self, allocation: Allocation, current: str | None, n: int, so_far: np.ndarray, reason: dict[str, Any]) -> list[Proposal]:
+        # Commit gradually: at most `growth` × what was measured so far, so a plan costs at most about
+        # as much as the data it came from before it is re-made from the new data — its prediction
+        # of the model probabilities is a linearisation, and the early fits may be far off.
+        cap = max(self.first_exposure_seconds, self.growth * float(so_far.sum()))
+        reason = {**reason, **self._describe(allocation), "exposure_cap_seconds": round(cap, 1)}
+        # The current configuration first (no change), then the largest share of the plan.
+        order = sorted(allocation.seconds, key=lambda c: (c != current, -allocation.seconds[c])) or [current or self.configurations[0]]
+        out = []
+        for i in range(n):
+            config = order[i % len(order)]
+            exposure = min(allocation.seconds.get(config, 0.0), cap)
+            out.append(self._request(config, math.ceil(exposure), reason))
+        return out
+
+    @staticmethod
+    def _describe(allocation: Allocation) -> dict[str, Any]:
+        return {
+            "plan_seconds": {c: round(t, 1) for c, t in allocation.seconds.items()},
+            "plan_cost_seconds": round(allocation.cost_seconds, 1),
+            "binding": allocation.binding,
+            "feasible": allocation.feasible,
+        }
+
+
+class SASAdaptivePlanner(_Planner):
+    """Plans configuration and exposure from the current fits; see the module docstring."""
+
+    name = "sas_adaptive"
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        hypothesis_min_probability: float = 0.2,
+        **common: Any,
+    ) -> None:
+        super().__init__(space, **common)
+        if not 0 < hypothesis_min_probability <= 0.5:
+            raise ValueError(f"policy {self.name!r}: hypothesis_min_probability must be in (0, 0.5]")
+        self.hypothesis_min_probability = float(hypothesis_min_probability)
+
+    def _state(self, context: PlanningContext) -> tuple[dict[str, tuple[dict[str, float], float]], bool]:
+        """Candidate → (fitted values, probability) from the newest valid interpretation, or the
+        settings' initial values and the model prior before there is one. Second: fitted or not."""
+        latest = context.latest_valid()
+        prior = {m: math.exp(v) for m, v in self.settings.log_model_prior().items()}
+        initial = {c.name: ({p: s.value for p, s in c.parameters.items()}, prior[c.name]) for c in self.settings.candidates}
+        if latest is None:
+            return initial, False
+        out: dict[str, tuple[dict[str, float], float]] = {}
+        for c in self.settings.candidates:
+            values = {p: latest.details.get(f"fit:{c.name}:{p}") for p in c.parameters}
+            estimate = latest.estimates.get(f"p({c.name})")
+            if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values.values()) or estimate is None:
+                continue  # this candidate has no usable fit now: it is no hypothesis and no rival
+            out[c.name] = ({p: float(v) for p, v in values.items()}, float(estimate.value or 0.0))  # type: ignore[arg-type]
+        return (out, True) if out else (initial, False)
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        instrument = self._instrument_model(context)
+        seconds, current, _ = self._tally(context)
+        so_far = np.array([seconds[c] for c in self.configurations])
+        state, fitted = self._state(context)
+        best = max(state, key=lambda m: state[m][1])
+        plausible = [m for m, (_, p) in state.items() if p >= self.hypothesis_min_probability or m == best]
+        hypotheses = [
+            self._hypothesis(
+                instrument, m, state[m][0], state, so_far,
+                {r: log_odds(state[m][1], p_r) for r, (_, p_r) in state.items()},
+            )
+            for m in plausible
+        ]
+        allocation = self._solve(self._problem(instrument, current, hypotheses, None))
+        reason = {"fitted": fitted, "hypotheses": {m: round(state[m][1], 4) for m in plausible}}
+        return self._steps(allocation, current, n, so_far, reason)
+
+
+class SASOracle(_Planner):
+    """The Cramér–Rao allocation from the true model and parameters; see the module docstring."""
+
+    name = "sas_oracle"
+
+    def __init__(self, space: DesignSpace, *, truth: Mapping[str, Any], **common: Any) -> None:
+        super().__init__(space, **common)
+        model = truth.get("model")
+        names = [c.name for c in self.settings.candidates]
+        if model not in names:
+            raise ValueError(f"policy {self.name!r}: truth.model {model!r} is not a candidate; candidates: {names}")
+        fitted = list(self.settings.candidate(str(model)).parameters)
+        values = dict(truth.get("parameters", {}))
+        missing = [p for p in fitted if p not in values]
+        if missing:
+            raise ValueError(f"policy {self.name!r}: truth.parameters lacks {missing} (candidate {model!r} fits {fitted})")
+        self.true_model = str(model)
+        self.true_values = {p: float(values[p]) for p in fitted}
+        self._rivals: dict[str, tuple[dict[str, float], float]] | None = None
+
+    def _rivals_from_truth(self, instrument: SASInstrumentModel) -> dict[str, tuple[dict[str, float], float]]:
+        """Every candidate fitted to the noise-free truth (equal time in every configuration)."""
+        if self._rivals is None:
+            data = []
+            for c in self.configurations:
+                cfg = instrument.configuration(c)
+                intensity, _, _ = predict_with_jacobian(self.settings, self.true_model, self.true_values, cfg.q, cfg.dq)
+                data.append(
+                    Measurement(
+                        attempt_id=f"truth-{c}", instrument="truth", params={self.configuration_parameter: c},
+                        data={"q": cfg.q, "intensity": intensity, "dq": cfg.dq},
+                        sigma={"intensity": np.sqrt(cfg.variance_per_second(intensity))}, timing=Timing(exposure_seconds=1.0),
+                    )
+                )
+            report = SASFitAnalysis(self.settings).fit(data)
+            prior = {m: math.exp(v) for m, v in self.settings.log_model_prior().items()}
+            self._rivals = {
+                m: (f.params, prior[m]) for m, f in report.fits.items() if m != self.true_model and np.isfinite(f.chi2)
+            }
+            self._rivals[self.true_model] = (self.true_values, prior[self.true_model])
+        return self._rivals
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        instrument = self._instrument_model(context)
+        seconds, current, _ = self._tally(context)
+        so_far = np.array([seconds[c] for c in self.configurations])
+        state = self._rivals_from_truth(instrument)
+        p_true = state[self.true_model][1]
+        # Information from the prior alone; the exposures made count through the offset, so the
+        # whole allocation (made + to make) is judged at the truth.
+        hypothesis = self._hypothesis(
+            instrument, self.true_model, self.true_values, state, np.zeros_like(so_far),
+            {r: log_odds(p_true, p_r) for r, (_, p_r) in state.items()},
+        )
+        allocation = self._solve(self._problem(instrument, current, [hypothesis], so_far))
+        return self._steps(allocation, current, n, so_far, {"truth": self.true_model})
