@@ -1,4 +1,4 @@
-"""The ``labpilot`` command line: validate, run, resume, status, report.
+"""The ``labpilot`` command line: validate, run, resume, status, report, bench.
 
 Human output (progress, tables) goes to stderr; ``--json`` prints one JSON object on stdout, so
 scripts can pipe it. Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
@@ -182,3 +182,44 @@ def report(
 
 if __name__ == "__main__":
     app()
+
+
+bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks through the campaign engine.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("sas")
+def bench_sas(
+    quick: bool = typer.Option(False, "--quick", help="6 samples instead of 30 (a smoke run, minutes)"),
+    samples: int | None = typer.Option(None, "--samples", min=1, help="number of samples (overrides --quick)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sample family"),
+    out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figure"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+) -> None:
+    """Adaptive SAS planning vs fixed protocol, round robin, random and the oracle, on a sample family."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agent.bench import sas
+    from agent.runtime import ray_runtime
+
+    n = samples if samples is not None else (6 if quick else 30)
+    with ray_runtime(), Progress(
+        TextColumn("SAS campaigns"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as bars:
+        task = bars.add_task("campaigns", total=n * len(sas.POLICIES))
+        summary, results = sas.run_benchmark(n, seed, on_done=lambda done, total: bars.update(task, completed=done))
+    paths = sas.write(summary, results, out)
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table("policy", "success", "median s", "coverage 95", "ratio to adaptive")
+    for name, row in summary["policies"].items():
+        cov = row["coverage_95"]
+        table.add_row(
+            name, f"{row['success_rate']:.2f}", f"{row['median_instrument_seconds']:,.0f}",
+            "—" if cov is None else f"{cov:.3f}", f"{row.get('ratio_to_adaptive', 1.0):.2f}",
+        )
+    err.print(table)
+    for goal, verdict in summary["goals"].items():
+        err.print(f"{goal}: {'[green]met[/]' if verdict['met'] else '[red]missed[/]'} ({verdict})", highlight=False)
+    err.print(f"results: {paths['json']}  figure: {paths['figure']}")

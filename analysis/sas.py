@@ -42,7 +42,7 @@ candidate model (``p(<name>)``), and quality flags. The steps, in order:
    from the best model; a name the best model lacks has value None), plus
    ``p(<candidate>)`` for each candidate; details ``best_model``, ``best_model_probability``,
    ``chi2_reduced``, ``n_points``, ``converged`` and per-candidate ``log_evidence:<m>``,
-   ``chi2_reduced:<m>``, ``converged:<m>``, and every usable fit's values ``fit:<m>:<param>``.
+   ``chi2_reduced:<m>``, ``converged:<m>``, and every usable fit's values and 1-σ errors ``fit:<m>:<param>``, ``sigma:<m>:<param>``.
 
 Flags: ``non-finite-data``, ``non-positive-sigma``, ``non-positive-q``, ``negative-dq``,
 ``missing-key:<k>``, ``shape-mismatch``, ``q-grid-mismatch:<configuration>``, ``no-data``,
@@ -1111,6 +1111,7 @@ class SASFitAnalysis:
             if np.isfinite(f.chi2):
                 # Every candidate's fitted values, not only the best's: a planner weighs the rivals.
                 details.update({f"fit:{m}:{p}": float(v) for p, v in f.params.items()})
+                details.update({f"sigma:{m}:{p}": _finite_or_none(v) for p, v in f.sigmas.items()})
             if f.message.startswith(("fit failed", "model setup failed", "no local fit")):
                 flags.append(f"fit-failed:{m}")
                 details[f"error:{m}"] = f.message[:500]

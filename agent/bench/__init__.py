@@ -1,0 +1,1 @@
+"""Benchmarks that run through the campaign engine (``labpilot bench ...``)."""

@@ -1,0 +1,289 @@
+"""``labpilot bench sas``: adaptive SANS planning against fixed protocols, round robin, random and the oracle.
+
+A family of samples is drawn (model among sphere / core-shell sphere / fuzzy sphere, random radius,
+polydispersity, contrast, concentration and incoherent background) on the three-configuration SANS
+instrument of ``experiments/adaptive_sans.yaml``. Every sample is measured by every policy as a
+*real campaign* — the same ``CampaignRunner``, store (SQLite in a scratch folder), instrument driver,
+analysis and targets as ``labpilot run`` — each campaign one Ray task (services in-process, so a
+task is one process). Targets: relative standard error of the radius ≤ 2 % and the most probable
+model's probability ≥ 0.95; budget 20 000 instrument seconds.
+
+Per policy: ``success_rate`` (targets reached, the most probable model is the true one, and the true
+radius is inside the reported 95 % interval), ``median_instrument_seconds`` (to the end of the
+campaign: to target, or the budget for a campaign that never got there), ``coverage_95`` (of every
+fitted parameter of the true model, over campaigns that ended on the true model), and the ratio of
+each baseline's median time to the adaptive planner's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+POLICIES = ("adaptive", "fixed", "round_robin", "random", "oracle")
+CONFIGURATIONS = ("15m", "5m", "1.5m")
+D2O_SLD = 6.37  # 1e-6/Å²
+BUDGET_SECONDS = 20000.0
+GOALS = {"fixed": 3.0, "round_robin": 1.5, "oracle": 1 / 1.5}
+"""Required ratio (baseline median time / adaptive median time); the oracle's is a floor of 1/1.5."""
+
+#: The facility protocol of the fixed baseline: every configuration for a preset time, chosen up front.
+FIXED_PROTOCOL = ({"configuration": "15m", "exposure_seconds": 3600.0},
+                  {"configuration": "5m", "exposure_seconds": 1800.0},
+                  {"configuration": "1.5m", "exposure_seconds": 1800.0})
+STEP_SECONDS = 300.0
+"""Exposure per step of the round-robin and random baselines, s."""
+
+INSTRUMENT = {
+    "radiation": "neutron",
+    "change_seconds": 180.0,
+    "overhead_seconds": 20.0,
+    "configurations": [
+        {"name": "15m", "q_min": 0.0015, "q_max": 0.020, "n_points": 60, "flux": 1.0e6, "dq_over_q_fwhm": 0.10,
+         "wavelength": 6.0, "min_exposure_seconds": 60, "efficiency": 0.85, "cell_background": 0.03,
+         "cell_background_porod": 2.0e-10},
+        {"name": "5m", "q_min": 0.0060, "q_max": 0.070, "n_points": 60, "flux": 3.0e6, "dq_over_q_fwhm": 0.08,
+         "wavelength": 6.0, "min_exposure_seconds": 30, "efficiency": 0.85, "cell_background": 0.03,
+         "cell_background_porod": 2.0e-10},
+        {"name": "1.5m", "q_min": 0.0200, "q_max": 0.350, "n_points": 60, "flux": 1.0e7, "dq_over_q_fwhm": 0.06,
+         "wavelength": 6.0, "min_exposure_seconds": 30, "efficiency": 0.85, "cell_background": 0.03,
+         "cell_background_porod": 2.0e-10},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class BenchSample:
+    index: int
+    model: str
+    truth: dict[str, float]
+    """The true values of the true candidate's fitted parameters."""
+    instrument: dict[str, Any]
+    analysis: dict[str, Any]
+
+
+def _candidates(sld: float, sld_shell: float) -> list[dict[str, Any]]:
+    common = {
+        "radius": {"value": 80.0, "bounds": [10.0, 400.0]},
+        "radius_pd": {"value": 0.1, "bounds": [0.0, 0.35]},
+        "scale": {"value": 1e-3, "bounds": [0.0, 0.05]},
+        "background": {"value": 0.0, "bounds": [-0.2, 0.3]},
+    }
+    pd = {"radius_pd_type": "schulz", "radius_pd_n": 35, "radius_pd_nsigma": 3}
+    return [
+        {"name": "sphere", "model": "sphere", "parameters": common, "fixed": {"sld": sld, "sld_solvent": D2O_SLD, **pd}},
+        {"name": "core_shell_sphere", "model": "core_shell_sphere",
+         "parameters": {**common, "thickness": {"value": 20.0, "bounds": [2.0, 100.0]}},
+         "fixed": {"sld_core": sld, "sld_shell": sld_shell, "sld_solvent": D2O_SLD, **pd}},
+        {"name": "fuzzy_sphere", "model": "fuzzy_sphere",
+         "parameters": {**common, "fuzziness": {"value": 10.0, "bounds": [1.0, 60.0]}},
+         "fixed": {"sld": sld, "sld_solvent": D2O_SLD, **pd}},
+    ]
+
+
+def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
+    """``n`` samples: model uniform over the three candidates, the rest as in the module docstring."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        model = ("sphere", "core_shell_sphere", "fuzzy_sphere")[i % 3]  # balanced over the candidates
+        sld = float(rng.uniform(0.5, 3.5))  # polymer / silica-like particles in D2O
+        sld_shell = float(rng.uniform(sld + 0.5, 5.0))
+        truth = {
+            "radius": float(math.exp(rng.uniform(math.log(30), math.log(150)))),
+            "radius_pd": float(rng.uniform(0.05, 0.2)),
+            "scale": float(math.exp(rng.uniform(math.log(5e-5), math.log(1e-3)))),
+            "background": float(rng.uniform(0.01, 0.08)),
+        }
+        parameters: dict[str, Any] = {"radius": truth["radius"], "radius_pd": truth["radius_pd"],
+                                      "radius_pd_type": "schulz", "radius_pd_n": 35, "sld_solvent": D2O_SLD}
+        if model == "core_shell_sphere":
+            truth["thickness"] = float(rng.uniform(10, 40))
+            parameters.update(thickness=truth["thickness"], sld_core=sld, sld_shell=sld_shell)
+        else:
+            parameters["sld"] = sld
+            if model == "fuzzy_sphere":
+                truth["fuzziness"] = float(rng.uniform(8, 25))
+                parameters["fuzziness"] = truth["fuzziness"]
+        instrument = {
+            **INSTRUMENT, "seed": 1000 + i,
+            "sample": {"model": model, "parameters": parameters, "scale": truth["scale"],
+                       "background": truth["background"], "transmission": 0.9, "thickness_cm": 0.1},
+        }
+        analysis = {"evidence": "laplace", "report": ["radius", "radius_pd", "scale", "background"],
+                    "candidates": _candidates(sld, sld_shell)}
+        out.append(BenchSample(i, model, truth, instrument, analysis))
+    return out
+
+
+def _policy(name: str, sample: BenchSample) -> dict[str, Any]:
+    return {
+        "adaptive": {"name": "sas_adaptive", "options": {}},
+        "oracle": {"name": "sas_oracle", "options": {"truth": {"model": sample.model, "parameters": sample.truth}}},
+        "fixed": {"name": "sas_fixed", "options": {"protocol": list(FIXED_PROTOCOL)}},
+        "round_robin": {"name": "sas_round_robin", "options": {"exposure_seconds": STEP_SECONDS}},
+        "random": {"name": "sas_random", "options": {"exposure_seconds": STEP_SECONDS}},
+    }[name]
+
+
+def campaign(sample: BenchSample, policy: str, folder: Path) -> dict[str, Any]:
+    """The campaign document of one (sample, policy) run."""
+    return {
+        "name": f"bench-sas-{sample.index}-{policy}",
+        "seed": sample.index,
+        "storage": f"sqlite:///{folder / 'bench.db'}",
+        "data_dir": str(folder / "data"),
+        "sample": f"sample-{sample.index}",
+        "design_space": {"parameters": [
+            {"name": "configuration", "type": "categorical", "choices": list(CONFIGURATIONS)},
+            {"name": "exposure_seconds", "type": "continuous", "low": 30.0, "high": 7200.0, "units": "s"},
+        ]},
+        "instruments": [{"name": "sans", "kind": "sas", "settings": sample.instrument}],
+        "analysis": {"kind": "sas", "settings": sample.analysis},
+        "objective": {"estimate": "radius", "direction": "maximize"},
+        "policy": _policy(policy, sample),
+        "targets": [
+            {"name": "radius_2pct", "kind": "relative_uncertainty", "estimate": "radius", "goal": 0.02},
+            {"name": "model_known", "kind": "estimate_threshold", "estimate": "p(best)", "at_least": 0.95},
+        ],
+        # The facility protocol is one pass of its steps; the others run until the targets or the budget.
+        "budgets": {"max_instrument_seconds": BUDGET_SECONDS,
+                    "max_measurements": len(FIXED_PROTOCOL) if policy == "fixed" else 200},
+        # The facility protocol runs to its end; every other policy stops when the targets hold.
+        "stop_on_targets": policy != "fixed",
+    }
+
+
+def run_one(sample: BenchSample, policy: str) -> dict[str, Any]:
+    """Run one campaign in this process and judge its answer against the truth."""
+    from agent.campaign import CampaignRunner
+    from agent.config import parse_campaign
+    from agent.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="labpilot-bench-") as tmp:
+        config = parse_campaign(campaign(sample, policy, Path(tmp)), f"bench sample {sample.index} / {policy}")
+        store = Store(config.storage)
+        try:
+            runner = CampaignRunner(config, store, config.name, in_process=True)
+            result = asyncio.run(runner.run())
+            final = next((i for i in reversed(store.interpretations(config.name)) if i.valid), None)
+        finally:
+            store.close()
+    targets_met = all(r.met for r in result.targets.values())
+    best = None if final is None else final.details.get("best_model")
+    covered: dict[str, bool] = {}
+    if final is not None and best == sample.model:
+        for name, true_value in sample.truth.items():
+            est, sigma = final.details.get(f"fit:{best}:{name}"), final.details.get(f"sigma:{best}:{name}")
+            if isinstance(est, float) and isinstance(sigma, float) and sigma > 0:
+                covered[name] = abs(est - true_value) <= 1.959964 * sigma
+    success = targets_met and best == sample.model and covered.get("radius", False)
+    return {
+        "sample": sample.index, "policy": policy, "true_model": sample.model, "best_model": best,
+        "status": result.status, "targets_met": targets_met, "success": bool(success),
+        "instrument_seconds": result.instrument_seconds, "n_measurements": result.n_measurements,
+        "covered": covered,
+    }
+
+
+def summarise(results: list[dict[str, Any]], n_samples: int) -> dict[str, Any]:
+    """The per-policy figures of the module docstring, and the goals' verdicts."""
+    policies: dict[str, dict[str, Any]] = {}
+    for name in POLICIES:
+        rows = [r for r in results if r["policy"] == name]
+        if not rows:
+            continue
+        coverage = [c for r in rows for c in r["covered"].values()]
+        policies[name] = {
+            "n_runs": len(rows),
+            "success_rate": sum(r["success"] for r in rows) / len(rows),
+            "median_instrument_seconds": statistics.median(r["instrument_seconds"] for r in rows),
+            "median_instrument_seconds_successful": (
+                statistics.median([r["instrument_seconds"] for r in rows if r["success"]])
+                if any(r["success"] for r in rows) else None
+            ),
+            "coverage_95": (sum(coverage) / len(coverage)) if coverage else None,
+            "n_intervals": len(coverage),
+            "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
+        }
+    goals: dict[str, Any] = {}
+    adaptive = policies.get("adaptive")
+    if adaptive:
+        for name, required in GOALS.items():
+            if name in policies:
+                ratio = policies[name]["median_instrument_seconds"] / adaptive["median_instrument_seconds"]
+                policies[name]["ratio_to_adaptive"] = ratio
+                met = ratio >= required and adaptive["success_rate"] >= policies[name]["success_rate"] - 1e-12
+                if name == "oracle":  # "within 1.5× of the oracle": no success-rate condition
+                    met = ratio >= required
+                goals[f"adaptive_vs_{name}"] = {"ratio": ratio, "required": required, "met": bool(met)}
+        cov = adaptive["coverage_95"]
+        goals["coverage_95"] = {"value": cov, "required": [0.90, 0.98], "met": cov is not None and 0.90 <= cov <= 0.98}
+    return {"benchmark": "sas", "n_samples": n_samples, "budget_instrument_seconds": BUDGET_SECONDS,
+            "policies": policies, "goals": goals}
+
+
+def run_benchmark(
+    n_samples: int, seed: int = 0, policies: tuple[str, ...] = POLICIES,
+    on_done: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=0)(run_one)
+    samples = draw_family(n_samples, seed)
+    pending = [task.remote(s, p) for s in samples for p in policies]
+    total, results = len(pending), []
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        results.extend(ray.get(done))
+        if on_done is not None:
+            on_done(len(results), total)
+    results.sort(key=lambda r: (r["sample"], POLICIES.index(r["policy"])))
+    return summarise(results, n_samples), results
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> Path:
+    """Instrument time to the end of each campaign, per sample, per policy (open marker: not a success)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    names = [p for p in POLICIES if any(r["policy"] == p for r in results)]
+    for k, name in enumerate(names):
+        rows = [r for r in results if r["policy"] == name]
+        x = [r["sample"] + (k - len(names) / 2) * 0.12 for r in rows]
+        y = [r["instrument_seconds"] for r in rows]
+        colour = f"C{k}"
+        ax.scatter([a for a, r in zip(x, rows) if r["success"]], [b for b, r in zip(y, rows) if r["success"]],
+                   color=colour, label=name, s=18)
+        ax.scatter([a for a, r in zip(x, rows) if not r["success"]], [b for b, r in zip(y, rows) if not r["success"]],
+                   facecolors="none", edgecolors=colour, s=18)
+    ax.set_yscale("log")
+    ax.set_xlabel("sample")
+    ax.set_ylabel("instrument time to target, s")
+    ax.set_title("SAS benchmark: time to target (open: failed or wrong answer)")
+    ax.legend(fontsize=8, ncol=len(names))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write(summary: dict[str, Any], results: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "sas_benchmark.json"
+    json_path.write_text(json.dumps({**summary, "runs": results}, indent=1))
+    return {"json": json_path, "figure": plot(results, folder / "sas_benchmark.png")}
