@@ -112,7 +112,7 @@ def _violations(problem: AllocationProblem, x: np.ndarray) -> tuple[np.ndarray, 
     for h in problem.hypotheses:
         info = h.info0[None] + np.einsum("nc,ckl->nkl", total, h.f)
         if h.variance_limits:
-            cov = np.linalg.pinv(info, hermitian=True)
+            cov = np.linalg.inv(info)  # positive definite: the prior adds its precision
             for j, limit, label in h.variance_limits:
                 columns.append(np.log(np.maximum(cov[:, j, j], 1e-300) / limit))
                 labels.append(f"{label} | {h.model}")

@@ -135,7 +135,7 @@ def _policy(name: str, sample: BenchSample) -> dict[str, Any]:
     }[name]
 
 
-def campaign(sample: BenchSample, policy: str, folder: Path) -> dict[str, Any]:
+def campaign(sample: BenchSample, policy: str, folder: Path, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
     """The campaign document of one (sample, policy) run."""
     return {
         "name": f"bench-sas-{sample.index}-{policy}",
@@ -156,21 +156,21 @@ def campaign(sample: BenchSample, policy: str, folder: Path) -> dict[str, Any]:
             {"name": "model_known", "kind": "estimate_threshold", "estimate": "p(best)", "at_least": 0.95},
         ],
         # The facility protocol is one pass of its steps; the others run until the targets or the budget.
-        "budgets": {"max_instrument_seconds": BUDGET_SECONDS,
+        "budgets": {"max_instrument_seconds": budget_seconds,
                     "max_measurements": len(FIXED_PROTOCOL) if policy == "fixed" else 200},
         # The facility protocol runs to its end; every other policy stops when the targets hold.
         "stop_on_targets": policy != "fixed",
     }
 
 
-def run_one(sample: BenchSample, policy: str) -> dict[str, Any]:
+def run_one(sample: BenchSample, policy: str, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
     """Run one campaign in this process and judge its answer against the truth."""
     from agent.campaign import CampaignRunner
     from agent.config import parse_campaign
     from agent.store import Store
 
     with tempfile.TemporaryDirectory(prefix="labpilot-bench-") as tmp:
-        config = parse_campaign(campaign(sample, policy, Path(tmp)), f"bench sample {sample.index} / {policy}")
+        config = parse_campaign(campaign(sample, policy, Path(tmp), budget_seconds), f"bench sample {sample.index} / {policy}")
         store = Store(config.storage)
         try:
             runner = CampaignRunner(config, store, config.name, in_process=True)
@@ -195,7 +195,7 @@ def run_one(sample: BenchSample, policy: str) -> dict[str, Any]:
     }
 
 
-def summarise(results: list[dict[str, Any]], n_samples: int) -> dict[str, Any]:
+def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
     """The per-policy figures of the module docstring, and the goals' verdicts."""
     policies: dict[str, dict[str, Any]] = {}
     for name in POLICIES:
@@ -228,20 +228,20 @@ def summarise(results: list[dict[str, Any]], n_samples: int) -> dict[str, Any]:
                 goals[f"adaptive_vs_{name}"] = {"ratio": ratio, "required": required, "met": bool(met)}
         cov = adaptive["coverage_95"]
         goals["coverage_95"] = {"value": cov, "required": [0.90, 0.98], "met": cov is not None and 0.90 <= cov <= 0.98}
-    return {"benchmark": "sas", "n_samples": n_samples, "budget_instrument_seconds": BUDGET_SECONDS,
+    return {"benchmark": "sas", "n_samples": n_samples, "budget_instrument_seconds": budget_seconds,
             "policies": policies, "goals": goals}
 
 
 def run_benchmark(
     n_samples: int, seed: int = 0, policies: tuple[str, ...] = POLICIES,
-    on_done: Callable[[int, int], None] | None = None,
+    on_done: Callable[[int, int], None] | None = None, budget_seconds: float = BUDGET_SECONDS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
     import ray
 
     task = ray.remote(num_cpus=1, max_retries=0)(run_one)
     samples = draw_family(n_samples, seed)
-    pending = [task.remote(s, p) for s in samples for p in policies]
+    pending = [task.remote(s, p, budget_seconds) for s in samples for p in policies]
     total, results = len(pending), []
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -249,7 +249,7 @@ def run_benchmark(
         if on_done is not None:
             on_done(len(results), total)
     results.sort(key=lambda r: (r["sample"], POLICIES.index(r["policy"])))
-    return summarise(results, n_samples), results
+    return summarise(results, n_samples, budget_seconds), results
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> Path:

@@ -36,3 +36,37 @@ def test_sans_baseline_campaign_measures_one_sample_until_the_radius_is_known(tm
     assert last.estimates["p(sphere)"].value > 0.95  # type: ignore[operator]
     assert last.estimates["p(best)"].value == last.estimates["p(sphere)"].value
     assert result.targets["model_known"].met and result.targets["radius_2pct"].met
+
+
+def test_adaptive_sans_campaign_plans_configuration_and_exposure_until_the_answer_is_known(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXPERIMENTS / "adaptive_sans.yaml").read_text())
+    data["storage"] = f"sqlite:///{tmp_path}/labpilot.db"
+    data["data_dir"] = str(tmp_path / "data")
+    config = parse_campaign(data)
+    store = Store(config.storage)
+    result = run_campaign(config, store, campaign_id="sans-adaptive")
+    assert result.status == "completed", result.stop_reason
+    last = store.interpretations("sans-adaptive")[-1]
+    radius = last.estimates["radius"]
+    assert last.details["best_model"] == "sphere" and last.estimates["p(sphere)"].value >= 0.95  # type: ignore[operator]
+    assert abs(radius.value - 120.0) <= 3 * radius.sigma, (radius.value, radius.sigma)  # type: ignore[operator]
+    # Every decision was the planner's own (no fallback), and says what it planned and why.
+    decisions = store.decisions("sans-adaptive")
+    assert decisions and not any(d.fallback for d in decisions)
+    assert all("plan_seconds" in reason and "binding" in reason for d in decisions for reason in d.reasons)
+    # Far below the budget: the planner stopped counting when the answer was known.
+    assert result.instrument_seconds < 0.5 * config.budgets.max_instrument_seconds  # type: ignore[operator]
+
+
+def test_sas_benchmark_runs_every_policy_at_a_tiny_size() -> None:
+    from agent.bench.sas import POLICIES, run_benchmark
+
+    summary, runs = run_benchmark(1, seed=1, budget_seconds=4000.0)
+    assert summary["n_samples"] == 1 and set(summary["policies"]) == set(POLICIES)
+    assert {r["policy"] for r in runs} == set(POLICIES) and all(r["n_measurements"] >= 1 for r in runs)
+    for row in summary["policies"].values():
+        assert 0.0 <= row["success_rate"] <= 1.0 and row["median_instrument_seconds"] > 0
+        assert row["coverage_95"] is None or 0.0 <= row["coverage_95"] <= 1.0
+    # The fixed protocol is one pass of its steps at most (here the small budget cuts it after two).
+    assert next(r for r in runs if r["policy"] == "fixed")["n_measurements"] == 2
+    assert all(r["instrument_seconds"] <= 4000.0 + 7200.0 + 400.0 for r in runs)  # budget + at most one step over

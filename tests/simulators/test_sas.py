@@ -400,3 +400,22 @@ def test_journal_lets_a_finished_attempt_be_recovered(tmp_path) -> None:  # type
     for a, b in zip(first.accumulated("5m"), reborn.accumulated("5m")):
         assert np.array_equal(a, b)
     assert reborn._journal is not None and reborn._journal.acquisitions() == ["camp-00001", "camp-00002"]
+
+
+def test_planning_model_predicts_the_counting_sigma_without_revealing_the_sample() -> None:
+    from instruments.sas import PlanningModelDriver, SASInstrumentModel
+
+    driver = _driver()
+    assert isinstance(driver, PlanningModelDriver)
+    model = driver.planning_model()
+    assert isinstance(model, SASInstrumentModel) and model.change_seconds == driver.settings.change_seconds
+    for configuration in driver.configurations:
+        described = model.configuration(configuration)
+        q, truth = driver.true_intensity(configuration)
+        np.testing.assert_array_equal(described.q, q)
+        np.testing.assert_array_equal(described.dq, driver.resolution(configuration))
+        # σ² t from the planner's counting model at the true intensity = the driver's expected σ².
+        predicted = np.sqrt(described.variance_per_second(truth) / 300.0)
+        np.testing.assert_allclose(predicted, driver.expected_sigma(configuration, 300.0), rtol=1e-12)
+    # It carries the instrument (flux, geometry, backgrounds), not the answer.
+    assert "sample" not in model.model_dump() and "intensity" not in str(model.model_dump().keys())
