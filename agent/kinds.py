@@ -18,10 +18,12 @@ from pydantic import BaseModel
 from analysis.protocol import Analysis
 from analysis.sas import SASFitAnalysis, SASFitSettings
 from analysis.scalar import ScalarAnalysis, ScalarSettings
+from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings
 from instruments.protocol import Driver
 from policies.space import CategoricalParameter, DesignSpace
 from simulators.sas import SASDriver, SASSettings
 from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
+from simulators.xrd import XRDDriver, XRDSettings
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,14 @@ def _complete_synthetic(settings: dict[str, Any], space: DesignSpace, data_dir: 
     return out
 
 
-def _complete_sas(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
+def _complete_journal(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
     return {**settings, "journal_dir": settings.get("journal_dir") or str(data_dir)}
 
 
 INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "synthetic": InstrumentKind(SyntheticSettings, SyntheticPropertyDriver, _complete_synthetic),  # type: ignore[arg-type]
-    "sas": InstrumentKind(SASSettings, SASDriver, _complete_sas),  # type: ignore[arg-type]
+    "sas": InstrumentKind(SASSettings, SASDriver, _complete_journal),  # type: ignore[arg-type]
+    "xrd": InstrumentKind(XRDSettings, XRDDriver, _complete_journal),  # type: ignore[arg-type]
 }
 
 
@@ -66,6 +69,7 @@ ANALYSIS_KINDS: dict[str, AnalysisKind] = {
         lambda s: [s.estimate or s.key],  # type: ignore[attr-defined]
     ),
     "sas": AnalysisKind(SASFitSettings, SASFitAnalysis, lambda s: s.estimate_names()),  # type: ignore[arg-type,attr-defined]
+    "xrd": AnalysisKind(XRDPhaseIDSettings, XRDPhaseIdentification, lambda s: s.estimate_names()),  # type: ignore[arg-type,attr-defined]
 }
 
 

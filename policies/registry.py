@@ -12,6 +12,7 @@ from policies.models import Direction, ModelCache, direction_sign
 from policies.protocol import Policy
 from policies.sas import SASAdaptivePlanner, SASFixedProtocol, SASOracle, SASRandom, SASRoundRobin
 from policies.space import DesignSpace
+from policies.xrd import XRDAdaptivePlanner, XRDFullScan, XRDHeuristic
 
 POLICIES: dict[str, type] = {
     BayesianOptimisation.name: BayesianOptimisation,
@@ -23,6 +24,9 @@ POLICIES: dict[str, type] = {
     SASFixedProtocol.name: SASFixedProtocol,
     SASRoundRobin.name: SASRoundRobin,
     SASRandom.name: SASRandom,
+    XRDAdaptivePlanner.name: XRDAdaptivePlanner,
+    XRDFullScan.name: XRDFullScan,
+    XRDHeuristic.name: XRDHeuristic,
 }
 
 #: Constructor arguments the campaign supplies itself; they are not per-policy options.

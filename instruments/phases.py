@@ -1,0 +1,227 @@
+"""A library of crystalline phases (CIF files) and their reflection lists, through pymatgen.
+
+Both the simulated diffractometer and the phase-identification analysis see a phase the same way:
+its structure read from a CIF by pymatgen, and its reflections as pymatgen's ``XRDCalculator``
+computes them — d-spacing and |F|²·multiplicity per peak, with the Lorentz–polarisation factor of
+pymatgen's calculation divided out, so that one list serves every wavelength (``instruments.xrd``
+applies the LP factor at the 2θ of each line). Peaks pymatgen merges (equal d within its
+tolerance, e.g. cubic (333)/(511)) stay one reflection, with the families listed.
+
+A library is a folder of ``<name>.cif`` files; the phase's name is the file's stem. The default
+is ``experiments/phases`` of this repository.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_LIBRARY = Path(__file__).resolve().parents[1] / "experiments" / "phases"
+"""The phase library shipped with labpilot (``experiments/phases``)."""
+
+REFERENCE_WAVELENGTH = 0.5
+"""Å: reflections are computed at this wavelength, out to d = λ/2 = 0.25 Å at 2θ = 180°."""
+
+
+class PhaseLibraryError(ValueError):
+    """A CIF is missing, malformed or unusable, or a phase is not in the library; says which."""
+
+
+@dataclass(frozen=True)
+class Reflections:
+    """One phase's powder reflections, strongest-first order not implied (d descending).
+
+    ``d``: spacing, Å; ``f2m``: |F|² × multiplicity per unit cell, electrons²; ``hkls``: the
+    families of each reflection, as (h, k, l) tuples with their multiplicities.
+    """
+
+    d: np.ndarray
+    f2m: np.ndarray
+    hkls: tuple[tuple[tuple[tuple[int, int, int], int], ...], ...]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A crystalline phase of the library."""
+
+    name: str
+    path: Path
+    formula: str
+    density: float
+    """g/cm³, from the structure (cell mass / cell volume)."""
+    volume: float
+    """Unit-cell volume, Å³."""
+    structure: object
+    """The pymatgen ``Structure``."""
+
+    def reflections(self, d_min: float) -> Reflections:
+        """Reflections with d ≥ ``d_min`` (Å)."""
+        return _reflections(self.path, _mtime(self.path), round(float(d_min), 4))
+
+    def plane_normals(self, d_min: float) -> tuple[np.ndarray, np.ndarray]:
+        """Unit normals (Cartesian) of every symmetry-equivalent plane of the reflections with
+        d ≥ ``d_min``, and the index of the reflection each belongs to: (M, 3), (M,).
+
+        What texture acts on: a March–Dollase factor averages over a reflection's planes.
+        """
+        return _plane_normals(self.path, _mtime(self.path), round(float(d_min), 4))
+
+    def pole(self, hkl: tuple[int, int, int]) -> np.ndarray:
+        """Unit Cartesian normal of the plane (hkl)."""
+        g = np.asarray(hkl, dtype=float) @ self.structure.lattice.reciprocal_lattice_crystallographic.matrix  # type: ignore[attr-defined]
+        return g / np.linalg.norm(g)
+
+    def distinct_poles(self) -> list[tuple[int, int, int]]:
+        """The low-index poles (100, 010, 001, 110, 101, 011, 111 and their signed variants) that
+        are not equivalent by the point group: the texture directions worth testing."""
+        return _distinct_poles(self.path, _mtime(self.path))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=512)
+def _read(path: Path, mtime: float) -> Phase:
+    from pymatgen.core import Structure
+
+    if not path.is_file():
+        raise PhaseLibraryError(f"{path}: no such CIF file")
+    try:
+        with warnings.catch_warnings():
+            # pymatgen warns about rounding of fractional coordinates and the like; a CIF it cannot
+            # read raises below, which is what matters.
+            warnings.simplefilter("ignore")
+            structure = Structure.from_file(str(path))
+    except Exception as exc:  # noqa: BLE001 — pymatgen's CIF parser raises many kinds
+        raise PhaseLibraryError(f"{path}: not a readable CIF structure: {exc}") from exc
+    if len(structure) == 0 or structure.volume <= 0:
+        raise PhaseLibraryError(f"{path}: the CIF holds no atoms or no cell")
+    return Phase(
+        name=path.stem,
+        path=path,
+        formula=structure.composition.reduced_formula,
+        density=float(structure.density),
+        volume=float(structure.volume),
+        structure=structure,
+    )
+
+
+def read_phase(path: str | Path) -> Phase:
+    """Read one CIF; ``PhaseLibraryError`` naming the file if it is missing or malformed."""
+    path = Path(path).resolve()
+    return _read(path, _mtime(path))
+
+
+@functools.lru_cache(maxsize=512)
+def _reflections(path: Path, mtime: float, d_min: float) -> Reflections:
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    phase = _read(path, mtime)
+    if not d_min >= REFERENCE_WAVELENGTH / 2:
+        raise ValueError(f"d_min={d_min} Å is below the reference limit {REFERENCE_WAVELENGTH / 2} Å")
+    two_theta_max = math.degrees(2 * math.asin(REFERENCE_WAVELENGTH / (2 * d_min)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pattern = XRDCalculator(wavelength=REFERENCE_WAVELENGTH).get_pattern(
+            phase.structure, scaled=False, two_theta_range=(0.0, two_theta_max)
+        )
+    two_theta = np.asarray(pattern.x, dtype=float)
+    theta = np.radians(two_theta / 2)
+    # pymatgen's intensity = |F|² · multiplicity · LP with LP = (1 + cos² 2θ) / (sin² θ cos θ).
+    lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    f2m = np.asarray(pattern.y, dtype=float) / lp
+    d = np.asarray(pattern.d_hkls, dtype=float)
+    hkls = tuple(
+        tuple((tuple(int(i) for i in fam["hkl"][-3:]), int(fam["multiplicity"])) for fam in families)  # type: ignore[misc]
+        for families in pattern.hkls
+    )
+    keep = f2m > 1e-9 * max(float(f2m.max(initial=0.0)), 1e-300)  # systematic absences pymatgen kept at ~0
+    index = np.flatnonzero(keep)[np.argsort(-d[keep], kind="stable")]
+    return Reflections(d=d[index], f2m=f2m[index], hkls=tuple(hkls[i] for i in index))
+
+
+def _point_group_rotations(phase: Phase) -> list[np.ndarray]:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    ops = SpacegroupAnalyzer(phase.structure, symprec=0.01).get_point_group_operations(cartesian=True)
+    rotations = [np.asarray(op.rotation_matrix, dtype=float) for op in ops]
+    return rotations + [-r for r in rotations]  # Friedel: a plane and its opposite are one normal
+
+
+@functools.lru_cache(maxsize=256)
+def _plane_normals(path: Path, mtime: float, d_min: float) -> tuple[np.ndarray, np.ndarray]:
+    phase = _read(path, mtime)
+    reflections = _reflections(path, mtime, d_min)
+    rotations = np.stack(_point_group_rotations(phase))  # (R, 3, 3)
+    reciprocal = phase.structure.lattice.reciprocal_lattice_crystallographic.matrix  # type: ignore[attr-defined]
+    normals, index = [], []
+    for i, families in enumerate(reflections.hkls):
+        members = []
+        for hkl, _ in families:
+            g = np.asarray(hkl, dtype=float) @ reciprocal
+            members.append(np.einsum("rij,j->ri", rotations, g / np.linalg.norm(g)))
+        unique = np.unique(np.round(np.concatenate(members), 8), axis=0)
+        normals.append(unique)
+        index.append(np.full(len(unique), i))
+    return np.concatenate(normals), np.concatenate(index)
+
+
+@functools.lru_cache(maxsize=256)
+def _distinct_poles(path: Path, mtime: float) -> list[tuple[int, int, int]]:
+    phase = _read(path, mtime)
+    rotations = _point_group_rotations(phase)
+    candidates = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, -1, 0), (1, 0, 1), (1, 0, -1),
+                  (0, 1, 1), (0, 1, -1), (1, 1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1)]
+    kept: list[tuple[int, int, int]] = []
+    seen: list[np.ndarray] = []
+    for hkl in candidates:
+        n = phase.pole(hkl)
+        images = np.array([r @ n for r in rotations])
+        if any(np.min(np.linalg.norm(images - s, axis=1)) < 1e-6 for s in seen):
+            continue
+        kept.append(hkl)
+        seen.append(n)
+    return kept
+
+
+class PhaseLibrary:
+    """The phases of a folder of CIF files, read lazily; names are the files' stems."""
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = Path(folder).resolve() if folder is not None else DEFAULT_LIBRARY
+        if not self.folder.is_dir():
+            raise PhaseLibraryError(f"phase library {self.folder}: no such folder")
+        self._paths = {p.stem: p for p in sorted(self.folder.glob("*.cif"))}
+        if not self._paths:
+            raise PhaseLibraryError(f"phase library {self.folder}: holds no .cif files")
+
+    def names(self) -> list[str]:
+        return list(self._paths)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+    def phase(self, name: str) -> Phase:
+        """The phase ``name``; ``PhaseLibraryError`` listing the library if it is not there."""
+        if name not in self._paths:
+            raise PhaseLibraryError(
+                f"unknown phase {name!r}; the library {self.folder} has: {', '.join(self._paths)}"
+            )
+        return read_phase(self._paths[name])
+
+    def check(self, names: list[str], where: str) -> None:
+        """Raise ``PhaseLibraryError`` naming ``where`` for any name not in the library."""
+        unknown = [n for n in names if n not in self._paths]
+        if unknown:
+            raise PhaseLibraryError(
+                f"{where}: unknown phase(s) {unknown}; the library {self.folder} has: {', '.join(self._paths)}"
+            )

@@ -1,0 +1,319 @@
+"""Powder XRD scan steering: which 2θ window, step and dwell next — and its baselines.
+
+Every policy here chooses one window of a diffractometer, ``{two_theta_start, two_theta_stop,
+two_theta_step, dwell_seconds}``, through ``plan(context, n)`` with the campaign's targets as the
+stopping rule (P(most probable phase set) ≥ the ``p(best)`` target).
+
+- ``xrd_adaptive``: a fast survey scan first; then, from the analysis's top phase-set hypotheses
+  (``analysis.xrd``: refined parameters of each), the window, step and dwell that buy the most
+  expected discrimination per second of instrument time. For each rival set r of the most probable
+  set b, the expected gain of log-odds from a step at 2θ with dwell t is t · J_r(2θ) / T, where J_r
+  is the symmetrised Poisson Kullback–Leibler divergence of their predicted rates
+  (½[r_b log(r_b/r_r) − r_b + r_r] + ½[r_r log(r_r/r_b) − r_r + r_b]) and T the analysis's
+  tempering; each rival needs Δ_r = logit(target) + margin − log(p_b/p_r) nats. A window's value
+  is Σ_r w_r · min(1, gain_r/Δ_r) (w_r ∝ p_r) divided by its time — set-up, slew from where the
+  goniometer stands, and steps × (dwell + dead time) — so short windows pay their set-up and
+  wide ones their dwell; windows anywhere on the goniometer compete, which is how the range gets
+  extended. A rival that adds a phase is predicted with that phase's scale at least its σ: the
+  amount the data cannot yet exclude. Windows are committed to gradually: one window costs at most
+  ``growth`` × the time spent so far.
+- ``xrd_full_scan``: the fixed full slow scan (one window, chosen up front).
+- ``xrd_heuristic``: AdaptiveXRD-style (Szymanski et al. 2023): the same survey; then rescan, slower,
+  the window of at least ``min_window_deg`` where the two most probable sets differ most (not yet
+  rescanned); when every such window is done, extend the range by ``extension_deg`` at survey speed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from analysis.xrd import Hypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
+from instruments.types import ParamValue
+from instruments.xrd import XRDInstrumentModel, chebyshev_background, scan_points
+from policies.protocol import Observation, PlanningContext, Proposal
+from policies.space import ContinuousParameter, DesignSpace
+
+REQUEST = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
+Window = tuple[float, float, float, float]
+"""(start, stop, step, dwell): degrees, degrees, degrees, seconds per step."""
+
+
+class _XRDPolicy:
+    """What every XRD policy shares: the request in the design space, windows so far, the survey."""
+
+    name = "xrd"
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        seed: int = 0,
+        instrument: str | None = None,
+        survey: Sequence[float] = (10.0, 60.0, 0.04, 0.1),
+    ) -> None:
+        self.space, self.seed, self.instrument = space, seed, instrument
+        params = {p.name: p for p in space.parameters}
+        missing = [n for n in REQUEST if not isinstance(params.get(n), ContinuousParameter)]
+        if missing:
+            raise ValueError(
+                f"policy {self.name!r}: the design space needs continuous parameters {list(REQUEST)}; "
+                f"missing or not continuous: {missing}"
+            )
+        self.bounds = {n: (float(params[n].low), float(params[n].high)) for n in REQUEST}  # type: ignore[union-attr]
+        self.survey: Window = self._window("survey", survey)
+
+    def _window(self, option: str, value: Sequence[float]) -> Window:
+        if len(value) != 4:
+            raise ValueError(f"policy {self.name!r}: option {option} is [start, stop, step, dwell_seconds], got {list(value)}")
+        start, stop, step, dwell = (float(v) for v in value)
+        if not (start < stop and step > 0 and dwell > 0):
+            raise ValueError(f"policy {self.name!r}: option {option}: need start < stop and positive step and dwell, got {list(value)}")
+        for name, v in zip(REQUEST, (start, stop, step, dwell)):
+            lo, hi = self.bounds[name]
+            if not lo <= v <= hi:
+                raise ValueError(f"policy {self.name!r}: option {option}: {name}={v} is outside the design space [{lo}, {hi}]")
+        return (start, stop, step, dwell)
+
+    def propose(self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int) -> list[Proposal]:
+        raise TypeError(f"policy {self.name!r} plans from the campaign's measurements: call plan(context, n)")
+
+    def _windows(self, context: PlanningContext) -> list[Window]:
+        """Windows measured or in flight, oldest first."""
+        steps = [m.params for m in context.measurements] + [dict(p) for p in context.pending]
+        return [tuple(float(p[k]) for k in REQUEST) for p in steps if all(k in p for k in REQUEST)]  # type: ignore[misc]
+
+    def _instrument_model(self, context: PlanningContext) -> XRDInstrumentModel | None:
+        models = {k: v for k, v in context.instrument_models.items() if isinstance(v, XRDInstrumentModel)}
+        if self.instrument is not None:
+            return models.get(self.instrument)
+        return next(iter(models.values()), None)
+
+    @staticmethod
+    def _batch(proposal: Proposal, n: int) -> list[Proposal]:
+        # Windows are planned one at a time from the newest analysis; a batch repeats the window
+        # (more counts where they were worth having) rather than guessing past unseen data.
+        return [proposal] + [proposal.model_copy(update={"reason": {**proposal.reason, "batch_repeat": i}}) for i in range(1, n)]
+
+    def _request(self, window: Window, reason: dict[str, Any]) -> Proposal:
+        values = {}
+        for name, v in zip(REQUEST, window):
+            lo, hi = self.bounds[name]
+            values[name] = round(float(min(max(v, lo), hi)), 4)
+        return Proposal(params=values, policy=self.name, reason=reason)
+
+
+class XRDFullScan(_XRDPolicy):
+    """The fixed full slow scan: one window, chosen up front (``scan``)."""
+
+    name = "xrd_full_scan"
+
+    def __init__(self, space: DesignSpace, *, scan: Sequence[float] = (10.0, 90.0, 0.02, 1.0), **common: Any) -> None:
+        super().__init__(space, **common)
+        self.scan = self._window("scan", scan)
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        done = len(self._windows(context))
+        return [self._request(self.scan, {"step": i, "rule": "full scan"}) for i in range(done, done + n)]
+
+
+def _plausible_scales(best: Hypothesis, rival: Hypothesis) -> list[float]:
+    # A phase the best set lacks is predicted at no less than its σ: what the data cannot exclude yet.
+    return [s if n in best.phases else max(s, ss) for n, s, ss in zip(rival.phases, rival.scales, rival.scale_sigmas)]
+
+
+class _HypothesisPolicy(_XRDPolicy):
+    """Predicts each reported phase-set hypothesis on a 2θ grid (common background)."""
+
+    def __init__(self, space: DesignSpace, *, analysis: Mapping[str, Any], **common: Any) -> None:
+        super().__init__(space, **common)
+        if analysis.get("kind") != "xrd":
+            raise ValueError(f"policy {self.name!r} plans from phase identification: analysis.kind must be 'xrd', not {analysis.get('kind')!r}")
+        self.settings = XRDPhaseIDSettings.model_validate(analysis.get("settings", {}))
+
+    def _predictions(self, hypotheses: list[Hypothesis], grid: np.ndarray, covered: tuple[float, float]) -> list[np.ndarray]:
+        """Rates of each hypothesis on ``grid``; one background (the best's, held flat outside the
+        measured range, where its polynomial would be an extrapolation)."""
+        best = hypotheses[0]
+        background = np.maximum(chebyshev_background(np.clip(grid, *covered), best.background, *self.settings.two_theta_range), 1e-3)
+        out = []
+        for h in hypotheses:
+            no_bg = Hypothesis(**{**h.__dict__, "background": (0.0,)})
+            scales = h.scales if h is best else _plausible_scales(best, h)
+            out.append(background + predict_rate(self.settings, no_bg, grid, scales) - 1e-9)
+        return out
+
+
+class XRDHeuristic(_HypothesisPolicy):
+    """AdaptiveXRD-style steering; see the module docstring."""
+
+    name = "xrd_heuristic"
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        rescan_step: float = 0.02,
+        rescan_dwell: float = 1.0,
+        min_window_deg: float = 5.0,
+        extension_deg: float = 10.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(space, **common)
+        if min(rescan_step, rescan_dwell, min_window_deg, extension_deg) <= 0:
+            raise ValueError(f"policy {self.name!r}: rescan_step, rescan_dwell, min_window_deg and extension_deg must be positive")
+        self.rescan_step, self.rescan_dwell = float(rescan_step), float(rescan_dwell)
+        self.min_window_deg, self.extension_deg = float(min_window_deg), float(extension_deg)
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        return self._batch(self._next(context), n)
+
+    def _next(self, context: PlanningContext) -> Proposal:
+        windows = self._windows(context)
+        if not windows:
+            return self._request(self.survey, {"rule": "survey"})
+        latest = context.latest_valid()
+        hypotheses = hypotheses_of(latest.details) if latest is not None else []
+        lo = min(w[0] for w in windows)
+        hi = max(w[1] for w in windows)
+        gon_hi = self.bounds["two_theta_stop"][1]
+        model = self._instrument_model(context)
+        if model is not None:
+            gon_hi = min(gon_hi, model.goniometer_max_deg)
+        rescans = [w for w in windows if w[3] >= self.rescan_dwell]
+        if len(hypotheses) >= 2:
+            grid = np.arange(lo, hi, self.rescan_step)
+            first, second = self._predictions(hypotheses[:2], grid, (lo, hi))
+            diff = np.abs(first - second)
+            width = self.min_window_deg
+            starts = np.arange(lo, max(hi - width, lo) + 1e-9, 0.5)
+            cum = np.concatenate([[0.0], np.cumsum(diff)])
+            sums = np.array([cum[np.searchsorted(grid, s + width)] - cum[np.searchsorted(grid, s)] for s in starts])
+            for i in np.argsort(-sums):
+                s = float(starts[i])
+                if sums[i] <= 0.1 * sums.max() or sums.max() <= 0:
+                    break
+                if not any(min(r[1], s + width) - max(r[0], s) >= 0.5 * width for r in rescans):
+                    return self._request((s, s + width, self.rescan_step, self.rescan_dwell),
+                                         {"rule": "rescan where the top two differ", "sets": [h.label for h in hypotheses[:2]]})
+        if hi < gon_hi - 1e-6:
+            stop = min(hi + self.extension_deg, gon_hi)
+            start = max(hi, stop - self.min_window_deg)
+            return self._request((start, stop, self.survey[2], self.survey[3]), {"rule": "extend the range"})
+        # Everything rescanned and the range exhausted: rescan the survey range slower.
+        longest = max(w[3] for w in windows)
+        return self._request((lo, hi, self.rescan_step, min(2 * longest, self.bounds["dwell_seconds"][1])),
+                             {"rule": "range exhausted: rescan slower"})
+
+
+def _campaign_probability_target(name: str, targets: Sequence[Mapping[str, Any]]) -> float:
+    goals = [float(t["at_least"]) for t in targets
+             if t.get("kind") == "estimate_threshold" and t.get("estimate") == "p(best)" and t.get("at_least") is not None]
+    if not goals:
+        raise ValueError(f"policy {name!r} plans toward a p(best) estimate_threshold target; the campaign has none")
+    return max(goals)
+
+
+class XRDAdaptivePlanner(_HypothesisPolicy):
+    """Discrimination per second between the top phase-set hypotheses; see the module docstring."""
+
+    name = "xrd_adaptive"
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        targets: Sequence[Mapping[str, Any]],
+        step: float = 0.02,
+        dwell_ladder: Sequence[float] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0),
+        widths_deg: Sequence[float] = (2.0, 5.0, 10.0, 20.0, 40.0),
+        hypothesis_min_probability: float = 1e-3,
+        margin_nats: float = 1.0,
+        growth: float = 2.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(space, **common)
+        self.target = _campaign_probability_target(self.name, targets)
+        if not 0.5 < self.target < 1:
+            raise ValueError(f"policy {self.name!r}: the p(best) target must be in (0.5, 1), got {self.target}")
+        if step <= 0 or growth <= 0 or not dwell_ladder or not widths_deg or min(dwell_ladder) <= 0 or min(widths_deg) <= 0:
+            raise ValueError(f"policy {self.name!r}: step, growth, dwell_ladder and widths_deg must be positive and non-empty")
+        if not 0 < hypothesis_min_probability < 0.5:
+            raise ValueError(f"policy {self.name!r}: hypothesis_min_probability must be in (0, 0.5)")
+        self.step, self.growth, self.margin_nats = float(step), float(growth), float(margin_nats)
+        lo, hi = self.bounds["dwell_seconds"]
+        self.dwell_ladder = sorted({min(max(float(d), lo), hi) for d in dwell_ladder})
+        self.widths = sorted(float(w) for w in widths_deg)
+        self.hypothesis_min_probability = float(hypothesis_min_probability)
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        return self._batch(self._next(context), n)
+
+    def _next(self, context: PlanningContext) -> Proposal:
+        windows = self._windows(context)
+        latest = context.latest_valid()
+        hypotheses = hypotheses_of(latest.details) if latest is not None else []
+        model = self._instrument_model(context)
+        if not windows or model is None or latest is None or not hypotheses:
+            return self._request(self.survey, {"rule": "survey"})
+        best, *others = hypotheses
+        rivals = [h for h in others if h.probability >= self.hypothesis_min_probability]
+        if not rivals:
+            rivals = others[:1]
+        if not rivals:  # a single hypothesis and the target not met: look where nothing was measured
+            return self._extension(windows, model, "single hypothesis: extend the range")
+        temperature = float(latest.details.get("temperature") or 1.0)  # type: ignore[arg-type]
+        logit = math.log(self.target / (1 - self.target)) + self.margin_nats
+        needed = np.array([max(logit - math.log(max(best.probability, 1e-300) / max(r.probability, 1e-300)), 0.25) for r in rivals])
+        weights = np.array([r.probability for r in rivals])
+        weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(rivals), 1 / len(rivals))
+
+        lo_g = max(model.goniometer_min_deg, self.bounds["two_theta_start"][0])
+        hi_g = min(model.goniometer_max_deg, self.bounds["two_theta_stop"][1])
+        grid = np.arange(lo_g, hi_g + self.step / 2, self.step)
+        covered = (min(w[0] for w in windows), max(w[1] for w in windows))
+        rates = self._predictions([best, *rivals], grid, covered)
+        r_b = rates[0]
+        divergence = np.array([0.5 * (r_b * np.log(r_b / r) - r_b + r) + 0.5 * (r * np.log(r / r_b) - r + r_b)
+                               for r in rates[1:]]) / temperature  # (n_rivals, n_grid), nats per second
+        cum = np.concatenate([np.zeros((len(rivals), 1)), np.cumsum(divergence, axis=1)], axis=1)
+        position = windows[-1][1]
+        spent = sum(model.window_seconds(*w, position=None) for w in windows)
+        cap = max(self.growth * spent, model.setup_seconds + 60.0)
+        best_choice: tuple[float, Window, float, np.ndarray] | None = None
+        fallback: tuple[float, Window, float, np.ndarray] | None = None
+        for width in self.widths:
+            if width > hi_g - lo_g:
+                continue
+            for start in np.arange(lo_g, hi_g - width + 1e-9, max(width / 4, 0.5)):
+                i0 = int(np.searchsorted(grid, start - 1e-9))
+                i1 = int(np.searchsorted(grid, start + width + 1e-9))
+                info = cum[:, i1] - cum[:, i0]  # nats per second of dwell at every step
+                for dwell in self.dwell_ladder:
+                    seconds = model.window_seconds(float(start), float(start + width), self.step, dwell, position)
+                    progress = float(np.sum(weights * np.minimum(1.0, dwell * info / needed)))
+                    value = progress / seconds
+                    choice = (value, (float(start), float(start + width), self.step, dwell), seconds, dwell * info)
+                    if seconds <= cap and (best_choice is None or value > best_choice[0]):
+                        best_choice = choice
+                    if fallback is None or seconds < fallback[2]:
+                        fallback = choice
+        value, window, seconds, gain = best_choice or fallback  # type: ignore[misc]
+        reason = {
+            "rule": "discrimination per second", "best": best.label, "p_best": round(best.probability, 4),
+            "rivals": {r.label: round(r.probability, 4) for r in rivals},
+            "expected_gain_nats": {r.label: round(float(g), 3) for r, g in zip(rivals, gain)},
+            "needed_nats": {r.label: round(float(d), 3) for r, d in zip(rivals, needed)},
+            "seconds": round(seconds, 1), "temperature": round(temperature, 3),
+        }
+        return self._request(window, reason)
+
+    def _extension(self, windows: list[Window], model: XRDInstrumentModel, rule: str) -> Proposal:
+        hi = max(w[1] for w in windows)
+        stop = min(hi + 20.0, model.goniometer_max_deg, self.bounds["two_theta_stop"][1])
+        if stop - hi < 2.0:
+            return self._request((self.survey[0], self.survey[1], self.step, 4 * self.survey[3]), {"rule": rule + " (range exhausted)"})
+        return self._request((hi, stop, self.survey[2], self.survey[3]), {"rule": rule})

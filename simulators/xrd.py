@@ -1,0 +1,276 @@
+"""A simulated powder diffractometer (Bragg–Brentano, point or strip detector) on crystal structures.
+
+The sample is a mixture of library phases (``instruments.phases``: CIFs read by pymatgen, reflection
+lists from pymatgen's XRD calculator) with weight fractions, and per phase a crystallite size
+(Scherrer broadening), microstrain, lattice strain (peak shifts) and preferred orientation
+(March–Dollase); the sample may sit off the goniometer axis (displacement). The instrument has its
+wavelength lines (Cu Kα1 + Kα2 by default, or a synchrotron energy), Caglioti U, V, W, a Chebyshev
+background, a zero shift and its goniometer range. The profile physics is
+``instruments.xrd.phase_rate`` — the same function the analysis fits.
+
+Counting model, per step at 2θ_i with dwell t::
+
+    rate(2θ)   = flux · Σ_p v_p · phase_rate_p(2θ) + Σ_k b_k T_k(u)         counts/s
+    v_p        = (w_p / ρ_p) / Σ_q (w_q / ρ_q)                              volume fraction from weight fractions
+    N_i        ~ Poisson(t · rate(2θ_i))                                     counts, σ_i = sqrt(max(N_i, 1))
+
+(no microabsorption or absorption contrast between phases: the intensity of a phase is
+proportional to its volume fraction). A request is one window: ``two_theta_start``,
+``two_theta_stop``, ``two_theta_step`` (degrees) and ``dwell_seconds`` per step. Its instrument
+time is set-up + slew from where the goniometer stands + steps × (dwell + dead time), on a
+virtual clock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import datetime, timezone
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from instruments.phases import DEFAULT_LIBRARY, Phase, PhaseLibrary, PhaseLibraryError
+from instruments.protocol import InstrumentLimitError
+from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
+from instruments.xrd import (
+    HC_KEV_ANGSTROM,
+    XRDInstrumentModel,
+    chebyshev_background,
+    march_dollase,
+    phase_rate,
+    scan_points,
+    wavelength_lines,
+)
+from simulators.clock import VirtualClock
+from simulators.journal import MeasurementJournal
+from simulators.noise import attempt_seed
+
+REQUEST_FIELDS = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class PreferredOrientation(_Strict):
+    """March–Dollase texture: platelets (r < 1) or needles (r > 1) along the pole ``hkl``."""
+
+    hkl: tuple[int, int, int] = Field(description="the preferred pole, Miller indices")
+    march_r: float = Field(gt=0.05, le=20, description="March parameter r; 1 = random powder")
+
+    @field_validator("hkl")
+    @classmethod
+    def _not_zero(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not any(value):
+            raise ValueError("hkl: (0, 0, 0) is not a direction")
+        return value
+
+
+class SamplePhase(_Strict):
+    """One phase of the sample."""
+
+    phase: str = Field(min_length=1, description="name of a library phase (the CIF's file stem)")
+    weight_fraction: float = Field(gt=0, le=1, description="mass fraction of the phase in the sample")
+    crystallite_size_nm: float | None = Field(default=200.0, gt=1, description="Scherrer size, nm; None: no size broadening")
+    microstrain: float = Field(default=0.0, ge=0, le=0.02, description="root-mean-square strain ε (dimensionless)")
+    lattice_strain: float = Field(default=0.0, ge=-0.03, le=0.03, description="relative change of every d-spacing")
+    preferred_orientation: PreferredOrientation | None = None
+
+
+class XRDSample(_Strict):
+    phases: list[SamplePhase] = Field(min_length=1)
+    displacement_mm: float = Field(default=0.0, ge=-1, le=1, description="sample height error, mm (shifts peaks ∝ cos θ)")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> XRDSample:
+        total = sum(p.weight_fraction for p in self.phases)
+        if abs(total - 1.0) > 1e-3:
+            raise ValueError(f"sample.phases: weight fractions must sum to 1, they sum to {total:.6g}")
+        names = [p.phase for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sample.phases: a phase is listed twice: {names}")
+        return self
+
+
+class XRDSettings(_Strict):
+    """Settings of the simulated diffractometer (campaign file: ``instruments[].settings``)."""
+
+    sample: XRDSample
+    library: str | None = Field(default=None, description="folder of phase CIFs; default: experiments/phases")
+    wavelength: str | float = Field(default="CuKa", description="'CuKa' (Kα1+Kα2), 'CuKa1', 'CoKa', 'MoKa', … or Å")
+    energy_kev: float | None = Field(default=None, gt=1, le=200, description="synchrotron energy, keV (replaces wavelength)")
+    caglioti_u: float = Field(default=0.010, description="Caglioti U, deg²")
+    caglioti_v: float = Field(default=-0.003, description="Caglioti V, deg²")
+    caglioti_w: float = Field(default=0.004, ge=0, description="Caglioti W, deg²")
+    background: list[float] = Field(
+        default_factory=lambda: [40.0, -15.0, 8.0], min_length=1, max_length=12,
+        description="Chebyshev coefficients of the background over the goniometer range, counts/s",
+    )
+    zero_shift_deg: float = Field(default=0.0, ge=-0.5, le=0.5, description="goniometer zero error, degrees 2θ")
+    flux: float = Field(default=10.0, gt=0, description="counts/s per unit of phase_rate (source, optics, detector)")
+    goniometer_min_deg: float = Field(default=5.0, ge=0.5, description="degrees 2θ")
+    goniometer_max_deg: float = Field(default=140.0, le=170.0, description="degrees 2θ")
+    goniometer_radius_mm: float = Field(default=240.0, gt=0)
+    setup_seconds: float = Field(default=15.0, ge=0, description="per window: shutter, detector start, s")
+    motion_deg_per_second: float = Field(default=5.0, gt=0, description="slew speed between windows, degrees/s")
+    step_overhead_seconds: float = Field(default=0.0, ge=0, description="dead time per step, s")
+    min_step_deg: float = Field(default=0.005, gt=0)
+    max_points: int = Field(default=20000, ge=2)
+    realtime_factor: float = Field(default=0.0, ge=0)
+    journal_dir: str | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> XRDSettings:
+        if not self.goniometer_min_deg < self.goniometer_max_deg:
+            raise ValueError("goniometer_min_deg must be below goniometer_max_deg")
+        self.lines()  # an unknown line name is reported now
+        library = self.phase_library()
+        library.check([p.phase for p in self.sample.phases], "sample.phases")
+        for p in self.sample.phases:
+            library.phase(p.phase)  # a malformed CIF is reported now, naming the file
+        return self
+
+    def lines(self) -> tuple[tuple[float, float], ...]:
+        if self.energy_kev is not None:
+            return ((HC_KEV_ANGSTROM / self.energy_kev, 1.0),)
+        return wavelength_lines(self.wavelength)
+
+    def phase_library(self) -> PhaseLibrary:
+        try:
+            return PhaseLibrary(self.library or DEFAULT_LIBRARY)
+        except PhaseLibraryError as exc:
+            raise ValueError(f"library: {exc}") from exc
+
+
+class XRDDriver:
+    """Driver of the simulated diffractometer. Plain class; Ray wraps it in ``InstrumentActor``.
+
+    Request params: ``two_theta_start``, ``two_theta_stop``, ``two_theta_step`` (degrees) and
+    ``dwell_seconds`` (per step). Data: ``two_theta`` (degrees) and ``counts`` with
+    σ = sqrt(max(counts, 1)) in ``sigma["counts"]``.
+    """
+
+    def __init__(self, name: str, settings: XRDSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = VirtualClock(settings.realtime_factor)
+        self.position: float | None = None
+        self.stopped: bool | None = None
+        self._lock = threading.Lock()
+        self._lines = settings.lines()
+        self._model = self.planning_model()
+        d_min = min(lam for lam, _ in self._lines) / (2 * math.sin(math.radians(settings.goniometer_max_deg / 2)))
+        self._d_min = max(d_min * 0.98, 0.25)
+        library = settings.phase_library()
+        self._phases = [(p, library.phase(p.phase)) for p in settings.sample.phases]
+        per_volume = [p.weight_fraction / ph.density for p, ph in self._phases]
+        self.volume_fractions = {p.phase: v / sum(per_volume) for (p, _), v in zip(self._phases, per_volume)}
+        """Volume fraction of each phase (what the diffracted intensity is proportional to)."""
+        self._orientation = {p.phase: self._texture(p, ph) for p, ph in self._phases}
+        self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
+
+    def _texture(self, sample_phase: SamplePhase, phase: Phase) -> np.ndarray | None:
+        texture = sample_phase.preferred_orientation
+        if texture is None:
+            return None
+        normals, index = phase.plane_normals(self._d_min)
+        return march_dollase(normals, index, len(phase.reflections(self._d_min).d), phase.pole(texture.hkl), texture.march_r)
+
+    # -- ground truth ------------------------------------------------------------------------------
+    def true_rate(self, two_theta: np.ndarray) -> np.ndarray:
+        """Expected counts per second at ``two_theta`` (degrees), background included."""
+        s = self.settings
+        x = np.asarray(two_theta, dtype=float)
+        rate = chebyshev_background(x, s.background, s.goniometer_min_deg, s.goniometer_max_deg)
+        for p, ph in self._phases:
+            rate = rate + s.flux * self.volume_fractions[p.phase] * phase_rate(
+                x, ph.reflections(self._d_min), ph.volume, self._lines, self._model.caglioti,
+                size_nm=p.crystallite_size_nm, microstrain=p.microstrain, lattice_strain=p.lattice_strain,
+                zero_shift_deg=s.zero_shift_deg, displacement_mm=s.sample.displacement_mm,
+                radius_mm=s.goniometer_radius_mm, orientation=self._orientation[p.phase],
+            )
+        return np.maximum(rate, 0.0)
+
+    # -- the driver protocol -----------------------------------------------------------------------
+    def describe(self) -> dict[str, DataKey]:
+        n = self.settings.max_points
+        return {
+            "two_theta": DataKey(dtype="array", shape=[n], units="deg", description="2θ of each step (shape: up to max_points)"),
+            "counts": DataKey(dtype="array", shape=[n], units="counts", description="detector counts per step; σ = sqrt(max(counts, 1))"),
+        }
+
+    def planning_model(self) -> XRDInstrumentModel:
+        s = self.settings
+        return XRDInstrumentModel(
+            lines=list(self.settings.lines()), caglioti_u=s.caglioti_u, caglioti_v=s.caglioti_v, caglioti_w=s.caglioti_w,
+            goniometer_min_deg=s.goniometer_min_deg, goniometer_max_deg=s.goniometer_max_deg,
+            goniometer_radius_mm=s.goniometer_radius_mm, setup_seconds=s.setup_seconds,
+            motion_deg_per_second=s.motion_deg_per_second, step_overhead_seconds=s.step_overhead_seconds,
+            min_step_deg=s.min_step_deg, max_points=s.max_points,
+        )
+
+    def check(self, request: MeasurementRequest) -> None:
+        s, params = self.settings, request.params
+        unknown = sorted(set(params) - set(REQUEST_FIELDS))
+        if unknown:
+            raise InstrumentLimitError(f"{self.name}: unknown request fields {unknown}; known: {list(REQUEST_FIELDS)}")
+        values: dict[str, float] = {}
+        for field in REQUEST_FIELDS:
+            if field not in params:
+                raise InstrumentLimitError(f"{self.name}: request lacks {field!r}")
+            value = params[field]
+            if isinstance(value, (str, bool)) or not math.isfinite(float(value)):
+                raise InstrumentLimitError(f"{self.name}: {field}={value!r} is not a finite number")
+            values[field] = float(value)
+        start, stop = values["two_theta_start"], values["two_theta_stop"]
+        for field in ("two_theta_start", "two_theta_stop"):
+            if not s.goniometer_min_deg <= values[field] <= s.goniometer_max_deg:
+                raise InstrumentLimitError(
+                    f"{self.name}: {field}={values[field]} is outside the goniometer range "
+                    f"[{s.goniometer_min_deg}, {s.goniometer_max_deg}] degrees"
+                )
+        if not start < stop:
+            raise InstrumentLimitError(f"{self.name}: two_theta_start={start} must be below two_theta_stop={stop}")
+        if values["two_theta_step"] <= 0:
+            raise InstrumentLimitError(f"{self.name}: two_theta_step={values['two_theta_step']} must be positive")
+        if values["two_theta_step"] < s.min_step_deg:
+            raise InstrumentLimitError(f"{self.name}: two_theta_step={values['two_theta_step']} is below the finest step {s.min_step_deg}")
+        if values["dwell_seconds"] <= 0:
+            raise InstrumentLimitError(f"{self.name}: dwell_seconds={values['dwell_seconds']} must be positive")
+        n = len(scan_points(start, stop, values["two_theta_step"]))
+        if n > s.max_points:
+            raise InstrumentLimitError(f"{self.name}: the window has {n} steps; at most {s.max_points}")
+
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        self.check(request)
+        wall_start = time.perf_counter()
+        s, p = self.settings, request.params
+        start, stop = float(p["two_theta_start"]), float(p["two_theta_stop"])
+        step, dwell = float(p["two_theta_step"]), float(p["dwell_seconds"])
+        x = scan_points(start, stop, step)
+        started = datetime.now(timezone.utc)
+        with self._lock:
+            slew = 0.0 if self.position is None else abs(start - self.position) / s.motion_deg_per_second
+            self.position = float(x[-1])
+        exposure = len(x) * dwell
+        overhead = s.setup_seconds + len(x) * s.step_overhead_seconds
+        self.clock.advance(exposure + slew + overhead)
+        rng = np.random.default_rng(attempt_seed(s.seed, request.attempt_id))
+        counts = rng.poisson(dwell * self.true_rate(x)).astype(np.float64)
+        measurement = Measurement(
+            attempt_id=request.attempt_id, instrument=self.name, params=dict(p), sample_id=request.sample_id,
+            data={"two_theta": x, "counts": counts}, sigma={"counts": np.sqrt(np.maximum(counts, 1.0))},
+            timing=Timing(exposure_seconds=exposure, motion_seconds=slew, overhead_seconds=overhead,
+                          started_at=started, wall_seconds=time.perf_counter() - wall_start),
+        )
+        if self._journal is not None:
+            self._journal.write(measurement)
+        return measurement
+
+    def stop(self, success: bool) -> None:
+        self.stopped = success
+
+    def recover(self, attempt_id: str) -> Measurement | None:
+        return None if self._journal is None else self._journal.read(attempt_id)
