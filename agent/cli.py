@@ -188,6 +188,25 @@ bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchm
 app.add_typer(bench_app, name="bench")
 
 
+def _run_bench(module: Any, label: str, n: int, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every campaign of a benchmark module on local Ray, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agent.runtime import ray_runtime
+
+    with ray_runtime(), Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as bars:
+        task = bars.add_task("campaigns", total=n * len(module.POLICIES))
+        return module.run_benchmark(n, seed, on_done=lambda done, total: bars.update(task, completed=done))  # type: ignore[no-any-return]
+
+
+def _print_goals(summary: dict[str, Any], paths: dict[str, Path]) -> None:
+    for goal, verdict in summary["goals"].items():
+        err.print(f"{goal}: {'[green]met[/]' if verdict['met'] else '[red]missed[/]'} ({verdict})", highlight=False)
+    err.print(f"results: {paths['json']}  figure: {paths['figure']}")
+
+
 @bench_app.command("sas")
 def bench_sas(
     quick: bool = typer.Option(False, "--quick", help="6 samples instead of 30 (a smoke run, minutes)"),
@@ -197,17 +216,10 @@ def bench_sas(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
 ) -> None:
     """Adaptive SAS planning vs fixed protocol, round robin, random and the oracle, on a sample family."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from agent.bench import sas
-    from agent.runtime import ray_runtime
 
     n = samples if samples is not None else (6 if quick else 30)
-    with ray_runtime(), Progress(
-        TextColumn("SAS campaigns"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-    ) as bars:
-        task = bars.add_task("campaigns", total=n * len(sas.POLICIES))
-        summary, results = sas.run_benchmark(n, seed, on_done=lambda done, total: bars.update(task, completed=done))
+    summary, results = _run_bench(sas, "SAS campaigns", n, seed)
     paths = sas.write(summary, results, out)
     if as_json:
         _print_json(summary)
@@ -220,6 +232,33 @@ def bench_sas(
             "—" if cov is None else f"{cov:.3f}", f"{row.get('ratio_to_adaptive', 1.0):.2f}",
         )
     err.print(table)
-    for goal, verdict in summary["goals"].items():
-        err.print(f"{goal}: {'[green]met[/]' if verdict['met'] else '[red]missed[/]'} ({verdict})", highlight=False)
-    err.print(f"results: {paths['json']}  figure: {paths['figure']}")
+    _print_goals(summary, paths)
+
+
+@bench_app.command("xrd")
+def bench_xrd(
+    quick: bool = typer.Option(False, "--quick", help="9 samples instead of 50 (a smoke run, minutes)"),
+    samples: int | None = typer.Option(None, "--samples", min=1, help="number of samples (overrides --quick)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sample family"),
+    out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figure"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+) -> None:
+    """Adaptive XRD scan steering vs the full slow scan and an AdaptiveXRD-style heuristic."""
+    from agent.bench import xrd
+
+    n = samples if samples is not None else (9 if quick else 50)
+    summary, results = _run_bench(xrd, "XRD campaigns", n, seed)
+    paths = xrd.write(summary, results, out)
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table("policy", "accuracy", "minor found", "median s", "× faster than full", "right at p≥0.95")
+    for name, row in summary["policies"].items():
+        minor, precision = row["minor_phase_detection_rate"], row["precision_at_0.95"]
+        table.add_row(
+            name, f"{row['accuracy']:.2f}", "—" if minor is None else f"{minor:.2f}", f"{row['median_scan_seconds']:,.0f}",
+            f"{row.get('ratio_to_full_scan', 1.0):.2f}",
+            "—" if precision is None else f"{precision:.2f} ({row['n_decisions_at_0.95']})",
+        )
+    err.print(table)
+    _print_goals(summary, paths)

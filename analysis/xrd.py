@@ -81,13 +81,14 @@ class XRDPhaseIDSettings(_Strict):
     background_terms: int = Field(default=4, ge=1, le=12, description="Chebyshev terms of the background")
     max_phases: int = Field(default=3, ge=1, le=4)
     shortlist: int = Field(default=6, ge=1, le=10, description="phases carried from screening to the set search")
-    refine_sets: int = Field(default=6, ge=1, le=30, description="phase sets refined in full")
+    refine_sets: int = Field(default=8, ge=1, le=30, description="phase sets refined in full")
     log_prior_per_phase: float = Field(default=-3.0, le=0, description="log prior odds per phase in a set")
     lattice_strain_bound: float = Field(default=0.005, gt=0, le=0.03, description="|Δd/d| allowed per phase")
     max_inverse_size: float = Field(default=0.1, gt=0, description="largest 1/L, 1/nm (L ≥ 1/this)")
     max_microstrain: float = Field(default=0.003, gt=0, le=0.02, description="largest microstrain refined")
     max_march_r: float = Field(default=2.0, gt=1, le=5, description="texture: March r refined within [1/this, this]")
     zero_shift_bound_deg: float = Field(default=0.05, ge=0, le=0.5)
+    displacement_bound_mm: float = Field(default=0.1, ge=0, le=1, description="sample displacement refined within ±this, mm")
     temper: bool = Field(default=True, description="inflate σ by the best set's misfit (see module docstring)")
     unexplained_sigma: float = Field(default=6.0, gt=0)
     hypotheses_reported: int = Field(default=4, ge=1, le=10)
@@ -154,6 +155,7 @@ class Hypothesis:
     refined: dict[str, tuple[float, ...]]
     poles: tuple[tuple[int, int, int], ...]
     zero: float
+    displacement: float
     background: tuple[float, ...]
 
     @property
@@ -166,11 +168,13 @@ class Hypothesis:
             phases=fit.phases, probability=probability, scales=tuple(map(float, fit.scales)),
             scale_sigmas=tuple(map(float, fit.scale_sigmas * math.sqrt(temperature))),
             refined={k: tuple(map(float, v)) for k, v in fit.refined.items()}, poles=fit.poles, zero=fit.zero,
+            displacement=fit.displacement,
             background=tuple(map(float, fit.background)),
         )
 
     def to_details(self, i: int) -> dict[str, float | str]:
-        out: dict[str, float | str] = {f"hyp:{i}:set": self.label, f"hyp:{i}:p": self.probability, f"hyp:{i}:zero": self.zero}
+        out: dict[str, float | str] = {f"hyp:{i}:set": self.label, f"hyp:{i}:p": self.probability,
+                                       f"hyp:{i}:zero": self.zero, f"hyp:{i}:displacement": self.displacement}
         for j, name in enumerate(self.phases):
             out |= {f"hyp:{i}:scale:{name}": self.scales[j], f"hyp:{i}:scale_sigma:{name}": self.scale_sigmas[j],
                     f"hyp:{i}:pole:{name}": " ".join(map(str, self.poles[j]))}
@@ -193,7 +197,7 @@ class Hypothesis:
             scale_sigmas=tuple(float(details[f"hyp:{i}:scale_sigma:{n}"]) for n in phases),
             refined={key: tuple(float(details[f"hyp:{i}:{key}:{n}"]) for n in phases) for key in PER_PHASE},
             poles=tuple(tuple(int(v) for v in str(details[f"hyp:{i}:pole:{n}"]).split()) for n in phases),  # type: ignore[misc]
-            zero=float(details[f"hyp:{i}:zero"]),
+            zero=float(details[f"hyp:{i}:zero"]), displacement=float(details[f"hyp:{i}:displacement"]),
             background=tuple(float(details[f"hyp:{i}:bg:{j}"]) for j in range(k)),
         )
 
@@ -215,7 +219,7 @@ def predict_rate(settings: XRDPhaseIDSettings, hypothesis: Hypothesis, two_theta
     for j, (name, s) in enumerate(zip(hypothesis.phases, scales or hypothesis.scales)):
         v = {k: hypothesis.refined[k][j] for k in PER_PHASE}
         rate = rate + s * rate_on(library.phase(name), optics, two_theta, settings.d_min(), v["strain"], v["inverse_size"],
-                                  hypothesis.zero, v["microstrain"], hypothesis.poles[j], v["log_r"])
+                                  hypothesis.zero, v["microstrain"], hypothesis.poles[j], v["log_r"], hypothesis.displacement)
     return np.maximum(rate, 1e-9)
 
 
@@ -285,9 +289,30 @@ class XRDPhaseIdentification:
 
     # -- search ------------------------------------------------------------------------------------
     def identify(self, pattern: Pattern) -> PhaseIDReport:
+        """Search the phase sets (module docstring). If the best set leaves peaks unexplained, the
+        search runs again with twice the shortlist and twice the refined sets; if peaks are still
+        unexplained, the data hold intensity the candidates do not account for (an unlisted
+        phase, or one beyond the refinements' bounds): the open-world rule then keeps at least
+        half the probability for "none of these", so no set is reported with more than 0.5."""
         s = self.settings
         profiles = PhaseProfiles(self.phases, s.optics(), pattern, s.d_min())
         weight = 1.0 / np.sqrt(np.maximum(_smoothed(pattern.counts), 0.5))
+        fits, n_sets = self._search(profiles, weight, s.shortlist, s.refine_sets)
+        report = self._report(pattern, fits, n_sets)
+        if report.unexplained:
+            more, n_more = self._search(profiles, weight, min(2 * s.shortlist, 12), 2 * s.refine_sets)
+            known = {f.label for f in fits}
+            report = self._report(pattern, fits + [f for f in more if f.label not in known], n_sets + n_more)
+            report.flags.append("search-widened")
+            if report.unexplained:
+                report.probabilities = {k: 0.5 * v for k, v in report.probabilities.items()}
+                report.marginals = {k: 0.5 * v for k, v in report.marginals.items()}
+                report.flags.append("open-world: p halved")
+        return report
+
+    def _search(self, profiles: PhaseProfiles, weight: np.ndarray, shortlist_size: int, refine_sets: int) -> tuple[list[SetFit], int]:
+        """Screen, shortlist, rank sets, refine the best; (refined fits, sets ranked)."""
+        s, pattern = self.settings, profiles.pattern
         strains = np.linspace(-s.lattice_strain_bound, s.lattice_strain_bound, 2 * round(s.lattice_strain_bound / 0.0008) + 1)
         u_start = min(0.01, s.max_inverse_size / 2)
 
@@ -298,64 +323,90 @@ class XRDPhaseIdentification:
             for name in self.phases:
                 if name in exclude:
                     continue
-                trials = [(linear_fit(profiles, [*columns, profiles.rate(name, e, u_start, 0.0)], weight)[1], e) for e in strains]
-                out[name] = min(trials)
+                chi2 = [linear_fit(profiles, [*columns, profiles.rate(name, e, u_start, 0.0)], weight)[1] for e in strains]
+                j = int(np.argmin(chi2))
+                best = (chi2[j], float(strains[j]))
+                if 0 < j < len(strains) - 1:
+                    # The grid is coarser than a sharp peak: refine the strain at the parabola's vertex.
+                    c0, c1, c2 = chi2[j - 1], chi2[j], chi2[j + 1]
+                    curvature = c0 - 2 * c1 + c2
+                    if curvature > 0:
+                        e = float(strains[j] + 0.5 * (c0 - c2) / curvature * (strains[1] - strains[0]))
+                        best = min(best, (linear_fit(profiles, [*columns, profiles.rate(name, e, u_start, 0.0)], weight)[1], e))
+                out[name] = best
             return out
 
-        single = best_addition([], set())
-        ranked = sorted(single, key=lambda n: single[n][0])
+        per_stage = max(2, shortlist_size // 3)
         chosen: dict[str, float] = {}  # shortlisted phase → screened strain
-        for n in ranked[: max(2, s.shortlist // 3)]:
-            chosen[n] = single[n][1]
-        base = [(ranked[0], single[ranked[0]][1])]
+        near_best: list[list[str]] = []  # per stage, the phases that did nearly as well as its best
+
+        def take(scores: dict[str, tuple[float, float]], reference: float) -> str:
+            # The stage's best few, and every phase that does nearly as well as its best: an
+            # isostructural rival (Au/Ag, the spinels) must not be crowded out by junk.
+            order = sorted(scores, key=lambda n: scores[n][0])
+            gain = reference - scores[order[0]][0]
+            close = [n for n in order if reference - scores[n][0] >= 0.8 * gain][:6]
+            for n in dict.fromkeys(order[:per_stage] + close):
+                chosen.setdefault(n, scores[n][1])
+            near_best.append(close)
+            return order[0]
+
+        single = best_addition([], set())
+        chi2_background = linear_fit(profiles, [], weight)[1]
+        first = take(single, chi2_background)
+        base = [(first, single[first][1])]
         for _ in range(s.max_phases - 1):
             added = best_addition(base, {n for n, _ in base})
             if not added:
                 break
-            order = sorted(added, key=lambda n: added[n][0])
-            for n in order[: max(2, s.shortlist // 3)]:
-                chosen.setdefault(n, added[n][1])
-            base.append((order[0], added[order[0]][1]))
-        shortlist = sorted(chosen, key=lambda n: single[n][0])[: max(s.shortlist, 1)]
-        for n, _ in base:  # the greedy path always competes
-            if n not in shortlist:
-                shortlist.append(n)
+            columns = [profiles.rate(n, e, u_start, 0.0) for n, e in base]
+            nxt = take(added, linear_fit(profiles, columns, weight)[1])
+            base.append((nxt, added[nxt][1]))
+        # Stage by stage (the order they were taken in), at most twice the shortlist size; the
+        # greedy path always competes.
+        shortlist = list(chosen)[: 2 * max(shortlist_size, 1)]
+        shortlist += [n for n, _ in base if n not in shortlist]
+
+        def screened(n: str) -> float:
+            return chosen.get(n, single[n][1])
 
         # Sets from the shortlist, ranked by a quick linear fit at the screened refinements.
         quick: list[tuple[float, tuple[str, ...]]] = []
         for size in range(1, min(s.max_phases, len(shortlist)) + 1):
             for combo in itertools.combinations(shortlist, size):
-                chi2 = linear_fit(profiles, [profiles.rate(n, chosen.get(n, single[n][1]), u_start, 0.0) for n in combo], weight)[1]
+                chi2 = linear_fit(profiles, [profiles.rate(n, screened(n), u_start, 0.0) for n in combo], weight)[1]
                 quick.append((-0.5 * chi2 + (s.log_prior_per_phase - 3.0) * size, tuple(sorted(combo))))
         quick.sort(reverse=True)
-        to_refine = [c for _, c in quick[: s.refine_sets]]
+        to_refine = [c for _, c in quick[:refine_sets]]
         for size in range(1, s.max_phases + 1):  # the best of each size competes too
             best_of_size = next((c for _, c in quick if len(c) == size), None)
             if best_of_size is not None and best_of_size not in to_refine:
                 to_refine.append(best_of_size)
+        # Near-equals of the best single phase compete alone (Au for Ag, one spinel for another).
+        to_refine += [(n,) for n in near_best[0] if (n,) not in to_refine]
+        # Every simpler version of the three leading sets competes as well: the quick fit (no texture,
+        # fixed widths) lets extra phases soak up profile misfit, and only a refined simpler set can
+        # show that they were not needed.
+        for combo in list(to_refine[:3]):
+            for size in range(1, len(combo)):
+                to_refine += [c for c in itertools.combinations(combo, size) if c not in to_refine]
 
         # Prior box of each scale: the scale at which that phase alone would carry all net counts, × 3.
         background_only = linear_fit(profiles, [], np.ones(pattern.n))[0]
         net = float(np.sum(np.maximum(pattern.counts - pattern.dwell * (profiles.background @ background_only), 0.0) / pattern.dwell))
-        scale_max = {}
-        for n in shortlist:
-            g = float(np.sum(profiles.rate(n, 0.0, u_start, 0.0)))
-            scale_max[n] = 3.0 * max(net, 1.0) / max(g, 1e-12)
-        rate_max = float(np.max(pattern.counts / pattern.dwell)) + 1.0
+        scale_max = {n: 3.0 * max(net, 1.0) / max(float(np.sum(profiles.rate(n, 0.0, u_start, 0.0))), 1e-12) for n in shortlist}
         bounds = Bounds(strain=s.lattice_strain_bound, inverse_size=s.max_inverse_size, microstrain=s.max_microstrain,
-                        log_r=math.log(s.max_march_r), zero=s.zero_shift_bound_deg, scale_max=scale_max,
-                        background=10.0 * rate_max)
-
-        def screened(n: str) -> float:
-            return chosen.get(n, single[n][1])
+                        log_r=math.log(s.max_march_r), zero=s.zero_shift_bound_deg,
+                        displacement=s.displacement_bound_mm, scale_max=scale_max,
+                        background=10.0 * (float(np.max(pattern.counts / pattern.dwell)) + 1.0))
 
         # Texture pole of each phase, chosen once beside the other phases of the best set holding it.
-        poles: dict[str, tuple[tuple[int, int, int], float]] = {}
+        poles: dict[str, tuple[int, int, int]] = {}
         for combo in to_refine:
             for n in combo:
                 if n not in poles:
                     others = [profiles.rate(m, screened(m), u_start, 0.0) for m in combo if m != n]
-                    poles[n] = choose_pole(profiles, n, screened(n), u_start, others, weight)
+                    poles[n] = choose_pole(profiles, n, screened(n), u_start, others, weight)[0]
         fits = []
         for combo in to_refine:
             columns = [profiles.rate(n, screened(n), u_start, 0.0) for n in combo]
@@ -364,26 +415,42 @@ class XRDPhaseIdentification:
                                    + profiles.background @ quick_fit[len(combo):])
             start = {"strain": [screened(n) for n in combo], "inverse_size": [u_start] * len(combo),
                      "microstrain": [0.0] * len(combo), "log_r": [0.0] * len(combo)}
-            fits.append(refine_set(profiles, combo, [poles[n][0] for n in combo], start, bounds, np.maximum(mu0, 0.5)))
+            fits.append(refine_set(profiles, combo, [poles[n] for n in combo], start, bounds, np.maximum(mu0, 0.5)))
+        return fits, len(quick)
 
-        flags = [f"fit-not-converged:{SET_SEPARATOR.join(f.phases)}: {f.message}" for f in fits if not f.converged]
+    def _report(self, pattern: Pattern, fits: list[SetFit], n_sets: int) -> PhaseIDReport:
+        """Posterior over the refined sets (tempered by the best set's misfit), marginals, flags."""
+        s = self.settings
+        flags = [f"fit-not-converged:{f.label}: {f.message}" for f in fits if not f.converged]
         usable = [f for f in fits if np.isfinite(f.log_likelihood) and np.isfinite(f.log_occam)]
         temperature = 1.0
         if usable and s.temper:
-            best_dev = min(usable, key=lambda f: f.deviance)
-            temperature = max(1.0, best_dev.deviance / max(pattern.n - best_dev.n_parameters, 1))
-        log_post = {SET_SEPARATOR.join(f.phases): f.log_evidence(temperature) + s.log_prior_per_phase * len(f.phases)
-                    for f in usable}
+            temperature = self._misfit_temperature(pattern, min(usable, key=lambda f: f.deviance))
+        log_post = {f.label: f.log_evidence(temperature) + s.log_prior_per_phase * len(f.phases) for f in usable}
         probabilities = posterior_probabilities(log_post) if log_post else {}
         marginals = {n: sum(p for label, p in probabilities.items() if n in label.split(SET_SEPARATOR)) for n in self.phases}
         report = PhaseIDReport(fits=usable, probabilities=probabilities, marginals=marginals, temperature=temperature,
-                               flags=flags, unexplained=[], n_points=pattern.n, n_sets_screened=len(quick))
+                               flags=flags, unexplained=[], n_points=pattern.n, n_sets_screened=n_sets)
         best = report.best
         if best is not None:
             report.unexplained = self._unexplained(pattern, best)
             if report.unexplained:
                 report.flags.append("unexplained-peaks")
         return report
+
+    def _misfit_temperature(self, pattern: Pattern, fit: SetFit) -> float:
+        """T ≥ 1: the best set's Poisson deviance per degree of freedom, over all steps and over the
+        steps where its peaks stand above the background (≥ 20 of them) — the larger. Misfit from
+        what the model lacks concentrates on the peaks; averaged with the background steps it
+        would be diluted away, and the set probabilities would be over-confident."""
+        mu = np.maximum(fit.mu, 1e-9)
+        n = pattern.counts
+        deviance = 2 * (np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0) - (n - mu))
+        background = pattern.dwell * chebyshev_background(pattern.two_theta, fit.background, *self.settings.two_theta_range)
+        peaks = (mu - background) > 2 * np.sqrt(np.maximum(background, 1.0))
+        overall = float(deviance.sum()) / max(pattern.n - fit.n_parameters, 1)
+        on_peaks = float(deviance[peaks].sum()) / int(peaks.sum()) if int(peaks.sum()) >= 20 else 1.0
+        return max(1.0, overall, on_peaks)
 
     def _unexplained(self, pattern: Pattern, fit: SetFit) -> list[float]:
         """2θ of runs of positive residuals above ``unexplained_sigma`` over about a peak width."""

@@ -9,7 +9,8 @@ with g_p the phase's rate per unit scale (``instruments.xrd.phase_rate``), S_p �
 size (nm⁻¹, Lorentzian width), e_p its microstrain (Gaussian width ∝ tan θ), r_p its March–Dollase
 texture parameter along a pole chosen per phase (``choose_pole``; texture is the rule, not the
 exception, in a packed powder, and a model without it explains a textured phase's intensities
-with spurious extra phases), z a common zero shift, and a Chebyshev background. Scales and
+with spurious extra phases), z a common zero shift and s the sample displacement (peaks shift
+by −2 s cos θ / R), and a Chebyshev background. Scales and
 background enter linearly and are solved exactly for given (ε, u, z) in the screening stages; the
 refinement moves everything together (trust-region least squares with bounds) on Pearson residuals
 (N − μ)/sqrt(v), and the Laplace evidence (``analysis.laplace``) is computed from the Poisson
@@ -29,9 +30,11 @@ from analysis.laplace import log_occam
 from instruments.phases import Phase
 from instruments.xrd import chebyshev_basis, march_dollase, phase_rate
 
-FD_STEP = {"strain": 2e-5, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "zero": 2e-3}
+FD_STEP = {"strain": 2e-5, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "zero": 2e-3, "displacement": 2e-3}
 """Finite-difference steps of the nonlinear parameters (strain, microstrain: relative; u: 1/nm;
-log r: March parameter, natural log; zero: degrees)."""
+log r: March parameter, natural log; zero: degrees; displacement: mm)."""
+GLOBAL = ("zero", "displacement")
+"""Nonlinear parameters common to all phases (zero shift, degrees; sample displacement, mm)."""
 PER_PHASE = ("strain", "inverse_size", "microstrain", "log_r")
 """Nonlinear parameters refined per phase, in this order."""
 
@@ -70,19 +73,20 @@ class PhaseProfiles:
         self.background = chebyshev_basis(pattern.two_theta, optics.background_terms, *optics.two_theta_range)
 
     def rate(self, name: str, strain: float, inverse_size: float, zero: float, microstrain: float = 0.0,
-             pole: tuple[int, int, int] | None = None, log_r: float = 0.0) -> np.ndarray:
-        key = (name, round(strain, 9), round(inverse_size, 9), round(zero, 9), round(microstrain, 9), pole, round(log_r, 9))
+             pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0) -> np.ndarray:
+        key = (name, round(strain, 9), round(inverse_size, 9), round(zero, 9), round(microstrain, 9), pole, round(log_r, 9),
+               round(displacement, 9))
         if key not in self._cache:
             if len(self._cache) > 4000:
                 self._cache.clear()
             self._cache[key] = rate_on(self.phases[name], self.optics, self.pattern.two_theta, self.d_min,
-                                       strain, inverse_size, zero, microstrain, pole, log_r)
+                                       strain, inverse_size, zero, microstrain, pole, log_r, displacement)
         return self._cache[key]
 
 
 def rate_on(
     phase: Phase, optics: Optics, two_theta: np.ndarray, d_min: float, strain: float, inverse_size: float, zero: float,
-    microstrain: float = 0.0, pole: tuple[int, int, int] | None = None, log_r: float = 0.0,
+    microstrain: float = 0.0, pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0,
 ) -> np.ndarray:
     """g_p at ``two_theta`` (degrees) for these refinements (u ≤ 0: no size broadening; no pole or
     log r = 0: a random powder)."""
@@ -94,7 +98,8 @@ def rate_on(
     return phase_rate(
         two_theta, reflections, phase.volume, optics.lines, optics.caglioti,
         size_nm=None if inverse_size <= 1e-9 else 1.0 / inverse_size, microstrain=max(microstrain, 0.0),
-        lattice_strain=strain, zero_shift_deg=zero, radius_mm=optics.radius_mm, orientation=orientation,
+        lattice_strain=strain, zero_shift_deg=zero, displacement_mm=displacement, radius_mm=optics.radius_mm,
+        orientation=orientation,
     )
 
 
@@ -187,6 +192,7 @@ class SetFit:
     scale_sigmas: np.ndarray
     refined: dict[str, np.ndarray]
     zero: float
+    displacement: float
     background: np.ndarray
     log_likelihood: float
     deviance: float
@@ -211,13 +217,15 @@ class SetFit:
 @dataclass(frozen=True)
 class Bounds:
     """The prior box: |strain| ≤ strain, 0 ≤ u ≤ inverse_size, 0 ≤ microstrain ≤ microstrain,
-    |log r| ≤ log_r, |zero| ≤ zero (degrees), 0 ≤ scale ≤ scale_max[phase], |c_k| ≤ background."""
+    |log r| ≤ log_r, |zero| ≤ zero (degrees), |displacement| ≤ displacement (mm),
+    0 ≤ scale ≤ scale_max[phase], |c_k| ≤ background."""
 
     strain: float
     inverse_size: float
     microstrain: float
     log_r: float
     zero: float
+    displacement: float
     scale_max: dict[str, float]
     background: float
 
@@ -260,52 +268,55 @@ def refine_set(
     bounds: Bounds,
     variance: np.ndarray,
 ) -> SetFit:
-    """Refine scales, background, the ``PER_PHASE`` parameters and the zero shift of ``phases``
+    """Refine scales, background, the ``PER_PHASE`` and ``GLOBAL`` parameters of ``phases``
     together (starting values ``start[name]`` per phase), then the Laplace Occam term of the
     result. Never raises on data: a failure is in ``message`` and ``converged`` is False."""
     pat, k_bg, n_p = profiles.pattern, profiles.optics.background_terms, len(phases)
-    use_zero = bounds.zero > 0
+    globals_used = [k for k in GLOBAL if getattr(bounds, k) > 0]
     weight = 1.0 / np.sqrt(np.maximum(variance, 0.5))
     per_lo = np.concatenate([np.full(n_p, bounds.per_phase(k)[0]) for k in PER_PHASE])
     per_hi = np.concatenate([np.full(n_p, bounds.per_phase(k)[1]) for k in PER_PHASE])
     per0 = np.clip(np.concatenate([np.asarray(start[k], dtype=float) for k in PER_PHASE]),
                    per_lo + 1e-3 * (per_hi - per_lo), per_hi - 1e-3 * (per_hi - per_lo))
-    # Parameter vector: scales (n_p), background (k_bg), PER_PHASE blocks (n_p each), [zero].
-    lo = np.concatenate([np.zeros(n_p), np.full(k_bg, -bounds.background), per_lo, [-bounds.zero] if use_zero else []])
-    hi = np.concatenate([[bounds.scale_max[n] for n in phases], np.full(k_bg, bounds.background), per_hi,
-                         [bounds.zero] if use_zero else []])
-    i_per = n_p + k_bg
+    g_bound = np.array([getattr(bounds, k) for k in globals_used])
+    # Parameter vector: scales (n_p), background (k_bg), PER_PHASE blocks (n_p each), GLOBAL (those bounded > 0).
+    lo = np.concatenate([np.zeros(n_p), np.full(k_bg, -bounds.background), per_lo, -g_bound])
+    hi = np.concatenate([[bounds.scale_max[n] for n in phases], np.full(k_bg, bounds.background), per_hi, g_bound])
+    i_per, i_glob = n_p + k_bg, n_p + k_bg + len(PER_PHASE) * n_p
 
-    def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], float]:
+    def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, float]]:
         refined = {k: x[i_per + j * n_p:i_per + (j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-        return x[:n_p], x[n_p:i_per], refined, float(x[-1]) if use_zero else 0.0
+        common = {k: 0.0 for k in GLOBAL} | {k: float(x[i_glob + j]) for j, k in enumerate(globals_used)}
+        return x[:n_p], x[n_p:i_per], refined, common
 
-    def rate(i: int, refined: Mapping[str, np.ndarray], zero: float, bump: str | None = None, h: float = 0.0) -> np.ndarray:
+    def rate(i: int, refined: Mapping[str, np.ndarray], common: Mapping[str, float], bump: str | None = None,
+             h: float = 0.0) -> np.ndarray:
         v = {k: float(refined[k][i]) + (h if k == bump else 0.0) for k in PER_PHASE}
-        return profiles.rate(phases[i], v["strain"], v["inverse_size"], zero + (h if bump == "zero" else 0.0),
-                             v["microstrain"], poles[i], v["log_r"])
+        c = {k: common[k] + (h if k == bump else 0.0) for k in GLOBAL}
+        return profiles.rate(phases[i], v["strain"], v["inverse_size"], c["zero"], v["microstrain"], poles[i], v["log_r"],
+                             c["displacement"])
 
     def model(x: np.ndarray) -> np.ndarray:
-        scales, bg, refined, zero = unpack(x)
-        return pat.dwell * (sum((scales[i] * rate(i, refined, zero) for i in range(n_p)), np.zeros(pat.n)) + profiles.background @ bg)
+        scales, bg, refined, common = unpack(x)
+        return pat.dwell * (sum((scales[i] * rate(i, refined, common) for i in range(n_p)), np.zeros(pat.n)) + profiles.background @ bg)
 
     def jacobian_of_mu(x: np.ndarray) -> np.ndarray:
-        scales, _, refined, zero = unpack(x)
-        g = [rate(i, refined, zero) for i in range(n_p)]
+        scales, _, refined, common = unpack(x)
+        g = [rate(i, refined, common) for i in range(n_p)]
         cols = [pat.dwell * gi for gi in g] + [pat.dwell * profiles.background[:, j] for j in range(k_bg)]
         for j, k in enumerate(PER_PHASE):
             for i in range(n_p):
                 h = FD_STEP[k] * (-1 if refined[k][i] + FD_STEP[k] > hi[i_per + j * n_p + i] else 1)
-                cols.append(pat.dwell * scales[i] * (rate(i, refined, zero, k, h) - g[i]) / h)
-        if use_zero:
-            h = FD_STEP["zero"] * (-1 if zero + FD_STEP["zero"] > bounds.zero else 1)
-            cols.append(pat.dwell * sum((scales[i] * (rate(i, refined, zero, "zero", h) - g[i]) / h for i in range(n_p)),
+                cols.append(pat.dwell * scales[i] * (rate(i, refined, common, k, h) - g[i]) / h)
+        for j, k in enumerate(globals_used):
+            h = FD_STEP[k] * (-1 if common[k] + FD_STEP[k] > hi[i_glob + j] else 1)
+            cols.append(pat.dwell * sum((scales[i] * (rate(i, refined, common, k, h) - g[i]) / h for i in range(n_p)),
                                         np.zeros(pat.n)))
         return np.column_stack(cols)
 
     refined0 = {k: per0[j * n_p:(j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-    linear, _ = linear_fit(profiles, [rate(i, refined0, 0.0) for i in range(n_p)], weight)
-    x0 = np.concatenate([linear, per0, [0.0] if use_zero else []])
+    linear, _ = linear_fit(profiles, [rate(i, refined0, {k: 0.0 for k in GLOBAL}) for i in range(n_p)], weight)
+    x0 = np.concatenate([linear, per0, np.zeros(len(globals_used))])
     x0 = np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
     try:
         x, converged, message = projected_levenberg_marquardt(
@@ -315,10 +326,11 @@ def refine_set(
     mu = np.maximum(model(x), 1e-9)
     jac = jacobian_of_mu(x) / np.sqrt(mu)[:, None]
     occam, cov, _ = log_occam(x, jac.T @ jac, lo, hi, np.ones(x.size, dtype=bool), -float(np.sum(np.log(hi - lo))))
-    scales, bg, refined, zero = unpack(x)
+    scales, bg, refined, common = unpack(x)
     return SetFit(
         phases=phases, poles=tuple(poles), scales=scales.copy(), scale_sigmas=np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None)),
-        refined={k: v.copy() for k, v in refined.items()}, zero=zero, background=bg.copy(),
+        refined={k: v.copy() for k, v in refined.items()}, zero=common["zero"], displacement=common["displacement"],
+        background=bg.copy(),
         log_likelihood=poisson_log_likelihood(pat.counts, mu), deviance=poisson_deviance(pat.counts, mu),
         n_parameters=int(x.size), log_occam=occam, covariance=cov[:n_p, :n_p], converged=converged,
         message=message, mu=mu,

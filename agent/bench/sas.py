@@ -11,23 +11,26 @@ model's probability ≥ 0.95; budget 20 000 instrument seconds.
 Per policy: ``success_rate`` (targets reached, the most probable model is the true one, and the true
 radius is inside the reported 95 % interval), ``median_instrument_seconds`` (to the end of the
 campaign: to target, or the budget for a campaign that never got there), ``coverage_95`` (of every
-fitted parameter of the true model, over campaigns that ended on the true model), and the ratio of
-each baseline's median time to the adaptive planner's.
+fitted parameter of the true model, over campaigns that ended on the true model), the ratio of
+each baseline's median time to the adaptive planner's, ``median_seconds_to_success`` (a campaign
+that never succeeded counts as never: the Kaplan–Meier median, None when fewer than half succeed)
+and ``paired_ratio_to_adaptive`` (median over the samples both policies solved of the baseline's
+time over the adaptive planner's: the speed-up where both get there).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import statistics
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agent.bench.common import plot_times, run_campaign, run_tasks
 
 POLICIES = ("adaptive", "fixed", "round_robin", "random", "oracle")
 CONFIGURATIONS = ("15m", "5m", "1.5m")
@@ -165,19 +168,8 @@ def campaign(sample: BenchSample, policy: str, folder: Path, budget_seconds: flo
 
 def run_one(sample: BenchSample, policy: str, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
     """Run one campaign in this process and judge its answer against the truth."""
-    from agent.campaign import CampaignRunner
-    from agent.config import parse_campaign
-    from agent.store import Store
-
-    with tempfile.TemporaryDirectory(prefix="labpilot-bench-") as tmp:
-        config = parse_campaign(campaign(sample, policy, Path(tmp), budget_seconds), f"bench sample {sample.index} / {policy}")
-        store = Store(config.storage)
-        try:
-            runner = CampaignRunner(config, store, config.name, in_process=True)
-            result = asyncio.run(runner.run())
-            final = next((i for i in reversed(store.interpretations(config.name)) if i.valid), None)
-        finally:
-            store.close()
+    result, final = run_campaign(lambda folder: campaign(sample, policy, folder, budget_seconds),
+                                 f"bench sample {sample.index} / {policy}")
     targets_met = all(r.met for r in result.targets.values())
     best = None if final is None else final.details.get("best_model")
     covered: dict[str, bool] = {}
@@ -215,6 +207,20 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
             "n_intervals": len(coverage),
             "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
         }
+    by_run = {(r["sample"], r["policy"]): r for r in results}
+    for name, row in policies.items():
+        # Time to a successful answer, a campaign that never got there counting as never (∞): the
+        # median of that is the Kaplan–Meier median with failures censored at the budget.
+        times = sorted(r["instrument_seconds"] if r["success"] else math.inf for r in results if r["policy"] == name)
+        middle = len(times) // 2
+        median = times[middle] if len(times) % 2 else 0.5 * (times[middle - 1] + times[middle])
+        row["median_seconds_to_success"] = None if math.isinf(median) else median
+        if name != "adaptive":
+            both = [by_run[(s, name)]["instrument_seconds"] / by_run[(s, "adaptive")]["instrument_seconds"]
+                    for s in sorted({r["sample"] for r in results})
+                    if (s, "adaptive") in by_run and (s, name) in by_run
+                    and by_run[(s, name)]["success"] and by_run[(s, "adaptive")]["success"]]
+            row["paired_ratio_to_adaptive"] = {"median": statistics.median(both) if both else None, "n_samples": len(both)}
     goals: dict[str, Any] = {}
     adaptive = policies.get("adaptive")
     if adaptive:
@@ -237,53 +243,17 @@ def run_benchmark(
     on_done: Callable[[int, int], None] | None = None, budget_seconds: float = BUDGET_SECONDS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
-    import ray
-
-    task = ray.remote(num_cpus=1, max_retries=0)(run_one)
     samples = draw_family(n_samples, seed)
-    pending = [task.remote(s, p, budget_seconds) for s in samples for p in policies]
-    total, results = len(pending), []
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        results.extend(ray.get(done))
-        if on_done is not None:
-            on_done(len(results), total)
+    results = run_tasks(run_one, [(s, p, budget_seconds) for s in samples for p in policies], on_done)
     results.sort(key=lambda r: (r["sample"], POLICIES.index(r["policy"])))
     return summarise(results, n_samples, budget_seconds), results
-
-
-def plot(results: list[dict[str, Any]], path: Path) -> Path:
-    """Instrument time to the end of each campaign, per sample, per policy (open marker: not a success)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    names = [p for p in POLICIES if any(r["policy"] == p for r in results)]
-    for k, name in enumerate(names):
-        rows = [r for r in results if r["policy"] == name]
-        x = [r["sample"] + (k - len(names) / 2) * 0.12 for r in rows]
-        y = [r["instrument_seconds"] for r in rows]
-        colour = f"C{k}"
-        ax.scatter([a for a, r in zip(x, rows) if r["success"]], [b for b, r in zip(y, rows) if r["success"]],
-                   color=colour, label=name, s=18)
-        ax.scatter([a for a, r in zip(x, rows) if not r["success"]], [b for b, r in zip(y, rows) if not r["success"]],
-                   facecolors="none", edgecolors=colour, s=18)
-    ax.set_yscale("log")
-    ax.set_xlabel("sample")
-    ax.set_ylabel("instrument time to target, s")
-    ax.set_title("SAS benchmark: time to target (open: failed or wrong answer)")
-    ax.legend(fontsize=8, ncol=len(names))
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def write(summary: dict[str, Any], results: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / "sas_benchmark.json"
     json_path.write_text(json.dumps({**summary, "runs": results}, indent=1))
-    return {"json": json_path, "figure": plot(results, folder / "sas_benchmark.png")}
+    figure = plot_times(results, POLICIES, folder / "sas_benchmark.png",
+                        title="SAS benchmark: time to target (open: failed or wrong answer)",
+                        ylabel="instrument time to target, s")
+    return {"json": json_path, "figure": figure}

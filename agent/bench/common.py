@@ -1,0 +1,79 @@
+"""What every ``labpilot bench`` shares: one real campaign per Ray task, and the time-per-sample figure."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.protocol import Interpretation
+
+
+def run_campaign(document: Callable[[Path], dict[str, Any]], label: str) -> tuple[Any, Interpretation | None]:
+    """Run the campaign ``document(scratch folder)`` in this process (services in-process, SQLite
+    store in a scratch folder); (its result, its newest valid interpretation)."""
+    from agent.campaign import CampaignRunner
+    from agent.config import parse_campaign
+    from agent.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="labpilot-bench-") as tmp:
+        config = parse_campaign(document(Path(tmp)), label)
+        store = Store(config.storage)
+        try:
+            runner = CampaignRunner(config, store, config.name, in_process=True)
+            result = asyncio.run(runner.run())
+            final = next((i for i in reversed(store.interpretations(config.name)) if i.valid), None)
+        finally:
+            store.close()
+    return result, final
+
+
+def run_tasks(
+    function: Callable[..., dict[str, Any]], arguments: Sequence[tuple[Any, ...]],
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``function(*args)`` for every args as a Ray task (one CPU each); Ray must be initialised.
+    Results in completion order; ``on_done(done, total)`` after each."""
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=0)(function)
+    pending = [task.remote(*args) for args in arguments]
+    total, results = len(pending), []
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        results.extend(ray.get(done))
+        if on_done is not None:
+            on_done(len(results), total)
+    return results
+
+
+def plot_times(results: list[dict[str, Any]], policies: Sequence[str], path: Path, *, title: str, ylabel: str,
+               ok: str = "success") -> Path:
+    """Instrument time of each campaign, per sample, per policy (open marker: ``ok`` is false)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    names = [p for p in policies if any(r["policy"] == p for r in results)]
+    for k, name in enumerate(names):
+        rows = [r for r in results if r["policy"] == name]
+        x = [r["sample"] + (k - len(names) / 2) * 0.12 for r in rows]
+        y = [r["instrument_seconds"] for r in rows]
+        colour = f"C{k}"
+        ax.scatter([a for a, r in zip(x, rows) if r[ok]], [b for b, r in zip(y, rows) if r[ok]], color=colour, label=name, s=18)
+        ax.scatter([a for a, r in zip(x, rows) if not r[ok]], [b for b, r in zip(y, rows) if not r[ok]],
+                   facecolors="none", edgecolors=colour, s=18)
+    ax.set_yscale("log")
+    ax.set_xlabel("sample")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=len(names))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

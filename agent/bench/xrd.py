@@ -1,0 +1,251 @@
+"""``labpilot bench xrd``: adaptive scan steering against the full slow scan and an AdaptiveXRD-style heuristic.
+
+A family of random powder samples is drawn from the phase library (``experiments/phases``): one,
+two or three phases (in turn); half of the multi-phase samples take their phases from one family of
+overlapping structures (TiO2, ZrO2, CaCO3 and SiO2 polymorphs, spinels, iron oxides, rock salts,
+fluorites); a minor phase at 3–10 wt % in every three-phase sample and in half of the two-phase
+ones; random crystallite size (30–300 nm, log-uniform), microstrain (0–8·10⁻⁴), lattice strain
+(±0.2 %), texture (half the phases: a random low-index pole, March r in 0.75–1.3), sample
+displacement (±0.03 mm) and counting noise. Every sample is measured by every policy as a *real
+campaign* (the same runner, store, driver, analysis and targets as ``labpilot run``), one Ray task
+each. Target: P(most probable phase set) ≥ 0.95; budget 8 000 instrument seconds; the full scan
+is one window (10–90°, 0.02°, 1 s per step), run to its end.
+
+Per policy: ``accuracy`` (the reported phase set is the true one), ``minor_phase_detection_rate``
+(minor phases in the reported set, over all minor phases), ``median_scan_seconds`` (instrument
+time to the decision), ``ratio_to_full_scan``, ``precision_at_0.95`` (fraction right among the
+decisions reported at P ≥ 0.95) with its Clopper–Pearson interval, and a reliability table of
+reported probability vs. fraction right.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from agent.bench.common import plot_times, run_campaign, run_tasks
+
+POLICIES = ("adaptive", "full_scan", "heuristic")
+TARGET = 0.95
+BUDGET_SECONDS = 8000.0
+SURVEY = (10.0, 60.0, 0.04, 0.1)
+FULL_SCAN = (10.0, 90.0, 0.02, 1.0)
+FAMILIES = (
+    ("tio2_anatase", "tio2_rutile", "tio2_brookite"),
+    ("zro2_monoclinic", "zro2_tetragonal", "zro2_cubic"),
+    ("caco3_calcite", "caco3_aragonite"),
+    ("sio2_quartz", "sio2_cristobalite"),
+    ("mgal2o4_spinel", "znal2o4_gahnite", "coal2o4_spinel", "znfe2o4_franklinite", "co3o4_spinel", "fe3o4_magnetite"),
+    ("fe2o3_hematite", "fe3o4_magnetite", "cr2o3_eskolaite", "al2o3_corundum"),
+    ("nacl_halite", "kcl_sylvite", "mgo_periclase", "nio_bunsenite", "cao_lime", "mno_manganosite"),
+    ("caf2_fluorite", "ceo2_cerianite", "zro2_cubic"),
+)
+"""Groups of phases whose patterns overlap (polymorphs, isostructural series)."""
+MINOR = 0.10
+"""A phase at or below this weight fraction is a minor phase."""
+RELIABILITY_BINS = (0.0, 0.5, 0.8, 0.95, 0.99, 1.0000001)
+
+INSTRUMENT = {
+    "wavelength": "CuKa", "caglioti_u": 0.010, "caglioti_v": -0.003, "caglioti_w": 0.004,
+    "background": [40.0, -15.0, 8.0], "flux": 10.0, "setup_seconds": 15.0, "motion_deg_per_second": 5.0,
+}
+
+
+@dataclass(frozen=True)
+class BenchSample:
+    index: int
+    phases: dict[str, float]
+    """True phase → weight fraction."""
+    instrument: dict[str, Any]
+
+    @property
+    def true_set(self) -> str:
+        return "+".join(sorted(self.phases))
+
+    @property
+    def minor(self) -> list[str]:
+        return [n for n, w in self.phases.items() if w <= MINOR]
+
+
+def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
+    """``n`` random samples as in the module docstring."""
+    from instruments.phases import PhaseLibrary
+
+    library = PhaseLibrary()
+    names = library.names()
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = 1 + i % 3
+        if k > 1 and rng.random() < 0.5:
+            family = [p for p in FAMILIES[int(rng.integers(len(FAMILIES)))] if p in library]
+            chosen = list(rng.choice(family, size=min(k, len(family)), replace=False))
+            while len(chosen) < k:
+                extra = str(rng.choice(names))
+                if extra not in chosen:
+                    chosen.append(extra)
+        else:
+            chosen = list(rng.choice(names, size=k, replace=False))
+        if k == 1:
+            fractions = [1.0]
+        elif k == 2:
+            second = rng.uniform(0.03, MINOR) if rng.random() < 0.5 else rng.uniform(0.2, 0.5)
+            fractions = [1 - second, second]
+        else:
+            second, third = rng.uniform(0.15, 0.4), rng.uniform(0.03, MINOR)
+            fractions = [1 - second - third, second, third]
+        phases = []
+        for name, w in zip(chosen, fractions):
+            entry: dict[str, Any] = {
+                "phase": str(name), "weight_fraction": round(float(w), 4),
+                "crystallite_size_nm": float(math.exp(rng.uniform(math.log(30), math.log(300)))),
+                "microstrain": float(rng.uniform(0, 8e-4)), "lattice_strain": float(rng.uniform(-0.002, 0.002)),
+            }
+            if rng.random() < 0.5:
+                poles = library.phase(str(name)).distinct_poles()
+                entry["preferred_orientation"] = {"hkl": list(poles[int(rng.integers(len(poles)))]),
+                                                  "march_r": float(rng.uniform(0.75, 1.3))}
+            phases.append(entry)
+        total = sum(p["weight_fraction"] for p in phases)
+        phases[0]["weight_fraction"] = round(phases[0]["weight_fraction"] + 1 - total, 6)
+        instrument = {**INSTRUMENT, "seed": 2000 + i,
+                      "sample": {"phases": phases, "displacement_mm": float(rng.uniform(-0.03, 0.03))}}
+        out.append(BenchSample(i, {p["phase"]: p["weight_fraction"] for p in phases}, instrument))
+    return out
+
+
+def _policy(name: str) -> dict[str, Any]:
+    return {
+        "adaptive": {"name": "xrd_adaptive", "options": {"survey": list(SURVEY)}},
+        "heuristic": {"name": "xrd_heuristic", "options": {"survey": list(SURVEY)}},
+        "full_scan": {"name": "xrd_full_scan", "options": {"scan": list(FULL_SCAN)}},
+    }[name]
+
+
+def campaign(sample: BenchSample, policy: str, folder: Path, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
+    """The campaign document of one (sample, policy) run."""
+    return {
+        "name": f"bench-xrd-{sample.index}-{policy}",
+        "seed": sample.index,
+        "storage": f"sqlite:///{folder / 'bench.db'}",
+        "data_dir": str(folder / "data"),
+        "sample": f"sample-{sample.index}",
+        "design_space": {"parameters": [
+            {"name": "two_theta_start", "type": "continuous", "low": 5.0, "high": 140.0, "units": "deg"},
+            {"name": "two_theta_stop", "type": "continuous", "low": 5.0, "high": 140.0, "units": "deg"},
+            {"name": "two_theta_step", "type": "continuous", "low": 0.005, "high": 0.2, "units": "deg"},
+            {"name": "dwell_seconds", "type": "continuous", "low": 0.02, "high": 20.0, "units": "s"},
+        ]},
+        "instruments": [{"name": "xrd", "kind": "xrd", "settings": sample.instrument}],
+        "analysis": {"kind": "xrd", "settings": {k: INSTRUMENT[k] for k in ("wavelength", "caglioti_u", "caglioti_v", "caglioti_w")}},
+        "objective": {"estimate": "p(best)", "direction": "maximize"},
+        "policy": _policy(policy),
+        "targets": [{"name": "phases_known", "kind": "estimate_threshold", "estimate": "p(best)", "at_least": TARGET}],
+        "budgets": {"max_instrument_seconds": budget_seconds, "max_measurements": 1 if policy == "full_scan" else 40},
+        "stop_on_targets": policy != "full_scan",
+    }
+
+
+def run_one(sample: BenchSample, policy: str, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
+    """Run one campaign in this process and judge its decision against the truth."""
+    result, final = run_campaign(lambda folder: campaign(sample, policy, folder, budget_seconds),
+                                 f"bench sample {sample.index} / {policy}")
+    reported = None if final is None else final.details.get("best_set")
+    p_best = None if final is None else final.estimates["p(best)"].value
+    found = set(str(reported).split("+")) if reported else set()
+    return {
+        "sample": sample.index, "policy": policy, "true_set": sample.true_set, "reported_set": reported,
+        "p_best": p_best, "correct": reported == sample.true_set, "status": result.status,
+        "targets_met": all(r.met for r in result.targets.values()),
+        "instrument_seconds": result.instrument_seconds, "n_measurements": result.n_measurements,
+        "minor_phases": sample.minor, "minor_found": [m for m in sample.minor if m in found],
+        "flags": [] if final is None else [f for f in final.flags if not f.startswith("fit-not-converged")],
+    }
+
+
+def _clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 1.0)
+    alpha = 1 - level
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
+    """The per-policy figures of the module docstring, the reliability table and the goals' verdicts."""
+    policies: dict[str, dict[str, Any]] = {}
+    for name in POLICIES:
+        rows = [r for r in results if r["policy"] == name]
+        if not rows:
+            continue
+        minors = sum(len(r["minor_phases"]) for r in rows)
+        confident = [r for r in rows if r["p_best"] is not None and r["p_best"] >= TARGET]
+        k = sum(r["correct"] for r in confident)
+        reliability = []
+        for lo, hi in zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:]):
+            in_bin = [r for r in rows if r["p_best"] is not None and lo <= r["p_best"] < hi]
+            if in_bin:
+                reliability.append({"reported": [lo, min(hi, 1.0)], "n": len(in_bin),
+                                    "mean_reported": statistics.fmean(r["p_best"] for r in in_bin),
+                                    "fraction_right": sum(r["correct"] for r in in_bin) / len(in_bin)})
+        policies[name] = {
+            "n_runs": len(rows),
+            "accuracy": sum(r["correct"] for r in rows) / len(rows),
+            "minor_phase_detection_rate": (sum(len(r["minor_found"]) for r in rows) / minors) if minors else None,
+            "n_minor_phases": minors,
+            "median_scan_seconds": statistics.median(r["instrument_seconds"] for r in rows),
+            "precision_at_0.95": (k / len(confident)) if confident else None,
+            "precision_at_0.95_interval": list(_clopper_pearson(k, len(confident))),
+            "n_decisions_at_0.95": len(confident),
+            "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
+            "reliability": reliability,
+        }
+    goals: dict[str, Any] = {}
+    full, adaptive, heuristic = (policies.get(p) for p in ("full_scan", "adaptive", "heuristic"))
+    if full:
+        for row in policies.values():
+            row["ratio_to_full_scan"] = full["median_scan_seconds"] / row["median_scan_seconds"]
+    if adaptive and full:
+        goals["accuracy_vs_full_scan"] = {"adaptive": adaptive["accuracy"], "full_scan": full["accuracy"],
+                                          "met": adaptive["accuracy"] >= full["accuracy"] - 1e-12}
+        goals["time_vs_full_scan"] = {"ratio": adaptive["ratio_to_full_scan"], "required": 3.0,
+                                      "met": adaptive["ratio_to_full_scan"] >= 3.0}
+    if adaptive and heuristic:
+        goals["time_vs_heuristic"] = {"adaptive_s": adaptive["median_scan_seconds"], "heuristic_s": heuristic["median_scan_seconds"],
+                                      "met": adaptive["median_scan_seconds"] < heuristic["median_scan_seconds"]}
+    if adaptive:
+        lo, hi = adaptive["precision_at_0.95_interval"]
+        goals["calibration_at_0.95"] = {"precision": adaptive["precision_at_0.95"], "interval_95": [lo, hi],
+                                        "required": TARGET, "met": adaptive["precision_at_0.95"] is not None and hi >= TARGET}
+    return {"benchmark": "xrd", "n_samples": n_samples, "budget_instrument_seconds": budget_seconds,
+            "target_probability": TARGET, "policies": policies, "goals": goals}
+
+
+def run_benchmark(
+    n_samples: int, seed: int = 0, policies: tuple[str, ...] = POLICIES,
+    on_done: Callable[[int, int], None] | None = None, budget_seconds: float = BUDGET_SECONDS,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
+    samples = draw_family(n_samples, seed)
+    results = run_tasks(run_one, [(s, p, budget_seconds) for s in samples for p in policies], on_done)
+    results.sort(key=lambda r: (r["sample"], POLICIES.index(r["policy"])))
+    return summarise(results, n_samples, budget_seconds), results
+
+
+def write(summary: dict[str, Any], results: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "xrd_benchmark.json"
+    json_path.write_text(json.dumps({**summary, "runs": results}, indent=1))
+    figure = plot_times(results, POLICIES, folder / "xrd_benchmark.png", ok="correct",
+                        title="XRD benchmark: time to decision (open: wrong phase set)",
+                        ylabel="instrument time to decision, s")
+    return {"json": json_path, "figure": figure}
