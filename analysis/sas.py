@@ -76,6 +76,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy import optimize, special, stats
 
+from analysis.laplace import invert_information, log_occam, posterior_probabilities
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import Measurement
 
@@ -739,17 +740,6 @@ def _solve_linear(
     return scale, bg
 
 
-def _log_box_mass(x: float, s: float, lo: float, hi: float) -> float:
-    """log of the N(x, s²) mass inside [lo, hi] (≥ a safe lower bound when it underflows)."""
-    if not (s > 0 and np.isfinite(s)):
-        return 0.0
-    a, b = (lo - x) / s, (hi - x) / s
-    mass = float(special.ndtr(b) - special.ndtr(a))
-    # Far tails / huge s: the difference of CDFs loses everything; use the rectangle lower bound.
-    floor = float((b - a) * math.exp(-0.5 * max(a * a, b * b)) / math.sqrt(2 * math.pi))
-    return math.log(max(mass, floor, 1e-300))
-
-
 def _log_occam_laplace(specs: Sequence[FitParameter], x: np.ndarray, h: np.ndarray) -> float:
     """log Z − log L(θ*): the Laplace approximation with a prior-box truncation correction.
 
@@ -766,19 +756,11 @@ def _log_occam_laplace(specs: Sequence[FitParameter], x: np.ndarray, h: np.ndarr
     Checked against a quasi-Monte-Carlo evidence (scale and background integrated exactly) on
     low-count data: log-odds within ~1–2 nats, the accuracy of Laplace at such signal-to-noise.
     """
-    k = len(specs)
     lo = np.array([p.bounds[0] for p in specs], dtype=float)
     hi = np.array([p.bounds[1] for p in specs], dtype=float)
-    widths = hi - lo
-    h_tilde = np.array(h, dtype=float, copy=True)
-    for i, spec in enumerate(specs):
-        if spec.prior is None:
-            h_tilde[i, i] += 12.0 / widths[i] ** 2
-    cov, logdet, _ = _invert(h_tilde, widths)
-    sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+    uniform = np.array([p.prior is None for p in specs], dtype=bool)
     log_prior = sum(_log_prior_density(p, float(v)) for p, v in zip(specs, x))
-    log_mass = sum(_log_box_mass(float(x[i]), float(sig[i]), lo[i], hi[i]) for i in range(k))
-    return float(log_prior + 0.5 * k * math.log(2 * math.pi) - 0.5 * logdet + log_mass)
+    return log_occam(x, h, lo, hi, uniform, log_prior)[0]
 
 
 def _log_prior_density(spec: FitParameter, x: float) -> float:
@@ -905,7 +887,7 @@ def _fit(candidate: CandidateModel, ev: _Evaluator, y: np.ndarray, s: np.ndarray
     h = info.copy()
     for j, i in enumerate(prior_idx):
         h[i, i] += 1.0 / prior_sd[j] ** 2
-    cov, _, ill = _invert(h, hi - lo)
+    cov, _, ill = invert_information(h, hi - lo)
     chi2 = float(np.sum(np.square((model0 - y) / s)))
     log_like = -0.5 * chi2 - float(np.sum(np.log(s))) - 0.5 * n * math.log(2 * math.pi)
     if settings.evidence == "bic":
@@ -920,24 +902,6 @@ def _fit(candidate: CandidateModel, ev: _Evaluator, y: np.ndarray, s: np.ndarray
         log_evidence=float(log_z) if np.isfinite(log_z) else -math.inf, converged=converged,
         at_bounds=at_bounds, ill_conditioned=ill, message=message, n_evaluations=ev.n_evaluations,
     )
-
-
-def _invert(h: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """(H⁻¹, log det H, ill-conditioned?) of a (k, k) information matrix.
-
-    Diagonal pre-scaling by √H_ii (floored at 1e-6/width, so a parameter the data do not see at all,
-    e.g. the radius when scale = 0, does not divide by zero), then eigenvalues floored at 1e-13 of
-    the largest: a flat direction gets a huge but finite variance and is reported ill-conditioned.
-    """
-    d = np.sqrt(np.maximum(np.diag(h), (1e-6 / widths) ** 2))
-    c = h / np.outer(d, d)
-    vals, vecs = np.linalg.eigh(c)
-    floor = max(float(vals.max()), 1e-300) * 1e-13
-    ill = bool(vals.min() <= floor)
-    vals = np.maximum(vals, floor)
-    cov = ((vecs / vals) @ vecs.T) / np.outer(d, d)
-    logdet = float(2 * np.sum(np.log(d)) + np.sum(np.log(vals)))
-    return cov, logdet, ill
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1035,14 +999,7 @@ class SASFitReport:
 
 
 def _model_probabilities(fits: Mapping[str, FitResult], log_prior: Mapping[str, float]) -> dict[str, float]:
-    logp = {m: log_prior[m] + f.log_evidence for m, f in fits.items()}
-    finite = {m: v for m, v in logp.items() if np.isfinite(v)}
-    if not finite:
-        return {m: 0.0 for m in fits}
-    top = max(finite.values())
-    un = {m: math.exp(v - top) for m, v in finite.items()}
-    total = sum(un.values())
-    return {m: un.get(m, 0.0) / total for m in fits}
+    return posterior_probabilities({m: log_prior[m] + f.log_evidence for m, f in fits.items()})
 
 
 def _finite_or_none(x: float) -> float | None:

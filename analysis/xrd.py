@@ -82,7 +82,11 @@ class XRDPhaseIDSettings(_Strict):
     max_phases: int = Field(default=3, ge=1, le=4)
     shortlist: int = Field(default=6, ge=1, le=10, description="phases carried from screening to the set search")
     refine_sets: int = Field(default=8, ge=1, le=30, description="phase sets refined in full")
-    log_prior_per_phase: float = Field(default=-3.0, le=0, description="log prior odds per phase in a set")
+    log_prior_per_phase: float | None = Field(
+        default=None, le=0,
+        description="log prior odds per phase in a set; default −ln(number of candidates): each candidate "
+        "is present with prior probability about 1/N, so a set of k phases among N costs k ln N",
+    )
     lattice_strain_bound: float = Field(default=0.005, gt=0, le=0.03, description="|Δd/d| allowed per phase")
     max_inverse_size: float = Field(default=0.1, gt=0, description="largest 1/L, 1/nm (L ≥ 1/this)")
     max_microstrain: float = Field(default=0.003, gt=0, le=0.02, description="largest microstrain refined")
@@ -124,6 +128,11 @@ class XRDPhaseIDSettings(_Strict):
 
     def candidate_names(self) -> list[str]:
         return list(self.candidates) if self.candidates is not None else self.phase_library().names()
+
+    def phase_log_prior(self) -> float:
+        if self.log_prior_per_phase is not None:
+            return self.log_prior_per_phase
+        return -math.log(max(len(self.candidate_names()), 2))
 
     def estimate_names(self) -> list[str]:
         names = self.candidate_names()
@@ -337,6 +346,7 @@ class XRDPhaseIdentification:
             return out
 
         per_stage = max(2, shortlist_size // 3)
+        log_prior = s.phase_log_prior()
         chosen: dict[str, float] = {}  # shortlisted phase → screened strain
         near_best: list[list[str]] = []  # per stage, the phases that did nearly as well as its best
 
@@ -375,7 +385,7 @@ class XRDPhaseIdentification:
         for size in range(1, min(s.max_phases, len(shortlist)) + 1):
             for combo in itertools.combinations(shortlist, size):
                 chi2 = linear_fit(profiles, [profiles.rate(n, screened(n), u_start, 0.0) for n in combo], weight)[1]
-                quick.append((-0.5 * chi2 + (s.log_prior_per_phase - 3.0) * size, tuple(sorted(combo))))
+                quick.append((-0.5 * chi2 + (log_prior - 3.0) * size, tuple(sorted(combo))))
         quick.sort(reverse=True)
         to_refine = [c for _, c in quick[:refine_sets]]
         for size in range(1, s.max_phases + 1):  # the best of each size competes too
@@ -401,22 +411,41 @@ class XRDPhaseIdentification:
                         background=10.0 * (float(np.max(pattern.counts / pattern.dwell)) + 1.0))
 
         # Texture pole of each phase, chosen once beside the other phases of the best set holding it.
-        poles: dict[str, tuple[int, int, int]] = {}
+        poles: dict[str, tuple[tuple[int, int, int], float]] = {}
         for combo in to_refine:
             for n in combo:
                 if n not in poles:
                     others = [profiles.rate(m, screened(m), u_start, 0.0) for m in combo if m != n]
-                    poles[n] = choose_pole(profiles, n, screened(n), u_start, others, weight)[0]
+                    poles[n] = choose_pole(profiles, n, screened(n), u_start, others, weight)
         fits = []
         for combo in to_refine:
-            columns = [profiles.rate(n, screened(n), u_start, 0.0) for n in combo]
+            strain = self._strains_in_context(profiles, combo, [screened(n) for n in combo], strains, u_start, weight)
+            columns = [profiles.rate(n, e, u_start, 0.0) for n, e in zip(combo, strain)]
             quick_fit, _ = linear_fit(profiles, columns, weight)
             mu0 = pattern.dwell * (sum((a * g for a, g in zip(quick_fit[: len(combo)], columns)), np.zeros(pattern.n))
                                    + profiles.background @ quick_fit[len(combo):])
-            start = {"strain": [screened(n) for n in combo], "inverse_size": [u_start] * len(combo),
-                     "microstrain": [0.0] * len(combo), "log_r": [0.0] * len(combo)}
-            fits.append(refine_set(profiles, combo, [poles[n] for n in combo], start, bounds, np.maximum(mu0, 0.5)))
+            start = {"strain": strain, "inverse_size": [u_start] * len(combo),
+                     "microstrain": [0.0] * len(combo), "log_r": [poles[n][1] for n in combo]}
+            fits.append(refine_set(profiles, combo, [poles[n][0] for n in combo], start, bounds, np.maximum(mu0, 0.5)))
         return fits, len(quick)
+
+    @staticmethod
+    def _strains_in_context(profiles: PhaseProfiles, combo: tuple[str, ...], strains: list[float], grid: np.ndarray,
+                            u_start: float, weight: np.ndarray) -> list[float]:
+        """Each phase's starting strain re-screened beside the set's other phases, one pass.
+
+        A minor phase's strain screened alone (or beside other phases) may have lined its peaks up
+        with a major phase's; a local refinement cannot leave that valley, and the set would lose
+        evidence it deserves."""
+        strains = list(strains)
+        for i, name in enumerate(combo):
+            if len(combo) == 1:
+                break
+            others = [profiles.rate(m, strains[j], u_start, 0.0) for j, m in enumerate(combo) if j != i]
+            trials = [(linear_fit(profiles, [*others, profiles.rate(name, float(e), u_start, 0.0)], weight)[1], float(e))
+                      for e in [*grid, strains[i]]]
+            strains[i] = min(trials)[1]
+        return strains
 
     def _report(self, pattern: Pattern, fits: list[SetFit], n_sets: int) -> PhaseIDReport:
         """Posterior over the refined sets (tempered by the best set's misfit), marginals, flags."""
@@ -426,7 +455,7 @@ class XRDPhaseIdentification:
         temperature = 1.0
         if usable and s.temper:
             temperature = self._misfit_temperature(pattern, min(usable, key=lambda f: f.deviance))
-        log_post = {f.label: f.log_evidence(temperature) + s.log_prior_per_phase * len(f.phases) for f in usable}
+        log_post = {f.label: f.log_evidence(temperature) + s.phase_log_prior() * len(f.phases) for f in usable}
         probabilities = posterior_probabilities(log_post) if log_post else {}
         marginals = {n: sum(p for label, p in probabilities.items() if n in label.split(SET_SEPARATOR)) for n in self.phases}
         report = PhaseIDReport(fits=usable, probabilities=probabilities, marginals=marginals, temperature=temperature,

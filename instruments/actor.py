@@ -19,8 +19,7 @@ from typing import Any
 
 import ray
 
-from instruments.protocol import Driver, InstrumentLimitError, RecoverableDriver
-from instruments.sas import PlanningModelDriver
+from instruments.protocol import Driver, InstrumentLimitError, PlanningModelDriver, RecoverableDriver
 from instruments.types import DataKey, Measurement, MeasurementRequest
 
 

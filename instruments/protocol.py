@@ -8,7 +8,7 @@ transport that puts any of them behind a Ray async actor.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from instruments.types import DataKey, Measurement, MeasurementRequest
 
@@ -49,3 +49,15 @@ class RecoverableDriver(Driver, Protocol):
     """
 
     def recover(self, attempt_id: str) -> Measurement | None: ...
+
+
+@runtime_checkable
+class PlanningModelDriver(Protocol):
+    """A driver that can describe itself to a measurement planner (``InstrumentService.planning_model``).
+
+    The model carries no ground truth: what a facility knows about its instrument — a SAS
+    instrument's configurations and counting model (``instruments.sas.SASInstrumentModel``), a
+    diffractometer's optics and scan costs (``instruments.xrd.XRDInstrumentModel``).
+    """
+
+    def planning_model(self) -> Any: ...

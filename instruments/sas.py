@@ -15,8 +15,6 @@ contract, so planners never import a simulator.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
@@ -65,10 +63,3 @@ class SASInstrumentModel(Record):
             if c.name == name:
                 return c
         raise KeyError(f"no configuration {name!r}; configurations: {[c.name for c in self.configurations]}")
-
-
-@runtime_checkable
-class PlanningModelDriver(Protocol):
-    """A driver that can describe itself to a planner (``InstrumentService.planning_model``)."""
-
-    def planning_model(self) -> SASInstrumentModel: ...

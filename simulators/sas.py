@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import math
 import os
 import re
@@ -72,6 +71,7 @@ from instruments.sas import SASConfigurationModel, SASInstrumentModel
 from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
 from simulators.clock import VirtualClock
 from simulators.journal import MeasurementJournal
+from simulators.noise import attempt_seed
 
 HC_KEV_ANGSTROM = 12.398419843320026
 """h·c in keV·Å: X-ray wavelength (Å) = HC_KEV_ANGSTROM / energy (keV)."""
@@ -572,7 +572,7 @@ class SASDriver:
         self.clock.advance(exposure + change + s.overhead_seconds)
         self.current_configuration = name
 
-        rng = np.random.default_rng(_attempt_seed(s.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(s.seed, request.attempt_id))
         k = state.k_per_second * exposure
         # max(·, 0): a spline through a deep, unresolved minimum may dip a hair below zero.
         counts = rng.poisson(np.maximum(k * (state.truth + state.cell), 0.0))
@@ -670,10 +670,3 @@ def _reduce(counts: np.ndarray, k: np.ndarray, cell: np.ndarray) -> tuple[np.nda
     # reports σ as for one count, so no point claims infinite precision.
     counts = np.asarray(counts, dtype=np.float64)
     return counts / k - cell, np.sqrt(np.maximum(counts, 1.0)) / k
-
-
-def _attempt_seed(seed: int, attempt_id: str) -> int:
-    # Noise depends on the attempt, not on the order attempts happen to finish in: campaigns replay.
-    # (Same hashing as simulators.synthetic.)
-    digest = hashlib.sha256(f"{seed}:{attempt_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")

@@ -8,7 +8,6 @@ Gaussian with a configurable standard deviation, drawn reproducibly per attempt.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 import numpy as np
@@ -19,6 +18,7 @@ from instruments.protocol import InstrumentLimitError
 from instruments.types import DataKey, Measurement, MeasurementRequest, ParamValue, Timing
 from simulators.clock import VirtualClock
 from simulators.journal import MeasurementJournal
+from simulators.noise import attempt_seed
 
 
 class SyntheticSettings(BaseModel):
@@ -117,7 +117,7 @@ class SyntheticPropertyDriver:
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)
         s = self.settings
-        rng = np.random.default_rng(_attempt_seed(s.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(s.seed, request.attempt_id))
         started = Timing(exposure_seconds=0).started_at
         self.clock.advance(s.motion_seconds + s.overhead_seconds + s.synthesis_seconds)
         if rng.random() < s.failure_probability:
@@ -172,9 +172,3 @@ class SyntheticPropertyDriver:
         )
         params = {n: lo + float(u) * (hi - lo) for u, (n, (lo, hi)) in zip(best.x, self.settings.inputs.items())}
         return params, float(sign * best.fun)
-
-
-def _attempt_seed(seed: int, attempt_id: str) -> int:
-    # Noise depends on the attempt, not on the order attempts happen to finish in: campaigns replay.
-    digest = hashlib.sha256(f"{seed}:{attempt_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")

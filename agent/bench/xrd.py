@@ -37,6 +37,7 @@ POLICIES = ("adaptive", "full_scan", "heuristic")
 TARGET = 0.95
 BUDGET_SECONDS = 8000.0
 SURVEY = (10.0, 60.0, 0.04, 0.1)
+"""The AdaptiveXRD-style heuristic's survey (a fast scan over 10–60°)."""
 FULL_SCAN = (10.0, 90.0, 0.02, 1.0)
 FAMILIES = (
     ("tio2_anatase", "tio2_rutile", "tio2_brookite"),
@@ -124,7 +125,7 @@ def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
 
 def _policy(name: str) -> dict[str, Any]:
     return {
-        "adaptive": {"name": "xrd_adaptive", "options": {"survey": list(SURVEY)}},
+        "adaptive": {"name": "xrd_adaptive", "options": {}},
         "heuristic": {"name": "xrd_heuristic", "options": {"survey": list(SURVEY)}},
         "full_scan": {"name": "xrd_full_scan", "options": {"scan": list(FULL_SCAN)}},
     }[name]

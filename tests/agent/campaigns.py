@@ -11,6 +11,25 @@ import yaml
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
+def shipped(file: str, tmp_path: Path) -> dict[str, Any]:
+    """A shipped campaign file's document with its store and data folder inside ``tmp_path``."""
+    data = yaml.safe_load((EXPERIMENTS / file).read_text())
+    data["storage"] = f"sqlite:///{tmp_path}/labpilot.db"
+    data["data_dir"] = str(tmp_path / "data")
+    return data
+
+
+def run_shipped(file: str, tmp_path: Path, campaign_id: str) -> tuple[Any, Any, Any]:
+    """Run a shipped campaign file (store and data inside ``tmp_path``): (config, store, result)."""
+    from agent.campaign import run_campaign
+    from agent.config import parse_campaign
+    from agent.store import Store
+
+    config = parse_campaign(shipped(file, tmp_path))
+    store = Store(config.storage)
+    return config, store, run_campaign(config, store, campaign_id=campaign_id)
+
+
 def quickstart(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """The quick-start campaign with its store and data folder inside ``tmp_path``."""
     data = yaml.safe_load((EXPERIMENTS / "quickstart.yaml").read_text())

@@ -4,31 +4,16 @@ sample measured repeatedly, stopping on the radius' relative uncertainty."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from agent.campaign import run_campaign
-from agent.config import parse_campaign
-from agent.store import Store
-from tests.agent.campaigns import EXPERIMENTS
+from tests.agent.campaigns import run_shipped
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
 
 
-def _run_shipped(file: str, tmp_path: Path, campaign_id: str) -> tuple[Any, Store, Any]:
-    """Run a shipped campaign file with its store and data folder inside ``tmp_path``."""
-    data = yaml.safe_load((EXPERIMENTS / file).read_text())
-    data["storage"] = f"sqlite:///{tmp_path}/labpilot.db"
-    data["data_dir"] = str(tmp_path / "data")
-    config = parse_campaign(data)
-    store = Store(config.storage)
-    return config, store, run_campaign(config, store, campaign_id=campaign_id)
-
-
 def test_sans_baseline_campaign_measures_one_sample_until_the_radius_is_known(tmp_path: Path) -> None:
-    config, store, result = _run_shipped("sans_random_baseline.yaml", tmp_path, "sans-fixed")
+    config, store, result = run_shipped("sans_random_baseline.yaml", tmp_path, "sans-fixed")
     assert result.status == "completed", result.stop_reason
     interpretations = store.interpretations("sans-fixed")
     assert {i.sample_id for i in interpretations} == {"ps-sphere-1"}
@@ -45,7 +30,7 @@ def test_sans_baseline_campaign_measures_one_sample_until_the_radius_is_known(tm
 
 
 def test_adaptive_sans_campaign_plans_configuration_and_exposure_until_the_answer_is_known(tmp_path: Path) -> None:
-    config, store, result = _run_shipped("adaptive_sans.yaml", tmp_path, "sans-adaptive")
+    config, store, result = run_shipped("adaptive_sans.yaml", tmp_path, "sans-adaptive")
     assert result.status == "completed", result.stop_reason
     last = store.interpretations("sans-adaptive")[-1]
     radius = last.estimates["radius"]

@@ -403,7 +403,8 @@ def test_journal_lets_a_finished_attempt_be_recovered(tmp_path) -> None:  # type
 
 
 def test_planning_model_predicts_the_counting_sigma_without_revealing_the_sample() -> None:
-    from instruments.sas import PlanningModelDriver, SASInstrumentModel
+    from instruments.protocol import PlanningModelDriver
+    from instruments.sas import SASInstrumentModel
 
     driver = _driver()
     assert isinstance(driver, PlanningModelDriver)

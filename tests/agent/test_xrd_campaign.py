@@ -1,0 +1,51 @@
+"""Adaptive powder XRD through the engine: the shipped campaign, its planner's decisions, a campaign
+file naming an unknown phase, and the benchmark at a tiny size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import CampaignFileError, parse_campaign
+from tests.agent.campaigns import run_shipped, shipped
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
+
+
+def test_adaptive_xrd_campaign_finds_the_polymorphs_in_a_fraction_of_a_full_scan(tmp_path: Path) -> None:
+    config, store, result = run_shipped("adaptive_xrd.yaml", tmp_path, "xrd-adaptive")
+    assert result.status == "completed", result.stop_reason
+    last = store.interpretations("xrd-adaptive")[-1]
+    assert last.details["best_set"] == "tio2_anatase+tio2_brookite+tio2_rutile"
+    assert last.estimates["p(best)"].value >= 0.95  # type: ignore[operator]
+    for phase, truth in {"tio2_anatase": 0.78, "tio2_rutile": 0.16, "tio2_brookite": 0.06}.items():
+        w = last.estimates[f"w:{phase}"]
+        assert w.sigma is not None and abs(w.value - truth) <= max(4 * w.sigma, 0.03), (phase, w)  # type: ignore[operator]
+    decisions = store.decisions("xrd-adaptive")
+    assert decisions and not any(d.fallback for d in decisions)
+    assert decisions[0].reasons[0]["rule"] == "survey"
+    # The full slow scan (10–90°, 0.02°, 1 s) costs 4 016 s; the planner needs a small part of it.
+    assert result.instrument_seconds < 4016 / 3
+
+
+def test_a_campaign_naming_an_unknown_phase_is_refused_with_the_library_listed(tmp_path: Path) -> None:
+    data = shipped("adaptive_xrd.yaml", tmp_path)
+    data["instruments"][0]["settings"]["sample"]["phases"][2]["phase"] = "tio2_unobtainium"
+    with pytest.raises(CampaignFileError, match="(?s)instruments\\[0\\].settings.*tio2_unobtainium.*tio2_brookite"):
+        parse_campaign(data)
+    assert not (tmp_path / "labpilot.db").exists() and not (tmp_path / "data").exists()
+
+
+def test_xrd_benchmark_runs_every_policy_at_a_tiny_size() -> None:
+    from agent.bench.xrd import POLICIES, run_benchmark
+
+    summary, runs = run_benchmark(2, seed=3)
+    assert summary["n_samples"] == 2 and set(summary["policies"]) == set(POLICIES)
+    assert {r["policy"] for r in runs} == set(POLICIES) and len(runs) == 2 * len(POLICIES)
+    full = [r for r in runs if r["policy"] == "full_scan"]
+    assert all(r["n_measurements"] == 1 and r["instrument_seconds"] == pytest.approx(4016.0) for r in full)
+    for name, row in summary["policies"].items():
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["median_scan_seconds"] > 0
+        assert row["ratio_to_full_scan"] > 0
+    assert set(summary["goals"]) == {"accuracy_vs_full_scan", "time_vs_full_scan", "time_vs_heuristic", "calibration_at_0.95"}

@@ -1,0 +1,116 @@
+"""Phase identification on simulated patterns: single phases with high probability, mixture fractions
+within their σ, polymorphs told apart when the data allow and left uncertain when they do not, bad
+data flagged, intensity no candidate explains flagged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings, hypotheses_of, predict_rate
+from instruments.types import Measurement, MeasurementRequest
+from simulators.xrd import XRDDriver, XRDSettings
+
+pytestmark = pytest.mark.timeout(300)
+SURVEY = (10.0, 60.0, 0.04, 0.1)
+SLOW = (10.0, 90.0, 0.02, 1.0)
+
+
+def _measure(phases: list[dict[str, Any]], windows: list[tuple[float, float, float, float]], seed: int = 0,
+             **settings: Any) -> list[Measurement]:
+    driver = XRDDriver("xrd", XRDSettings.model_validate({"sample": {"phases": phases}, "seed": seed, **settings}))
+    keys = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
+    return [driver.measure(MeasurementRequest(attempt_id=f"w{i}", params=dict(zip(keys, w)), sample_id="s"))
+            for i, w in enumerate(windows)]
+
+
+@pytest.fixture(scope="module")
+def analysis() -> XRDPhaseIdentification:
+    return XRDPhaseIdentification(XRDPhaseIDSettings())
+
+
+@pytest.mark.parametrize("phase", ["tio2_anatase", "caco3_calcite", "zro2_monoclinic", "al2o3_corundum"])
+def test_a_single_phase_is_identified_with_high_probability(analysis: XRDPhaseIdentification, phase: str) -> None:
+    result = analysis.interpret(_measure([{"phase": phase, "weight_fraction": 1.0, "crystallite_size_nm": 120}], [SURVEY]))
+    assert result.valid and result.details["best_set"] == phase
+    assert result.estimates["p(best)"].value >= 0.95  # type: ignore[operator]
+    assert result.estimates[f"p:{phase}"].value >= 0.95  # type: ignore[operator]
+    assert result.estimates[f"w:{phase}"].value == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weight_fractions_of_a_known_mixture_are_recovered_within_their_sigma(analysis: XRDPhaseIdentification, seed: int) -> None:
+    truth = {"tio2_rutile": 0.7, "zno_zincite": 0.2, "si": 0.1}
+    phases = [{"phase": n, "weight_fraction": w, "crystallite_size_nm": 150} for n, w in truth.items()]
+    result = analysis.interpret(_measure(phases, [SLOW], seed=seed))
+    assert result.details["best_set"] == "si+tio2_rutile+zno_zincite"
+    for name, w in truth.items():
+        est = result.estimates[f"w:{name}"]
+        assert est.sigma is not None and 0 < est.sigma < 0.02
+        assert abs(est.value - w) <= 3 * est.sigma, (name, est.value, est.sigma)  # type: ignore[operator]
+
+
+def test_overlapping_polymorphs_are_told_apart_when_the_data_allow(analysis: XRDPhaseIdentification) -> None:
+    # Anatase with 5 % rutile and 5 % brookite: the three TiO2 polymorphs' strongest lines overlap.
+    phases = [{"phase": "tio2_anatase", "weight_fraction": 0.9, "crystallite_size_nm": 80},
+              {"phase": "tio2_rutile", "weight_fraction": 0.05, "crystallite_size_nm": 80},
+              {"phase": "tio2_brookite", "weight_fraction": 0.05, "crystallite_size_nm": 80}]
+    result = analysis.interpret(_measure(phases, [SLOW]))
+    assert result.details["best_set"] == "tio2_anatase+tio2_brookite+tio2_rutile"
+    assert result.estimates["p(best)"].value >= 0.95  # type: ignore[operator]
+
+
+def test_they_are_reported_as_uncertain_when_the_data_do_not_allow(analysis: XRDPhaseIdentification) -> None:
+    # MgAl2O4 and ZnAl2O4 are isostructural spinels with lattice parameters 0.02 % apart: one short,
+    # weak look at the (311) line alone cannot say which, and the analysis must not pretend it can.
+    phases = [{"phase": "mgal2o4_spinel", "weight_fraction": 1.0, "crystallite_size_nm": 100}]
+    result = analysis.interpret(_measure(phases, [(36.0, 38.0, 0.04, 0.05)]))
+    assert result.valid
+    p = {k[2:]: e.value for k, e in result.estimates.items() if k.startswith("p:") and e.value and e.value > 0.01}
+    assert result.estimates["p(best)"].value < 0.95, p  # type: ignore[operator]
+    assert len(p) >= 2, p  # the probability is shared between candidates the window cannot tell apart
+
+
+def test_non_finite_data_are_flagged_and_the_rest_is_still_interpreted(analysis: XRDPhaseIdentification) -> None:
+    good = _measure([{"phase": "si", "weight_fraction": 1.0}], [SURVEY])[0]
+    bad_counts = good.data["counts"].copy()
+    bad_counts[5] = np.nan
+    bad = good.model_copy(update={"attempt_id": "broken", "data": {**good.data, "counts": bad_counts}})
+    result = analysis.interpret([good, bad])
+    assert any(f.startswith("bad-data:broken") for f in result.flags)
+    assert result.valid and result.details["best_set"] == "si"
+    only_bad = analysis.interpret([bad])
+    assert not only_bad.valid and "no-usable-data" in only_bad.flags
+
+
+def test_intensity_no_candidate_explains_is_flagged_and_not_reported_confidently() -> None:
+    phases = [{"phase": "si", "weight_fraction": 0.8}, {"phase": "caco3_calcite", "weight_fraction": 0.2}]
+    narrow = XRDPhaseIdentification(XRDPhaseIDSettings(candidates=["si", "tio2_rutile", "nacl_halite", "al2o3_corundum"]))
+    result = narrow.interpret(_measure(phases, [SURVEY]))
+    assert "unexplained-peaks" in result.flags
+    assert any(abs(float(x) - 29.4) < 0.3 for x in str(result.details["unexplained_two_theta"]).split(","))  # calcite (104)
+    assert result.estimates["p(best)"].value <= 0.5  # type: ignore[operator]
+
+
+def test_hypotheses_round_trip_through_the_details_and_predict_the_pattern(analysis: XRDPhaseIdentification) -> None:
+    measurements = _measure([{"phase": "tio2_rutile", "weight_fraction": 1.0}], [SURVEY])
+    result = analysis.interpret(measurements)
+    best = hypotheses_of(result.details)[0]
+    assert best.label == "tio2_rutile" and best.probability == result.estimates["p(best)"].value
+    x = measurements[0].data["two_theta"]
+    predicted = predict_rate(analysis.settings, best, x) * 0.1
+    observed = measurements[0].data["counts"]
+    chi2 = float(np.sum((observed - predicted) ** 2 / np.maximum(predicted, 1)))
+    assert chi2 / x.size < 1.5
+
+
+def test_bad_settings_name_the_field() -> None:
+    with pytest.raises(ValidationError, match="candidates: unknown phase.*unobtainium"):
+        XRDPhaseIDSettings(candidates=["si", "unobtainium"])
+    with pytest.raises(ValidationError, match="library: phase library .*nowhere: no such folder"):
+        XRDPhaseIDSettings(library="/nowhere")
+    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
+        XRDPhaseIDSettings(max_phase=2)  # type: ignore[call-arg]

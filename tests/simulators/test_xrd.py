@@ -1,0 +1,146 @@
+"""The simulated diffractometer: Bragg's law from the lattice, Poisson counts that scale with dwell,
+texture, peak shifts, the virtual clock, and requests refused before they reach the goniometer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from instruments.phases import PhaseLibrary
+from instruments.protocol import InstrumentLimitError
+from instruments.types import MeasurementRequest
+from instruments.xrd import WAVELENGTH_LINES, march_dollase
+from simulators.xrd import XRDDriver, XRDSettings
+
+pytestmark = pytest.mark.timeout(120)
+CU_KA1 = WAVELENGTH_LINES["CuKa1"][0][0]
+
+
+def _driver(phases: list[dict[str, Any]], **settings: Any) -> XRDDriver:
+    return XRDDriver("xrd", XRDSettings.model_validate({"sample": {"phases": phases}, **settings}))
+
+
+def _window(start: float, stop: float, step: float, dwell: float, attempt: str = "a") -> MeasurementRequest:
+    return MeasurementRequest(attempt_id=attempt, params={
+        "two_theta_start": start, "two_theta_stop": stop, "two_theta_step": step, "dwell_seconds": dwell})
+
+
+def _apex(x: np.ndarray, y: np.ndarray, near: float, width: float = 0.3) -> float:
+    # Centroid of the top of the peak near ``near`` (the Kα1 line; Kα2 sits 0.07–0.2° above it).
+    window = (x > near - width) & (x < near + width)
+    xs, ys = x[window], y[window]
+    top = ys >= 0.5 * ys.max()
+    return float(np.sum(xs[top] * ys[top]) / np.sum(ys[top]))
+
+
+@pytest.mark.parametrize(("phase", "hkls"), [("si", [(1, 1, 1), (2, 2, 0), (3, 1, 1)]), ("mgo_periclase", [(2, 0, 0), (2, 2, 0)])])
+def test_peaks_sit_where_braggs_law_puts_them_for_the_cif_lattice(phase: str, hkls: list[tuple[int, int, int]]) -> None:
+    driver = _driver([{"phase": phase, "weight_fraction": 1.0, "crystallite_size_nm": 500}], wavelength="CuKa1")
+    a = PhaseLibrary().phase(phase).structure.lattice.a  # type: ignore[attr-defined]
+    x = np.arange(20.0, 80.0, 0.002)
+    rate = driver.true_rate(x)
+    for hkl in hkls:
+        expected = 2 * math.degrees(math.asin(CU_KA1 / (2 * a / math.sqrt(sum(i * i for i in hkl)))))
+        assert _apex(x, rate, expected) == pytest.approx(expected, abs=0.004), hkl
+
+
+def test_lattice_strain_zero_shift_and_displacement_move_the_peaks_as_the_geometry_says() -> None:
+    base = {"phase": "si", "weight_fraction": 1.0, "crystallite_size_nm": 500}
+    x = np.arange(27.0, 30.0, 0.001)
+    apex = _apex(x, _driver([base], wavelength="CuKa1").true_rate(x), 28.44)
+    strained = _apex(x, _driver([{**base, "lattice_strain": 0.002}], wavelength="CuKa1").true_rate(x), 28.44)
+    theta = math.radians(apex / 2)
+    assert strained - apex == pytest.approx(-math.degrees(2 * 0.002 * math.tan(theta)), abs=0.003)  # Δ2θ = −2ε tan θ
+    shifted = _apex(x, _driver([base], wavelength="CuKa1", zero_shift_deg=0.05).true_rate(x), 28.44)
+    assert shifted - apex == pytest.approx(0.05, abs=0.002)
+    displaced = _driver([base], wavelength="CuKa1")
+    displaced_settings = displaced.settings.model_copy(update={"sample": displaced.settings.sample.model_copy(update={"displacement_mm": 0.1})})
+    moved = _apex(x, XRDDriver("xrd", displaced_settings).true_rate(x), 28.44)
+    assert moved - apex == pytest.approx(-math.degrees(2 * 0.1 * math.cos(theta) / 240.0), abs=0.003)
+
+
+def test_smaller_crystallites_broaden_the_peaks_as_scherrer_says() -> None:
+    x = np.arange(27.5, 29.5, 0.001)
+
+    def fwhm(size: float) -> float:
+        rate = _driver([{"phase": "si", "weight_fraction": 1.0, "crystallite_size_nm": size}], wavelength="CuKa1",
+                       background=[0.0]).true_rate(x)
+        above = x[rate >= rate.max() / 2]
+        return float(above[-1] - above[0])
+
+    wide, narrow = fwhm(20), fwhm(2000)
+    scherrer = math.degrees(0.9 * CU_KA1 / (200.0 * math.cos(math.radians(28.44 / 2))))
+    assert wide > narrow + 0.5 * scherrer and wide == pytest.approx(math.hypot(narrow, scherrer), rel=0.35)
+
+
+def test_counts_scale_with_dwell_and_are_poisson() -> None:
+    driver = _driver([{"phase": "si", "weight_fraction": 1.0}])
+    counts = {dwell: np.stack([driver.measure(_window(40.0, 40.5, 0.05, dwell, f"{dwell}-{i}")).data["counts"] for i in range(300)])
+              for dwell in (0.5, 2.0)}
+    expected = {dwell: dwell * driver.true_rate(np.linspace(40.0, 40.5, 11)) for dwell in counts}
+    for dwell, c in counts.items():
+        assert c.mean(axis=0) == pytest.approx(expected[dwell], rel=0.06)
+        assert c.var(axis=0, ddof=1) == pytest.approx(c.mean(axis=0), rel=0.3)  # Poisson: variance = mean
+    assert counts[2.0].mean() / counts[0.5].mean() == pytest.approx(4.0, rel=0.05)
+    m = driver.measure(_window(40.0, 40.5, 0.05, 1.0, "sigma"))
+    assert np.array_equal(m.sigma["counts"], np.sqrt(np.maximum(m.data["counts"], 1.0)))
+
+
+def test_the_same_attempt_draws_the_same_counts() -> None:
+    driver = _driver([{"phase": "si", "weight_fraction": 1.0}])
+    first = driver.measure(_window(20, 30, 0.05, 0.2, "same")).data["counts"]
+    again = driver.measure(_window(20, 30, 0.05, 0.2, "same")).data["counts"]
+    other = driver.measure(_window(20, 30, 0.05, 0.2, "other")).data["counts"]
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_march_dollase_is_one_for_a_random_powder_and_enhances_the_pole_for_platelets() -> None:
+    phase = PhaseLibrary().phase("tio2_rutile")
+    d_min = 0.8
+    normals, index = phase.plane_normals(d_min)
+    reflections = phase.reflections(d_min)
+    assert np.allclose(march_dollase(normals, index, len(reflections.d), phase.pole((1, 1, 0)), 1.0), 1.0)
+    factors = march_dollase(normals, index, len(reflections.d), phase.pole((0, 0, 1)), 0.7)
+    families = [families[0][0] for families in reflections.hkls]
+    assert factors[families.index((0, 0, 2))] > 2.0  # (002) ∥ the (001) pole: enhanced by r⁻³ ≈ 2.9
+    assert factors[families.index((1, 1, 0))] < 1.0  # perpendicular to it: weakened
+
+
+def test_instrument_time_is_setup_slew_and_dwell() -> None:
+    driver = _driver([{"phase": "si", "weight_fraction": 1.0}], setup_seconds=15, motion_deg_per_second=5)
+    first = driver.measure(_window(10, 20, 0.1, 0.5, "w1")).timing
+    assert first.exposure_seconds == pytest.approx(101 * 0.5) and first.motion_seconds == 0.0 and first.overhead_seconds == 15
+    second = driver.measure(_window(40, 45, 0.1, 0.5, "w2")).timing  # slews from 20° to 40°
+    assert second.motion_seconds == pytest.approx(4.0)
+    assert driver.clock.elapsed_seconds == pytest.approx(first.instrument_seconds + second.instrument_seconds)
+    assert driver.planning_model().window_seconds(40, 45, 0.1, 0.5, position=20.0) == pytest.approx(second.instrument_seconds)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"two_theta_start": 2.0, "two_theta_stop": 20, "two_theta_step": 0.02, "dwell_seconds": 1}, "two_theta_start=2.0 is outside the goniometer"),
+    ({"two_theta_start": 10, "two_theta_stop": 150, "two_theta_step": 0.02, "dwell_seconds": 1}, "two_theta_stop=150.0 is outside"),
+    ({"two_theta_start": 30, "two_theta_stop": 20, "two_theta_step": 0.02, "dwell_seconds": 1}, "must be below two_theta_stop"),
+    ({"two_theta_start": 10, "two_theta_stop": 20, "two_theta_step": 0.0, "dwell_seconds": 1}, "two_theta_step=0.0 must be positive"),
+    ({"two_theta_start": 10, "two_theta_stop": 20, "two_theta_step": 0.02, "dwell_seconds": -1}, "dwell_seconds=-1.0 must be positive"),
+    ({"two_theta_start": 10, "two_theta_stop": 20, "two_theta_step": 0.02}, "lacks 'dwell_seconds'"),
+    ({"two_theta_start": 10, "two_theta_stop": 20, "two_theta_step": 0.02, "dwell_seconds": 1, "speed": 2}, "unknown request fields"),
+    ({"two_theta_start": 5, "two_theta_stop": 140, "two_theta_step": 0.005, "dwell_seconds": 1}, "at most 20000"),
+])
+def test_bad_windows_are_refused_before_any_motion(params: dict[str, Any], message: str) -> None:
+    driver = _driver([{"phase": "si", "weight_fraction": 1.0}])
+    with pytest.raises(InstrumentLimitError, match=message):
+        driver.check(MeasurementRequest(attempt_id="bad", params=params))
+    assert driver.clock.elapsed_seconds == 0.0 and driver.position is None
+
+
+def test_an_unknown_phase_is_refused_with_the_library_listed() -> None:
+    with pytest.raises(ValidationError, match="unknown phase.*'unobtainium'.*tio2_anatase"):
+        _driver([{"phase": "unobtainium", "weight_fraction": 1.0}])
+    with pytest.raises(ValidationError, match="weight fractions must sum to 1"):
+        _driver([{"phase": "si", "weight_fraction": 0.5}, {"phase": "tio2_rutile", "weight_fraction": 0.2}])
+    with pytest.raises(ValidationError, match="unknown line 'CuKz'"):
+        _driver([{"phase": "si", "weight_fraction": 1.0}], wavelength="CuKz")
