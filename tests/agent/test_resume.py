@@ -138,3 +138,39 @@ def test_kill_anywhere_and_resume_loses_nothing_and_repeats_nothing(store_url: s
             assert times == 1 or (times == 2 and reconciled[attempt_id] == "rerun"), (attempt_id, times)
         assert "adopted" in reconciled.values(), "the kill between measuring and recording must be adopted"
         assert store.campaign(cid).runs == kills + 1
+
+
+def test_a_killed_planner_campaign_resumes_into_the_same_decisions(tmp_path: Path) -> None:
+    """Planners are functions of the store (measurements, interpretations, instrument models): a
+    campaign killed after an analysis and resumed makes exactly the decisions, and reaches exactly
+    the answer, of the same campaign run without interruption."""
+    from agent.campaign import run_campaign
+    from agent.config import parse_campaign
+    from tests.agent.campaigns import shipped
+
+    data = shipped("adaptive_xrd.yaml", tmp_path)
+    data["name"] = "xrd-resume"
+    data["stop_on_targets"] = False  # keep planning: several decisions after the survey
+    data["budgets"] = {"max_measurements": 4}
+    campaign_file = tmp_path / "campaign.yaml"
+    campaign_file.write_text(yaml.safe_dump(data))
+    url = data["storage"]
+    code, out, err = _reap(_cli(["run", str(campaign_file), "--db", url, "--json", "--no-report"],
+                                {"LABPILOT_FAILPOINT": "after-analysed:2"}, tmp_path))
+    assert code == -signal.SIGKILL, err[-3000:]
+    with Store(url) as store:
+        cid = next(c.id for c in store.campaigns() if c.name == "xrd-resume")
+        assert len(store.measurements(cid)) == 2
+    code, out, err = _reap(_cli(["resume", cid, "--db", url, "--json", "--no-report"], {}, tmp_path))
+    assert code in (0, 3), err[-3000:]
+    with Store(url) as store:
+        assert len(store.measurements(cid)) == 4 and store.campaign(cid).runs == 2
+
+    reference = dict(data, storage=f"sqlite:///{tmp_path}/reference.db", data_dir=str(tmp_path / "reference"))
+    with Store(reference["storage"]) as clean:
+        run_campaign(parse_campaign(reference), clean, campaign_id=cid)
+        with Store(url) as resumed:
+            assert [m.params for m in resumed.measurements(cid)] == [m.params for m in clean.measurements(cid)]
+            last, expected = resumed.interpretations(cid)[-1], clean.interpretations(cid)[-1]
+            assert last.details["best_set"] == expected.details["best_set"]
+            assert last.estimates["p(best)"].value == pytest.approx(expected.estimates["p(best)"].value, rel=1e-9)

@@ -49,3 +49,22 @@ def test_xrd_benchmark_runs_every_policy_at_a_tiny_size() -> None:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["median_scan_seconds"] > 0
         assert row["ratio_to_full_scan"] > 0
     assert set(summary["goals"]) == {"accuracy_vs_full_scan", "time_vs_full_scan", "time_vs_heuristic", "calibration_at_0.95"}
+
+
+def test_a_window_beyond_the_goniometer_is_refused_before_dispatch_and_recorded(tmp_path: Path) -> None:
+    from agent.campaign import run_campaign
+    from agent.store import Store
+
+    data = shipped("adaptive_xrd.yaml", tmp_path)
+    data["instruments"][0]["settings"]["goniometer_max_deg"] = 100.0  # the design space still reaches 140°
+    data["policy"] = {"name": "xrd_full_scan", "options": {"scan": [10.0, 130.0, 0.05, 0.1]}}
+    data["budgets"] = {"max_measurements": 2}
+    data["stop_on_targets"] = False
+    config = parse_campaign(data)
+    store = Store(config.storage)
+    result = run_campaign(config, store, campaign_id="xrd-refused")
+    refused = store.attempts("xrd-refused", states=["refused"])
+    assert refused and refused[0].params["two_theta_stop"] == 130.0
+    assert refused[0].reason.startswith("instrument limits:") and "two_theta_stop=130.0 is outside the goniometer range" in refused[0].reason  # type: ignore[union-attr]
+    assert all(float(m.params["two_theta_stop"]) <= 100.0 for m in store.measurements("xrd-refused"))
+    assert result.status in {"failed", "budget_exhausted", "completed"}

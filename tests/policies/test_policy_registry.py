@@ -12,15 +12,22 @@ from policies.registry import POLICIES, build_policy, policy_options
 from tests.policies.spaces import plane_space
 
 
+PLANNERS = ("sas_", "xrd_")
+"""Measurement planners need their instrument's design space and analysis: tested in
+tests/policies/test_policy_sas.py and test_policy_xrd.py."""
+
+
 def test_every_registered_policy_builds_and_follows_the_protocol() -> None:
-    assert {k: v for k, v in POLICIES.items() if not k.startswith("sas_")} == {
+    assert {k: v for k, v in POLICIES.items() if not k.startswith(PLANNERS)} == {
         "qlognei": BayesianOptimisation,
         "qnipv": ActiveLearning,
         "sobol": SobolPolicy,
         "random": RandomPolicy,
     }
-    # The SAS planners need a SAS design space and analysis: tested in tests/policies/test_policy_sas.py.
-    for name in (n for n in POLICIES if not n.startswith("sas_")):
+    assert {k for k in POLICIES if k.startswith(PLANNERS)} == {
+        "sas_adaptive", "sas_oracle", "sas_fixed", "sas_round_robin", "sas_random", "xrd_adaptive", "xrd_full_scan", "xrd_heuristic",
+    }
+    for name in (n for n in POLICIES if not n.startswith(PLANNERS)):
         policy = build_policy(name, plane_space(), direction="minimize", seed=3, options={})
         assert isinstance(policy, Policy) and policy.name == name
 
