@@ -61,3 +61,9 @@ class PlanningModelDriver(Protocol):
     """
 
     def planning_model(self) -> Any: ...
+
+
+class InstrumentUnreachable(RuntimeError):
+    """The instrument did not answer (a remote server gone, a link down): the outcome of the request
+    in flight is *unknown* — it may have been measured. The campaign marks the attempt ``unknown``
+    and reconciles it (``recover`` by attempt id, else one re-run) when the instrument is back."""
