@@ -26,22 +26,26 @@ from typing import Any
 import ray
 
 from agent.config import CampaignConfig
+from agent.documents import DocumentPublisher, RunComposer, composer_for
 from agent.failpoints import failpoint
 from agent.guard import design_space_refusal
-from agent.kinds import INSTRUMENT_KINDS, analysis_factory, driver_factory
+from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
 from agent.runtime import LocalHandle
-from agent.store import Attempt, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
+from agent.store import Attempt, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.targets import CampaignState, TargetResult, build_targets
 from agent.versions import package_versions
 from analysis.actor import AnalysisActor, AnalysisService
 from analysis.protocol import Estimate, Interpretation
 from instruments.actor import InstrumentActor, InstrumentService
+from instruments.protocol import InstrumentUnreachable
 from instruments.types import Measurement, MeasurementRequest, ParamValue
 from policies.baselines import fallback_proposals
 from policies.models import ModelCache
 from policies.protocol import MeasurementPlanner, Observation, PlanningContext, Proposal
 from policies.registry import build_policy
 
+RECONNECT_SECONDS = 60.0
+"""How long a campaign waits for an unreachable (remote) instrument before it stops to be resumed."""
 #: After this many decisions in a row whose proposals were all refused, use space-filling points.
 REFUSALS_BEFORE_FALLBACK = 3
 #: After this many, stop: the policy and the guard disagree about the space, a human must look.
@@ -131,6 +135,9 @@ class CampaignRunner:
         }
         self._actors: dict[str, Any] = {}
         self._instrument_models: dict[str, Any] = {}
+        self._data_keys: dict[str, Any] = {}
+        self._composer: RunComposer | None = None
+        self._publisher: DocumentPublisher | None = None
         self._busy: dict[str, str] = {}  # actor name → attempt id
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._backlog: list[Attempt] = []  # proposed/validated attempts found on resume
@@ -164,6 +171,7 @@ class CampaignRunner:
         try:
             self._start_actors()
             await self._actors_ready()
+            self._open_documents()
             self._load_from_store()
             if resume:
                 await self._reconcile()
@@ -209,6 +217,36 @@ class CampaignRunner:
         await asyncio.gather(*(a.health.remote() for a in self._actors.values()), self._analysis.health.remote())
         models = await asyncio.gather(*(a.planning_model.remote() for a in self._actors.values()))
         self._instrument_models = dict(zip(self._actors, models))
+        keys = await asyncio.gather(*(a.describe.remote() for a in self._actors.values()))
+        self._data_keys = dict(zip(self._actors, keys))
+
+    # -- documents ------------------------------------------------------------------------------
+    def _open_documents(self) -> None:
+        """This run's start and descriptors (once), and whatever the outbox still holds unpublished."""
+        campaign = self.store.campaign(self.campaign_id)
+        self._composer, previous = composer_for(self.store, self.campaign_id)
+        analysis = ANALYSIS_KINDS[self.config.analysis.kind]
+        estimates = analysis.estimates(analysis.settings_model.model_validate(self.config.analysis.settings))
+        opened = self._composer.open(
+            config=self.config.model_dump(mode="json"), started=campaign.created_at.timestamp() if previous is None else time.time(),
+            data_keys=self._data_keys, estimates=estimates, previous_start=previous,
+        )
+        self.store.add_documents(self.campaign_id, opened)
+        self._publisher = DocumentPublisher(
+            self.store, self.campaign_id, self.config.documents, Path(campaign.data_dir) / self.campaign_id
+        )
+        self._publisher.backlog()
+
+    def _published(self, recorded: bool, documents: list[Document]) -> None:
+        """After a commit that carried ``documents``: count and publish them if it was a new record."""
+        if not recorded or self._composer is None or self._publisher is None:
+            return
+        for d in documents:
+            self._composer.committed(d)
+        try:
+            self._publisher.publish(documents)
+        except Exception:  # noqa: BLE001 — the outbox keeps them; resume publishes the backlog
+            pass
 
     def _load_from_store(self) -> None:
         """Rebuild everything the loop knows from the store (the truth)."""
@@ -247,7 +285,8 @@ class CampaignRunner:
         actor = self._actors.get(a.instrument or "")
         recovered: Measurement | None = await actor.recover.remote(a.id) if actor is not None else None
         if recovered is not None:
-            self.store.record_measurement(self.campaign_id, recovered, reconciled="adopted")
+            docs = [self._composer.measurement(recovered)] if self._composer is not None else []
+            self._published(self.store.record_measurement(self.campaign_id, recovered, reconciled="adopted", documents=docs), docs)
             self._count_measurement(recovered)
             self._start(a.id, None, self._analyse(a.id, a.params, a.sample_id))
         elif a.reruns == 0 and actor is not None:
@@ -332,12 +371,16 @@ class CampaignRunner:
             await self._verdict(f"{self.campaign_id}-{seq + i:05d}", seq + i, p.params, free)
             for i, p in enumerate(proposals)
         ]
+        policy = proposals[0].policy if proposals else self.policy.name
+        docs = [self._composer.decision(dseq, policy, fallback, [p.params for p in proposals], [p.reason for p in proposals],
+                                        seconds, time.time())] if self._composer is not None else []
         self.store.record_decision(
-            self.campaign_id, dseq, policy=proposals[0].policy if proposals else self.policy.name, fallback=fallback,
+            self.campaign_id, dseq, policy=policy, fallback=fallback,
             error=error, seed=self.config.seed, n_history=len(self._history), n_pending=len(pending),
             reasons=[p.reason for p in proposals], decision_seconds=seconds, versions=package_versions(),
-            attempts=attempts,
+            attempts=attempts, documents=docs,
         )
+        self._published(True, docs)
         self._next_seq, self._next_decision = seq + len(attempts), dseq + 1
         failpoint("after-propose")
         dispatched = 0
@@ -450,12 +493,21 @@ class CampaignRunner:
             self.store.transition(attempt_id, "unknown", note=f"instrument actor died: {_first_line(exc)}")
             self._busy.pop(actor_name, None)
             raise _Stop("failed", f"instrument {actor_name} died during {attempt_id}; resume to reconcile") from None
+        except InstrumentUnreachable as exc:  # through Ray too: its task errors subclass the cause
+            # A remote instrument stopped answering: it may have measured. Unknown until it is back;
+            # then its own records decide (adopt), else one re-run — as a resume would.
+            self.store.transition(attempt_id, "unknown", note=f"instrument unreachable: {_first_line(exc)}")
+            await self._await_instrument(actor_name, attempt_id)
+            self._busy.pop(actor_name, None)
+            await self._reconcile_unrecorded(self.store.attempt(attempt_id))
+            return
         except Exception as exc:  # noqa: BLE001 — instrument faults are recorded, the loop goes on
             self._fail(attempt_id, f"instrument error: {_first_line(exc)}")
             self._busy.pop(actor_name, None)
             return
         failpoint("before-record-measurement")
-        self.store.record_measurement(self.campaign_id, measurement)
+        docs = [self._composer.measurement(measurement)] if self._composer is not None else []
+        self._published(self.store.record_measurement(self.campaign_id, measurement, documents=docs), docs)
         self._count_measurement(measurement)
         # The instrument is free as soon as its data is safe: analysis runs as its own task on the
         # analysis actor, so the next measurement is decided and dispatched meanwhile (an idle
@@ -463,6 +515,21 @@ class CampaignRunner:
         self._busy.pop(actor_name, None)
         failpoint("after-measured")
         self._start(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id))
+
+    async def _await_instrument(self, actor_name: str, attempt_id: str) -> None:
+        """Wait (up to ``RECONNECT_SECONDS``) for an unreachable instrument to answer again."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                health = await self._actors[actor_name].health.remote()
+                if health.get("reachable", True):
+                    return
+            except Exception:  # noqa: BLE001,S110 — still unreachable; keep waiting
+                pass
+            await asyncio.sleep(1.0)
+        self._busy.pop(actor_name, None)
+        raise _Stop("failed", f"instrument {actor_name} unreachable for {RECONNECT_SECONDS:.0f} s during {attempt_id}; "
+                              "resume to reconcile")
 
     def _count_measurement(self, m: Measurement) -> None:
         self._n_measurements += 1
@@ -488,7 +555,8 @@ class CampaignRunner:
             )
         self._ingest(interp, params)
         # Targets are evaluated with this interpretation included and logged in the same commit.
-        self.store.record_interpretation(self.campaign_id, interp, self._evaluate_targets())
+        docs = [self._composer.interpretation(interp, time.time())] if self._composer is not None else []
+        self._published(self.store.record_interpretation(self.campaign_id, interp, self._evaluate_targets(), documents=docs), docs)
         self._analysing.discard(attempt_id)
         failpoint("after-analysed")
 
@@ -534,10 +602,15 @@ class CampaignRunner:
                 ray.kill(actor)
         if getattr(self, "_analysis", None) is not None and not self.in_process:
             ray.kill(self._analysis)
+        stop = self._composer.stop(status, reason, time.time()) if self._composer is not None else None
+        docs = [stop] if stop is not None else []
         try:
-            self.store.finish_campaign(self.campaign_id, status, reason, time.monotonic() - self._started)
+            self.store.finish_campaign(self.campaign_id, status, reason, time.monotonic() - self._started, documents=docs)
+            self._published(True, docs)
         except StoreUnavailable:
             pass  # the campaign stays "running" in the store; resume will pick it up
+        if self._publisher is not None:
+            self._publisher.close()
         self._report()
 
     def _result(self, status: str, reason: str) -> CampaignResult:

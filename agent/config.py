@@ -109,6 +109,17 @@ class Budgets(_Strict):
         return self
 
 
+class DocumentsConfig(_Strict):
+    """Where a campaign's documents go (campaign file: ``documents``)."""
+
+    jsonl: bool = Field(default=True, description="write <data_dir>/<campaign id>/documents.jsonl ([name, doc] per line)")
+    zmq_address: str | None = Field(
+        default=None, description="a bluesky 0MQ proxy's input, e.g. 'tcp://127.0.0.1:5577' (as bluesky's Publisher)"
+    )
+    prefix: str = Field(default="labpilot", pattern=r"^[^ ]*$", description="0MQ topic prefix (no spaces)")
+    serializer: Literal["json", "msgpack"] = "json"
+
+
 class CampaignConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -128,6 +139,10 @@ class CampaignConfig(_Strict):
     policy: PolicyConfig
     targets: list[TargetConfig] = Field(min_length=1)
     budgets: Budgets
+    documents: DocumentsConfig = Field(
+        default_factory=DocumentsConfig,
+        description="bluesky event-model documents: JSON lines beside the store (default) and/or a 0MQ proxy",
+    )
     stop_on_targets: bool = Field(
         default=True,
         description="stop as soon as every target holds; false: spend the budget (a fixed protocol), "

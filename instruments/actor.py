@@ -93,7 +93,17 @@ class InstrumentService:
         await asyncio.to_thread(self._driver.stop, success)
 
     async def health(self) -> dict[str, Any]:
-        return {"name": self.name, "busy": self._lock.locked(), "measured": self._measured}
+        """The service's state; with a driver that can report its own health (a remote one), also
+        ``reachable``: whether the instrument answers."""
+        out: dict[str, Any] = {"name": self.name, "busy": self._lock.locked(), "measured": self._measured}
+        probe = getattr(self._driver, "health", None)
+        if callable(probe):
+            try:
+                out["instrument"] = await asyncio.to_thread(probe)
+                out["reachable"] = True
+            except Exception as exc:  # noqa: BLE001 — unreachable is an answer here, not an error
+                out["reachable"], out["error"] = False, str(exc)
+        return out
 
 
 InstrumentActor = ray.remote(InstrumentService)

@@ -177,3 +177,19 @@ class TargetEvaluationRow(Base):
     results: Mapped[dict] = mapped_column(JSON)  # name → {value, goal, met}
     all_met: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DocumentRow(Base):
+    """The outbox of bluesky event-model documents: written in the transaction of the record they
+    describe, published (JSON lines, ZMQ) afterwards and marked so; a restart publishes the rest."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # publication order
+    uid: Mapped[str] = mapped_column(String(64), unique=True)  # deterministic: replays are no-ops
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    name: Mapped[str] = mapped_column(String(20))  # start | descriptor | event | stop
+    stream: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    doc: Mapped[dict] = mapped_column(JSON)
+    published: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

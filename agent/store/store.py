@@ -27,6 +27,7 @@ from agent.store.schema import (
     Base,
     CampaignRow,
     DecisionRow,
+    DocumentRow,
     InterpretationRow,
     MeasurementRow,
     TargetEvaluationRow,
@@ -103,6 +104,20 @@ class TargetEvaluation:
 
 
 @dataclass(frozen=True)
+class Document:
+    """One event-model document: its name (start, descriptor, event, stop), the document, its uid
+    (the document's own ``uid``), and the stream it belongs to (descriptors and events)."""
+
+    name: str
+    doc: dict[str, Any]
+    stream: str | None = None
+
+    @property
+    def uid(self) -> str:
+        return str(self.doc["uid"])
+
+
+@dataclass(frozen=True)
 class ProposedAttempt:
     """An attempt to create with its decision: its deterministic id, where, and on which instrument."""
 
@@ -131,6 +146,20 @@ _INSERT_TRANSITION = insert(TransitionRow)
 _INSERT_MEASUREMENT = insert(MeasurementRow)
 _INSERT_ARRAY = insert(ArrayRow)
 _INSERT_INTERPRETATION = insert(InterpretationRow)
+_HAS_DOCUMENT = select(DocumentRow.uid).where(DocumentRow.uid == bindparam("uid"))
+_INSERT_DOCUMENT = insert(DocumentRow)
+
+
+def _insert_documents(conn: Connection, campaign_id: str, documents: Sequence[Document]) -> int:
+    """Add documents to the outbox (a uid already there is skipped); returns how many were added."""
+    added = 0
+    for d in documents:
+        if conn.execute(_HAS_DOCUMENT, {"uid": d.uid}).scalar() is not None:
+            continue
+        conn.execute(_INSERT_DOCUMENT, {"uid": d.uid, "campaign_id": campaign_id, "name": d.name, "stream": d.stream,
+                                        "doc": json_safe(d.doc), "published": False, "created_at": utcnow()})
+        added += 1
+    return added
 _INSERT_EVALUATION = insert(TargetEvaluationRow)
 
 
@@ -235,12 +264,15 @@ class Store:
 
         self._write("mark the campaign resumed", act)
 
-    def finish_campaign(self, campaign_id: str, status: str, stop_reason: str, run_wall_seconds: float) -> None:
+    def finish_campaign(
+        self, campaign_id: str, status: str, stop_reason: str, run_wall_seconds: float, documents: Sequence[Document] = ()
+    ) -> None:
         def act(s: Session) -> None:
             row = s.get(CampaignRow, campaign_id)
             row.status, row.stop_reason = status, stop_reason
             row.wall_seconds += run_wall_seconds
             row.finished_at = row.updated_at = utcnow()
+            _insert_documents(s.connection(), campaign_id, documents)
 
         self._write("record the campaign's end", act)
 
@@ -270,6 +302,7 @@ class Store:
         decision_seconds: float,
         versions: dict[str, str],
         attempts: Sequence[ProposedAttempt],
+        documents: Sequence[Document] = (),
     ) -> int:
         """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq)."""
 
@@ -304,6 +337,7 @@ class Store:
             if attempt_rows:
                 conn.execute(_INSERT_ATTEMPT, [{**r, "decision_id": decision_id} for r in attempt_rows])
                 conn.execute(_INSERT_TRANSITION, transition_rows)
+            _insert_documents(conn, campaign_id, documents)
             return int(decision_id)
 
         return self._write_core("record a decision", act)
@@ -385,7 +419,9 @@ class Store:
         )
 
     # -- measurements ---------------------------------------------------------------------------
-    def record_measurement(self, campaign_id: str, measurement: Measurement, *, reconciled: str | None = None) -> bool:
+    def record_measurement(
+        self, campaign_id: str, measurement: Measurement, *, reconciled: str | None = None, documents: Sequence[Document] = ()
+    ) -> bool:
         """Store raw data and move the attempt to ``measured`` in one transaction.
 
         Idempotent: a second record of the same attempt id changes nothing and returns False.
@@ -428,6 +464,7 @@ class Store:
             if reconciled is not None:
                 values["reconciled"] = reconciled
             conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values})
+            _insert_documents(conn, campaign_id, documents)
             return True
 
         return self._write_core(f"record the measurement of {measurement.attempt_id}", act)
@@ -459,7 +496,8 @@ class Store:
 
     # -- interpretations ------------------------------------------------------------------------
     def record_interpretation(
-        self, campaign_id: str, interpretation: Interpretation, evaluation: TargetEvaluation | None = None
+        self, campaign_id: str, interpretation: Interpretation, evaluation: TargetEvaluation | None = None,
+        documents: Sequence[Document] = (),
     ) -> bool:
         """Store an interpretation and move its attempt to ``analysed``; idempotent on the attempt id.
 
@@ -487,6 +525,7 @@ class Store:
             conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, "state": "analysed", "updated_at": now})
             if evaluation is not None:
                 _log_evaluation(conn, campaign_id, evaluation)
+            _insert_documents(conn, campaign_id, documents)
             return True
 
         return self._write_core(f"record the interpretation of {interpretation.attempt_id}", act)
@@ -509,6 +548,27 @@ class Store:
             ]
 
         return self._read(act)
+
+    # -- documents (the outbox) ------------------------------------------------------------------
+    def add_documents(self, campaign_id: str, documents: Sequence[Document]) -> int:
+        """Add documents to the outbox on their own (start, descriptors); returns how many were new."""
+        return int(self._write_core("record documents", lambda conn: _insert_documents(conn, campaign_id, documents)))
+
+    def documents(self, campaign_id: str, *, unpublished: bool = False) -> list[tuple[int, Document]]:
+        """(outbox id, document) of the campaign in publication order; only unpublished ones if asked."""
+
+        def act(s: Session) -> list[tuple[int, Document]]:
+            q = select(DocumentRow).where(DocumentRow.campaign_id == campaign_id)
+            if unpublished:
+                q = q.where(DocumentRow.published.is_(False))
+            return [(r.id, Document(r.name, r.doc, r.stream)) for r in s.scalars(q.order_by(DocumentRow.id))]
+
+        return self._read(act)
+
+    def mark_published(self, uids: Sequence[str]) -> None:
+        if uids:
+            self._write_core("mark documents published", lambda conn: conn.execute(
+                update(DocumentRow).where(DocumentRow.uid.in_(list(uids))).values(published=True)))
 
     # -- targets --------------------------------------------------------------------------------
     def record_target_evaluation(self, campaign_id: str, evaluation: TargetEvaluation) -> None:

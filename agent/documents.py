@@ -1,0 +1,255 @@
+"""Bluesky event-model documents of a campaign: composed with ``event_model``, kept in the store's
+outbox, published as JSON lines beside the store and on ZMQ in the wire format of bluesky's 0MQ
+``Publisher`` (``prefix name payload``, one frame, JSON or msgpack — never pickle), so
+``bluesky.callbacks.zmq.RemoteDispatcher`` receives them unchanged through a ``bluesky-0MQ-proxy``.
+
+One *run* per campaign: the start document carries the campaign's intent and configuration; three
+streams — ``primary`` (measurements: the request's parameters, the instrument's data keys with
+dtype, shape and units, and each array's σ as ``<key>_sigma``), ``interpretations`` (every estimate
+and its σ, validity and flags) and ``decisions`` (the policy's proposals and why); the stop document
+carries the exit status and reason. Documents are written in the same transaction as the record
+they describe, with deterministic uids (uuid5 of the campaign and the record), so a crash between
+the two is impossible and a replay is a no-op; the outbox is published after each commit and
+whatever was not yet published goes out on resume. A campaign killed mid-run has no stop document
+until it is resumed and ends; one that *ended* (a stop was written) and is resumed anyway opens a
+new run whose start names the previous one (``resumes``) — a run has exactly one start and one stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import event_model
+import numpy as np
+from agent.config import DocumentsConfig
+from agent.store import Document, Store, json_safe
+from analysis.protocol import Interpretation
+from instruments.types import DataKey, Measurement
+
+NAMESPACE = uuid.UUID("5f1d7e2a-6c1b-4f3e-9a7d-2b8f0c4e6a11")
+"""uuid5 namespace of labpilot documents."""
+STREAMS = ("primary", "interpretations", "decisions")
+EXIT_STATUS = {"completed": "success", "budget_exhausted": "success", "failed": "fail", "interrupted": "abort"}
+
+
+def document_uid(campaign_id: str, *parts: object) -> str:
+    return str(uuid.uuid5(NAMESPACE, "/".join([campaign_id, *map(str, parts)])))
+
+
+def _event_key(key: DataKey) -> dict[str, Any]:
+    dtype = {"number": "number", "integer": "integer", "array": "array", "string": "string"}[key.dtype]
+    return {"dtype": dtype, "shape": list(key.shape), "source": "labpilot", "units": key.units}
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+class RunComposer:
+    """Composes the documents of one campaign run; plain class, deterministic given the store."""
+
+    def __init__(self, campaign_id: str, run_index: int, start: dict[str, Any] | None,
+                 descriptors: Mapping[str, dict[str, Any]], counts: Mapping[str, int]) -> None:
+        self.campaign_id, self.run_index = campaign_id, run_index
+        self.start = start
+        self.descriptors = dict(descriptors)
+        self.counts = {s: int(counts.get(s, 0)) for s in STREAMS}
+
+    # -- start and descriptors --------------------------------------------------------------------
+    def open(self, *, config: dict[str, Any], started: float, data_keys: Mapping[str, Mapping[str, DataKey]],
+             estimates: Sequence[str], previous_start: str | None) -> list[Document]:
+        """The start and the three descriptors, if this run has none yet (empty on a resume)."""
+        out: list[Document] = []
+        if self.start is None:
+            metadata: dict[str, Any] = {
+                "campaign_id": self.campaign_id, "campaign_name": config["name"], "plan_name": "labpilot_campaign",
+                "description": config.get("description", ""),
+                "policy": config["policy"], "targets": config["targets"], "budgets": config["budgets"],
+                "configuration": json_safe(config), "run_index": self.run_index,
+            }
+            if config.get("sample"):
+                metadata["sample"] = config["sample"]  # the schema wants a name or a mapping, never null
+            if previous_start is not None:
+                metadata["resumes"] = previous_start
+            bundle = event_model.compose_run(uid=document_uid(self.campaign_id, "start", self.run_index), time=started,
+                                             metadata=metadata)
+            self.start = dict(bundle.start_doc)
+            out.append(Document("start", self.start))
+        keys = self._stream_keys(config, data_keys, estimates)
+        for stream in STREAMS:
+            if stream in self.descriptors:
+                continue
+            descriptor = event_model.compose_descriptor(
+                start=self.start, streams={}, event_counters={}, name=stream, data_keys=keys[stream],  # type: ignore[arg-type]
+                uid=document_uid(self.campaign_id, "descriptor", self.run_index, stream), time=started,
+            ).descriptor_doc
+            self.descriptors[stream] = dict(descriptor)
+            out.append(Document("descriptor", self.descriptors[stream], stream))
+        return out
+
+    @staticmethod
+    def _stream_keys(config: dict[str, Any], data_keys: Mapping[str, Mapping[str, DataKey]],
+                     estimates: Sequence[str]) -> dict[str, dict[str, Any]]:
+        primary: dict[str, Any] = {"instrument": {"dtype": "string", "shape": [], "source": "labpilot"},
+                                   "sample_id": {"dtype": "string", "shape": [], "source": "labpilot"},
+                                   "instrument_seconds": {"dtype": "number", "shape": [], "source": "labpilot", "units": "s"}}
+        for p in config["design_space"]["parameters"]:
+            dtype = "string" if p["type"] == "categorical" else ("integer" if p["type"] == "integer" else "number")
+            primary[p["name"]] = {"dtype": dtype, "shape": [], "source": "labpilot:request", "units": p.get("units") or ""}
+        for keys in data_keys.values():
+            for name, key in keys.items():
+                primary[name] = _event_key(key)
+                primary[f"{name}_sigma"] = {**_event_key(key), "source": "labpilot:sigma"}
+        interpretations: dict[str, Any] = {
+            "attempt_id": {"dtype": "string", "shape": [], "source": "labpilot"},
+            "valid": {"dtype": "boolean", "shape": [], "source": "labpilot"},
+            "flags": {"dtype": "string", "shape": [], "source": "labpilot"},
+        }
+        for name in estimates:
+            interpretations[name] = {"dtype": "number", "shape": [], "source": "labpilot:estimate"}
+            interpretations[f"{name}_sigma"] = {"dtype": "number", "shape": [], "source": "labpilot:estimate"}
+        decisions = {
+            "policy": {"dtype": "string", "shape": [], "source": "labpilot"},
+            "fallback": {"dtype": "boolean", "shape": [], "source": "labpilot"},
+            "proposals": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
+            "reasons": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
+            "decision_seconds": {"dtype": "number", "shape": [], "source": "labpilot", "units": "s"},
+        }
+        return {"primary": primary, "interpretations": interpretations, "decisions": decisions}
+
+    # -- events -----------------------------------------------------------------------------------
+    def _event(self, stream: str, key: object, data: dict[str, Any], time: float) -> Document:
+        descriptor = self.descriptors[stream]
+        # An event carries exactly the descriptor's keys: what this record lacks (an estimate an
+        # invalid interpretation has not, a σ an instrument does not give) is null.
+        known = {k: data.get(k) for k in descriptor["data_keys"]}
+        event = event_model.compose_event(
+            descriptor=descriptor, event_counters={}, data=known, timestamps={k: time for k in known},  # type: ignore[arg-type]
+            seq_num=self.counts[stream] + 1, uid=document_uid(self.campaign_id, "event", stream, key), time=time,
+        )
+        return Document("event", json_safe(dict(event)), stream)
+
+    def committed(self, document: Document) -> None:
+        """Count an event the store accepted (a replayed record adds none)."""
+        if document.name == "event" and document.stream is not None:
+            self.counts[document.stream] += 1
+
+    def measurement(self, m: Measurement) -> Document:
+        data: dict[str, Any] = {**m.params, "instrument": m.instrument, "sample_id": m.sample_id or m.attempt_id,
+                                "instrument_seconds": m.timing.instrument_seconds}
+        for k, v in m.data.items():
+            array = np.asarray(v, dtype=float)
+            data[k] = array.tolist() if array.size != 1 else float(array.reshape(-1)[0])
+        for k, v in m.sigma.items():
+            array = np.asarray(v, dtype=float)
+            data[f"{k}_sigma"] = array.tolist() if array.size != 1 else float(array.reshape(-1)[0])
+        return self._event("primary", m.attempt_id, data, m.timing.started_at.timestamp())
+
+    def interpretation(self, i: Interpretation, time: float) -> Document:
+        data: dict[str, Any] = {"attempt_id": i.attempt_id, "valid": i.valid, "flags": ",".join(i.flags)}
+        for name, e in i.estimates.items():
+            data[name] = _number(e.value)
+            data[f"{name}_sigma"] = _number(e.sigma)
+        return self._event("interpretations", i.attempt_id, data, time)
+
+    def decision(self, seq: int, policy: str, fallback: bool, proposals: Sequence[dict[str, Any]],
+                 reasons: Sequence[dict[str, Any]], seconds: float, time: float) -> Document:
+        data = {"policy": policy, "fallback": fallback, "proposals": json.dumps(json_safe(list(proposals))),
+                "reasons": json.dumps(json_safe(list(reasons))), "decision_seconds": seconds}
+        return self._event("decisions", seq, data, time)
+
+    def stop(self, status: str, reason: str, time: float) -> Document | None:
+        """The stop document for a campaign that ended with ``status`` — None for an interruption,
+        which ``resume`` continues within the same run."""
+        if self.start is None or status == "interrupted":
+            return None
+        stop = event_model.compose_stop(
+            # event_model's counters hold the *next* seq_num of each stream.
+            start=self.start, event_counters={s: n + 1 for s, n in self.counts.items()}, poison_pill=[],  # type: ignore[arg-type]
+            exit_status=EXIT_STATUS.get(status, "fail"), reason=reason,  # type: ignore[arg-type]
+            uid=document_uid(self.campaign_id, "stop", self.run_index), time=time,
+        )
+        return Document("stop", dict(stop))
+
+
+def composer_for(store: Store, campaign_id: str) -> tuple[RunComposer, str | None]:
+    """The composer of the campaign's current run, rebuilt from its outbox, and the uid of the start
+    of the previous (stopped) run, if any."""
+    documents = [d for _, d in store.documents(campaign_id)]
+    starts = [d for d in documents if d.name == "start"]
+    stopped = {d.doc["run_start"] for d in documents if d.name == "stop"}
+    open_runs = [d for d in starts if d.uid not in stopped]
+    if not open_runs:
+        previous = starts[-1].uid if starts else None
+        return RunComposer(campaign_id, len(starts), None, {}, {}), previous
+    start = open_runs[-1].doc
+    descriptors = {d.stream: d.doc for d in documents if d.name == "descriptor" and d.doc["run_start"] == start["uid"]}
+    by_uid = {doc["uid"]: stream for stream, doc in descriptors.items()}
+    counts: dict[str, int] = {}
+    for d in documents:
+        if d.name == "event" and d.doc["descriptor"] in by_uid:
+            counts[by_uid[d.doc["descriptor"]]] = counts.get(by_uid[d.doc["descriptor"]], 0) + 1
+    return RunComposer(campaign_id, int(start.get("run_index", len(starts) - 1)), start, descriptors, counts), None
+
+
+class DocumentPublisher:
+    """Publishes the outbox: JSON lines, then ZMQ; marks what went out. At least once: a crash
+    between writing and marking repeats those documents on resume (consumers dedupe by uid)."""
+
+    def __init__(self, store: Store, campaign_id: str, config: DocumentsConfig, folder: Path) -> None:
+        self.store, self.campaign_id, self.config = store, campaign_id, config
+        self.path = folder / "documents.jsonl" if config.jsonl else None
+        self._socket: Any = None
+        self._context: Any = None
+        if config.zmq_address is not None:
+            import time
+
+            import zmq
+
+            self._context = zmq.Context()
+            self._socket = self._context.socket(zmq.PUB)
+            self._socket.setsockopt(zmq.LINGER, 2000)
+            self._socket.connect(config.zmq_address)
+            time.sleep(0.3)  # PUB/SUB: let the connection to the proxy settle before the first document
+        self._serialize = _serializer(config.serializer)
+
+    def backlog(self) -> int:
+        """Publish everything in the outbox not yet published (a resume starts here)."""
+        return self.publish([d for _, d in self.store.documents(self.campaign_id, unpublished=True)])
+
+    def publish(self, documents: Sequence[Document]) -> int:
+        """Publish documents already committed to the outbox, then mark them published."""
+        if not documents:
+            return 0
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                for d in documents:
+                    f.write(json.dumps([d.name, d.doc]) + "\n")
+        if self._socket is not None:
+            prefix = self.config.prefix.encode()
+            for d in documents:
+                self._socket.send(b" ".join([prefix, d.name.encode(), self._serialize(d.doc)]))
+        self.store.mark_published([d.uid for d in documents])
+        return len(documents)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._context.term()
+            self._socket = None
+
+
+def _serializer(name: str) -> Any:
+    if name == "msgpack":
+        try:
+            import msgpack
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ValueError("documents.serializer: msgpack is not installed (pip install msgpack)") from exc
+        return lambda doc: msgpack.packb(doc, use_bin_type=True)
+    return lambda doc: json.dumps(doc).encode()
