@@ -164,6 +164,7 @@ def write_report(store: Store, campaign_id: str, out: Path | None = None) -> Pat
             _design_space_section(data),
             _model_section(data),
             _targets_section(data),
+            _sample_section(store, data),
             _decision_log_section(data),
         ],
     )
@@ -213,6 +214,21 @@ def _figure_html(fig: Figure, alt: str) -> str:
     fig.clear()
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{encoded}"></figure>'
+
+
+def _sample_section(store: Store, d: _ReportData) -> str:
+    """Within-sample campaigns (SAS, XRD): the data, the best answer over it, its probability."""
+    if d.config is None or d.config.sample is None:
+        return ""
+    from agent.report_sample import sample_figures
+
+    try:
+        figures = sample_figures(d.config, store.measurements(d.campaign.id), list(d.interpretations.values()))
+    except Exception as exc:  # noqa: BLE001 — a figure that cannot be drawn must not hide the report
+        return _section("Sample", "sample", _note(f"the sample figure could not be drawn: {_first_line(exc)}"))
+    if not figures:
+        return ""
+    return _section("Sample: data and answer", "sample", *(_figure_html(f, alt) for f, alt in figures))
 
 
 # -- 1. header -----------------------------------------------------------------------------------

@@ -42,6 +42,10 @@ def test_adaptive_sans_campaign_plans_configuration_and_exposure_until_the_answe
     assert all("plan_seconds" in reason and "binding" in reason for d in decisions for reason in d.reasons)
     # Far below the budget: the planner stopped counting when the answer was known.
     assert result.instrument_seconds < 0.5 * config.budgets.max_instrument_seconds  # type: ignore[operator]
+    from agent.report import write_report
+
+    html = write_report(store, "sans-adaptive", tmp_path / "report.html").read_text()
+    assert "Sample: data and answer" in html and "most probable model" in html and "could not be drawn" not in html
 
 
 def test_sas_benchmark_runs_every_policy_at_a_tiny_size() -> None:

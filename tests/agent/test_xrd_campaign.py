@@ -27,6 +27,10 @@ def test_adaptive_xrd_campaign_finds_the_polymorphs_in_a_fraction_of_a_full_scan
     assert decisions[0].reasons[0]["rule"] == "survey"
     # The full slow scan (10–90°, 0.02°, 1 s) costs 4 016 s; the planner needs a small part of it.
     assert result.instrument_seconds < 4016 / 3
+    from agent.report import write_report
+
+    html = write_report(store, "xrd-adaptive", tmp_path / "report.html").read_text()
+    assert "Sample: data and answer" in html and "most probable phase set" in html
 
 
 def test_a_campaign_naming_an_unknown_phase_is_refused_with_the_library_listed(tmp_path: Path) -> None:
