@@ -607,10 +607,12 @@ class CampaignRunner:
         try:
             self.store.finish_campaign(self.campaign_id, status, reason, time.monotonic() - self._started, documents=docs)
             self._published(True, docs)
+            if self._publisher is not None:
+                self._publisher.close()
         except StoreUnavailable:
-            pass  # the campaign stays "running" in the store; resume will pick it up
-        if self._publisher is not None:
-            self._publisher.close()
+            # The campaign stays "running" in the store; resume picks it (and its documents) up.
+            if self._publisher is not None:
+                self._publisher.close(mark=False)
         self._report()
 
     def _result(self, status: str, reason: str) -> CampaignResult:

@@ -198,8 +198,12 @@ def composer_for(store: Store, campaign_id: str) -> tuple[RunComposer, str | Non
 
 
 class DocumentPublisher:
-    """Publishes the outbox: JSON lines, then ZMQ; marks what went out. At least once: a crash
-    between writing and marking repeats those documents on resume (consumers dedupe by uid)."""
+    """Publishes the outbox: JSON lines, then ZMQ; marks what went out, in batches of ``MARK_EVERY``
+    (one commit per batch instead of one per record, off the loop's hot path). At least once: the
+    documents published but not yet marked when a campaign is killed go out again on resume
+    (consumers dedupe by uid, as ``tests/agent/test_documents.py`` does)."""
+
+    MARK_EVERY = 32
 
     def __init__(self, store: Store, campaign_id: str, config: DocumentsConfig, folder: Path) -> None:
         self.store, self.campaign_id, self.config = store, campaign_id, config
@@ -217,10 +221,13 @@ class DocumentPublisher:
             self._socket.connect(config.zmq_address)
             time.sleep(0.3)  # PUB/SUB: let the connection to the proxy settle before the first document
         self._serialize = _serializer(config.serializer)
+        self._unmarked: list[str] = []
 
     def backlog(self) -> int:
         """Publish everything in the outbox not yet published (a resume starts here)."""
-        return self.publish([d for _, d in self.store.documents(self.campaign_id, unpublished=True)])
+        n = self.publish([d for _, d in self.store.documents(self.campaign_id, unpublished=True)])
+        self._mark()
+        return n
 
     def publish(self, documents: Sequence[Document]) -> int:
         """Publish documents already committed to the outbox, then mark them published."""
@@ -235,10 +242,19 @@ class DocumentPublisher:
             prefix = self.config.prefix.encode()
             for d in documents:
                 self._socket.send(b" ".join([prefix, d.name.encode(), self._serialize(d.doc)]))
-        self.store.mark_published([d.uid for d in documents])
+        self._unmarked += [d.uid for d in documents]
+        if len(self._unmarked) >= self.MARK_EVERY:
+            self._mark()
         return len(documents)
 
-    def close(self) -> None:
+    def _mark(self) -> None:
+        self.store.mark_published(self._unmarked)
+        self._unmarked = []
+
+    def close(self, *, mark: bool = True) -> None:
+        """Mark what went out (unless the store is gone: then resume publishes it again), close 0MQ."""
+        if mark:
+            self._mark()
         if self._socket is not None:
             self._socket.close()
             self._context.term()
