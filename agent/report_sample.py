@@ -30,7 +30,7 @@ def sample_figures(config: CampaignConfig, measurements: Sequence[Measurement],
 def _probabilities(ax: Any, interpretations: Sequence[Interpretation], prefix: str, goal: float | None) -> None:
     """Each candidate's probability after each analysis (those that ever passed 1 %)."""
     names = sorted({k for i in interpretations for k, e in i.estimates.items()
-                    if k.startswith(prefix) and e.value is not None and e.value > 0.01})
+                    if k.startswith(prefix) and k != "p(best)" and e.value is not None and e.value > 0.01})
     x = np.arange(1, len(interpretations) + 1)
     for name in names:
         ax.plot(x, [i.estimates[name].value if name in i.estimates else 0.0 for i in interpretations], marker="o",
