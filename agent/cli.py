@@ -1,4 +1,4 @@
-"""The ``labpilot`` command line: validate, run, resume, status, report, bench.
+"""The ``labpilot`` command line: validate, run, resume, status, report, bench, serve-instrument, keys.
 
 Human output (progress, tables) goes to stderr; ``--json`` prints one JSON object on stdout, so
 scripts can pipe it. Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.config import CampaignConfig, CampaignFileError, load_campaign
+from agent.export import ExportFormat
 from agent.store import Store, StoreUnavailable, UnknownCampaign
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labpilot: closed-loop experiment orchestration.")
@@ -178,6 +179,160 @@ def report(
         err.print(f"[red]error:[/] {exc} ({store.database})")
         raise typer.Exit(2) from None
     err.print(f"report: {path}")
+
+
+def _driver_settings_model(cls: type) -> Any:
+    """The pydantic settings model of a driver built as ``cls(name, settings)``, or None."""
+    import inspect
+    import typing
+
+    from pydantic import BaseModel
+
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    except (TypeError, ValueError, NameError):
+        return None
+    hint = hints.get(params[1].name) if len(params) >= 2 else None
+    return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+
+
+@app.command("serve-instrument")
+def serve_instrument(
+    target: str = typer.Argument(..., metavar="MODULE:CLASS", help="driver class, e.g. simulators.synthetic:SyntheticPropertyDriver"),
+    bind: str = typer.Option("tcp://127.0.0.1:5555", "--bind", help="ZMQ endpoint; other than loopback needs --server-key and --clients"),
+    config: Path | None = typer.Option(None, "--config", help="YAML or JSON file with the driver's settings"),
+    name: str | None = typer.Option(None, "--name", help="instrument name given to the driver (default: the class name)"),
+    server_key: Path | None = typer.Option(None, "--server-key", help="the server's secret certificate, NAME.key_secret (labpilot keys)"),
+    clients: Path | None = typer.Option(None, "--clients", help="folder of the authorised clients' public certificates (*.key)"),
+    serializer: str = typer.Option("json", "--serializer", help="json, or msgpack (then msgpack clients are accepted too)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON line on stdout once serving"),
+) -> None:
+    """Serve an instrument driver over ZMQ, CURVE-authenticated with --server-key and --clients."""
+    import importlib
+    import logging
+    import signal
+    from typing import NoReturn
+
+    import yaml
+    import zmq
+    from pydantic import ValidationError
+
+    from instruments.remote import SerializerUnavailable
+    from instruments.server import InstrumentServer
+
+    def fail(message: str) -> NoReturn:
+        err.print(f"[red]error:[/] {message}", highlight=False)
+        raise typer.Exit(2)
+
+    if serializer not in ("json", "msgpack"):
+        fail(f"--serializer: unknown {serializer!r}; use json or msgpack")
+    module_name, sep, class_name = target.partition(":")
+    if not (sep and module_name and class_name):
+        fail(f"{target!r}: expected MODULE:CLASS, e.g. simulators.synthetic:SyntheticPropertyDriver")
+    if os.getcwd() not in sys.path:  # a driver module in the current folder, as `python -m` would find it
+        sys.path.insert(0, os.getcwd())
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        fail(f"cannot load {target}: {exc}")
+    data: Any = {}
+    if config is not None:
+        try:
+            data = yaml.safe_load(config.read_text()) or {}  # YAML is a superset of JSON
+        except (OSError, yaml.YAMLError) as exc:
+            fail(f"cannot read {config}: {exc}")
+        if not isinstance(data, dict):
+            fail(f"{config}: expected a mapping of settings, got {type(data).__name__}")
+    settings: Any = data
+    model = _driver_settings_model(cls)
+    if model is not None:
+        try:
+            settings = model.model_validate(data)
+        except ValidationError as exc:
+            err.print(f"[red]invalid settings[/] {config or '(no --config)'} for {target} — {exc.error_count()} error(s):")
+            for e in exc.errors():
+                err.print(f"  [bold]{'.'.join(str(p) for p in e['loc']) or '(file)'}[/]: {e['msg']}", highlight=False)
+            raise typer.Exit(2) from None
+    instrument = name or class_name
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        driver = cls(instrument, settings)
+    except Exception as exc:  # noqa: BLE001 — whatever the driver raises, say it and exit 2
+        fail(f"cannot build {target}: {type(exc).__name__}: {exc}")
+    try:
+        server = InstrumentServer(driver, bind, server_secret_key_file=server_key, authorized_clients_dir=clients,
+                                  serializer=serializer)
+    except (ValueError, OSError, SerializerUnavailable, zmq.ZMQError) as exc:
+        fail(f"cannot serve on {bind}: {exc}")
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # leave serve_forever through its cleanup, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, _terminate)
+    security = "CURVE" if server.authenticated else "[yellow]unauthenticated, loopback only[/]"
+    err.print(f"serving [bold]{instrument}[/] ({target}) on {server.address} — {security}", soft_wrap=True)
+    if as_json:
+        _print_json({"serving": instrument, "driver": target, "address": server.address,
+                     "authenticated": server.authenticated, "serializer": serializer})
+    server.serve_until_interrupted()
+
+
+@app.command()
+def keys(
+    name: str = typer.Argument(..., help="key pair name: writes NAME.key (public) and NAME.key_secret (secret)"),
+    directory: Path = typer.Option(Path("."), "--dir", help="folder to write them to (created if missing)"),
+    as_json: bool = typer.Option(False, "--json", help="print the paths as JSON"),
+) -> None:
+    """Create a CURVE key pair for an instrument server or a client."""
+    import zmq.auth
+
+    if not name or name.startswith(".") or "/" in name or os.sep in name:
+        err.print(f"[red]error:[/] key name {name!r} must be a plain file name", highlight=False)
+        raise typer.Exit(2)
+    public, secret = directory / f"{name}.key", directory / f"{name}.key_secret"
+    existing = [str(p) for p in (public, secret) if p.exists()]
+    if existing:
+        err.print(f"[red]error:[/] {', '.join(existing)} already exist(s); a new pair would lock out whoever holds the old "
+                  "one — remove it first or choose another name", highlight=False)
+        raise typer.Exit(2)
+    directory.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0o077)  # the secret file is never readable by others, not even for a moment
+    try:
+        public_file, secret_file = zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(umask)
+    os.chmod(public_file, 0o644)
+    if as_json:
+        _print_json({"name": name, "public_key_file": public_file, "secret_key_file": secret_file})
+        return
+    err.print(f"public key: {public_file}  (give it to the other side)", highlight=False)
+    err.print(f"secret key: {secret_file}  (keep it on this machine)", highlight=False)
+    err.print("a server: --server-key NAME.key_secret, its NAME.key to clients as server_public_key_file; "
+              "a client: its NAME.key into the server's --clients folder, client_secret_key_file: NAME.key_secret",
+              highlight=False)
+
+
+@app.command()
+def export(
+    attempt_id: str,
+    format: ExportFormat = typer.Option(..., "--format", help="nxcansas (reduced SAS: I(Q), HDF5) | xye (powder pattern)"),
+    out: Path = typer.Option(..., "--out", help="file to write"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+) -> None:
+    """Export one measurement in the format its community reads (NXcanSAS, .xye)."""
+    from agent.export import ExportError, export_measurement
+
+    store = _open_store(_db(db))
+    try:
+        path = export_measurement(store, attempt_id, out, format)
+    except KeyError as exc:
+        err.print(f"[red]error:[/] {exc.args[0]} ({store.database})", highlight=False)
+        raise typer.Exit(2) from None
+    except ExportError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    err.print(f"{format.value}: {path}")
 
 
 if __name__ == "__main__":

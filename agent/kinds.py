@@ -19,7 +19,9 @@ from analysis.protocol import Analysis
 from analysis.sas import SASFitAnalysis, SASFitSettings
 from analysis.scalar import ScalarAnalysis, ScalarSettings
 from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings
+from instruments.ophyd_adapter import OphydDriver, OphydSettings  # light: bluesky/ophyd load when a driver is built
 from instruments.protocol import Driver
+from instruments.remote import RemoteDriver, RemoteSettings  # light: pyzmq only
 from policies.space import CategoricalParameter, DesignSpace
 from simulators.sas import SASDriver, SASSettings
 from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
@@ -48,10 +50,22 @@ def _complete_journal(settings: dict[str, Any], space: DesignSpace, data_dir: Pa
     return {**settings, "journal_dir": settings.get("journal_dir") or str(data_dir)}
 
 
+def _complete_unchanged(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
+    # An ophyd instrument's axes and limits are the hardware's: nothing is implied by the campaign.
+    return dict(settings)
+
+
+def _complete_remote(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
+    # A served instrument's limits and data files live on its own PC: the campaign implies nothing.
+    return settings
+
+
 INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "synthetic": InstrumentKind(SyntheticSettings, SyntheticPropertyDriver, _complete_synthetic),  # type: ignore[arg-type]
     "sas": InstrumentKind(SASSettings, SASDriver, _complete_journal),  # type: ignore[arg-type]
     "xrd": InstrumentKind(XRDSettings, XRDDriver, _complete_journal),  # type: ignore[arg-type]
+    "ophyd": InstrumentKind(OphydSettings, OphydDriver, _complete_unchanged),  # type: ignore[arg-type]
+    "remote": InstrumentKind(RemoteSettings, RemoteDriver, _complete_remote),  # type: ignore[arg-type]
 }
 
 

@@ -49,7 +49,8 @@ class InstrumentService:
     async def check(self, request: MeasurementRequest) -> str | None:
         """None if the instrument accepts ``request``, else the refusal reason (names the field)."""
         try:
-            self._driver.check(request)
+            # A remote driver's check is a network round trip: keep the actor's loop responsive.
+            await asyncio.to_thread(self._driver.check, request)
         except InstrumentLimitError as exc:
             return str(exc)
         return None

@@ -32,7 +32,7 @@ def _as_float_array(value: Any) -> np.ndarray:
 def _array_to_json(value: np.ndarray) -> Any:
     # JSON has no NaN/inf; write them as null so the record can still be serialised.
     listed = value.tolist()
-    return _nan_to_none(listed)
+    return nan_to_none(listed)
 
 
 FloatArray = Annotated[
@@ -43,9 +43,10 @@ FloatArray = Annotated[
 """A float64 numpy array; may hold NaN/inf (raw data is kept as measured)."""
 
 
-def _nan_to_none(value: Any) -> Any:
+def nan_to_none(value: Any) -> Any:
+    """Nested lists with every non-finite float replaced by None (how JSON carries them)."""
     if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
+        return [nan_to_none(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
