@@ -95,25 +95,41 @@ def components(url: str, n: int = 200) -> dict[str, float]:
     store = Store(url)
     cid = new_campaign_id("components")
     store.create_campaign(cid, "components", {}, 0, "/tmp", {})
+    # The engine writes an event-model document with every record (the outbox): so does this.
+    from agent.documents import RunComposer
+
+    composer = RunComposer(cid, 0, None, {}, {})
+    store.add_documents(cid, composer.open(
+        config={"name": "components", "policy": {"name": "sobol"}, "targets": [], "budgets": {},
+                "design_space": {"parameters": [{"name": "x", "type": "continuous"}]}},
+        started=time.time(), data_keys={"fast": ray.get(actor.describe.remote())}, estimates=["yield"], previous_start=None,
+    ))
     trips, writes = [], []
 
     async def one(i: int) -> None:
         aid = f"{cid}-{i:05d}"
         request = MeasurementRequest(attempt_id=aid, params={"x": 0.5})
         t0 = time.perf_counter()
+        decided = composer.decision(i, "sobol", False, [{"x": 0.5}], [{"phase": "space-filling"}], 0.0, time.time())
         store.record_decision(cid, i, policy="sobol", fallback=False, error=None, seed=0, n_history=i, n_pending=0,
                               reasons=[{"phase": "space-filling"}], decision_seconds=0.0, versions={},
-                              attempts=[ProposedAttempt(aid, i, {"x": 0.5}, path=("validated", "dispatched"), instrument="fast")])
+                              attempts=[ProposedAttempt(aid, i, {"x": 0.5}, path=("validated", "dispatched"), instrument="fast")],
+                              documents=[decided])
+        composer.committed(decided)
         t1 = time.perf_counter()
         m = await actor.measure.remote(request)
         t2 = time.perf_counter()
-        store.record_measurement(cid, m)
+        measured = composer.measurement(m)
+        store.record_measurement(cid, m, documents=[measured])
+        composer.committed(measured)
+        interpretation = Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
+                                        estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True)
+        analysed = composer.interpretation(interpretation, time.time())
         store.record_interpretation(
-            cid,
-            Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
-                           estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True),
-            TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False),
+            cid, interpretation, TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False),
+            documents=[analysed],
         )
+        composer.committed(analysed)
         t3 = time.perf_counter()
         trips.append(t2 - t1)
         writes.append((t1 - t0) + (t3 - t2))

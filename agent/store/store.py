@@ -150,16 +150,19 @@ _HAS_DOCUMENT = select(DocumentRow.uid).where(DocumentRow.uid == bindparam("uid"
 _INSERT_DOCUMENT = insert(DocumentRow)
 
 
-def _insert_documents(conn: Connection, campaign_id: str, documents: Sequence[Document]) -> int:
-    """Add documents to the outbox (a uid already there is skipped); returns how many were added."""
-    added = 0
+def _insert_documents(conn: Connection, campaign_id: str, documents: Sequence[Document], *, new_record: bool = False) -> int:
+    """Add documents to the outbox; returns how many were added. A uid already there is skipped —
+    unless ``new_record``: the documents of a record this very transaction created cannot exist yet
+    (their uids derive from the record's key), so the look-up is saved on the hot path."""
+    rows = []
     for d in documents:
-        if conn.execute(_HAS_DOCUMENT, {"uid": d.uid}).scalar() is not None:
+        if not new_record and conn.execute(_HAS_DOCUMENT, {"uid": d.uid}).scalar() is not None:
             continue
-        conn.execute(_INSERT_DOCUMENT, {"uid": d.uid, "campaign_id": campaign_id, "name": d.name, "stream": d.stream,
-                                        "doc": json_safe(d.doc), "published": False, "created_at": utcnow()})
-        added += 1
-    return added
+        rows.append({"uid": d.uid, "campaign_id": campaign_id, "name": d.name, "stream": d.stream,
+                     "doc": json_safe(d.doc), "published": False, "created_at": utcnow()})
+    if rows:
+        conn.execute(_INSERT_DOCUMENT, rows)
+    return len(rows)
 _INSERT_EVALUATION = insert(TargetEvaluationRow)
 
 
@@ -337,7 +340,7 @@ class Store:
             if attempt_rows:
                 conn.execute(_INSERT_ATTEMPT, [{**r, "decision_id": decision_id} for r in attempt_rows])
                 conn.execute(_INSERT_TRANSITION, transition_rows)
-            _insert_documents(conn, campaign_id, documents)
+            _insert_documents(conn, campaign_id, documents, new_record=True)
             return int(decision_id)
 
         return self._write_core("record a decision", act)
@@ -464,7 +467,7 @@ class Store:
             if reconciled is not None:
                 values["reconciled"] = reconciled
             conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values})
-            _insert_documents(conn, campaign_id, documents)
+            _insert_documents(conn, campaign_id, documents, new_record=True)
             return True
 
         return self._write_core(f"record the measurement of {measurement.attempt_id}", act)
@@ -525,7 +528,7 @@ class Store:
             conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, "state": "analysed", "updated_at": now})
             if evaluation is not None:
                 _log_evaluation(conn, campaign_id, evaluation)
-            _insert_documents(conn, campaign_id, documents)
+            _insert_documents(conn, campaign_id, documents, new_record=True)
             return True
 
         return self._write_core(f"record the interpretation of {interpretation.attempt_id}", act)
