@@ -40,7 +40,7 @@ from agent.config import CampaignConfig
 from agent.store import Attempt, Campaign, Decision, Store, TargetEvaluation
 from agent.store.schema import ATTEMPT_STATES
 from analysis.protocol import Interpretation
-from instruments.types import ParamValue
+from instruments.types import Measurement, ParamValue
 from policies.protocol import Observation
 from policies.space import ContinuousParameter, DesignSpace, IntegerParameter
 
@@ -84,6 +84,8 @@ class _ReportData:
     decisions: dict[int, Decision]
     interpretations: dict[str, Interpretation]
     measurement_order: dict[str, int]
+    measurements: list[Measurement]
+    """Every measurement with its arrays, oldest first (the sample figures draw them)."""
     n_measurements: int
     instrument_seconds: float
     evaluations: list[TargetEvaluation]
@@ -121,8 +123,9 @@ def _load(store: Store, campaign_id: str) -> _ReportData:
     except Exception as exc:  # noqa: BLE001 — an old or hand-edited config must not hide the rest
         config_error = f"{type(exc).__name__}: {_first_line(exc)}"
     n_measurements, instrument_seconds = store.totals(campaign_id)
-    # The store has no metadata-only listing of measurements; this also loads their arrays.
-    order = {m.attempt_id: i + 1 for i, m in enumerate(store.measurements(campaign_id))}
+    # Loaded once, arrays included: the order of measurements and the sample figures both need them.
+    measurements = store.measurements(campaign_id)
+    order = {m.attempt_id: i + 1 for i, m in enumerate(measurements)}
     return _ReportData(
         campaign=campaign,
         config=config,
@@ -131,6 +134,7 @@ def _load(store: Store, campaign_id: str) -> _ReportData:
         decisions={d.id: d for d in store.decisions(campaign_id)},
         interpretations={i.attempt_id: i for i in store.interpretations(campaign_id)},
         measurement_order=order,
+        measurements=measurements,
         n_measurements=n_measurements,
         instrument_seconds=instrument_seconds,
         evaluations=store.target_evaluations(campaign_id),
@@ -164,7 +168,7 @@ def write_report(store: Store, campaign_id: str, out: Path | None = None) -> Pat
             _design_space_section(data),
             _model_section(data),
             _targets_section(data),
-            _sample_section(store, data),
+            _sample_section(data),
             _decision_log_section(data),
         ],
     )
@@ -216,14 +220,14 @@ def _figure_html(fig: Figure, alt: str) -> str:
     return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{encoded}"></figure>'
 
 
-def _sample_section(store: Store, d: _ReportData) -> str:
+def _sample_section(d: _ReportData) -> str:
     """Within-sample campaigns (SAS, XRD): the data, the best answer over it, its probability."""
     if d.config is None or d.config.sample is None:
         return ""
     from agent.report_sample import sample_figures
 
     try:
-        figures = sample_figures(d.config, store.measurements(d.campaign.id), list(d.interpretations.values()))
+        figures = sample_figures(d.config, d.measurements, list(d.interpretations.values()))
     except Exception as exc:  # noqa: BLE001 — a figure that cannot be drawn must not hide the report
         return _section("Sample", "sample", _note(f"the sample figure could not be drawn: {_first_line(exc)}"))
     if not figures:

@@ -55,9 +55,9 @@ from analysis.xrd_fit import (
     rate_on,
     refine_set,
 )
-from instruments.phases import DEFAULT_LIBRARY, Phase, PhaseLibrary, PhaseLibraryError
+from instruments.phases import Phase, PhaseLibrary, PhaseLibraryError, open_library
 from instruments.types import Measurement
-from instruments.xrd import HC_KEV_ANGSTROM, chebyshev_background, peak_shapes, wavelength_lines
+from instruments.xrd import chebyshev_background, peak_shapes, resolve_lines
 
 SET_SEPARATOR = "+"
 
@@ -116,15 +116,10 @@ class XRDPhaseIDSettings(_Strict):
         return self
 
     def lines(self) -> tuple[tuple[float, float], ...]:
-        if self.energy_kev is not None:
-            return ((HC_KEV_ANGSTROM / self.energy_kev, 1.0),)
-        return wavelength_lines(self.wavelength)
+        return resolve_lines(self.wavelength, self.energy_kev)
 
     def phase_library(self) -> PhaseLibrary:
-        try:
-            return PhaseLibrary(self.library or DEFAULT_LIBRARY)
-        except PhaseLibraryError as exc:
-            raise ValueError(f"library: {exc}") from exc
+        return open_library(self.library)
 
     def candidate_names(self) -> list[str]:
         return list(self.candidates) if self.candidates is not None else self.phase_library().names()

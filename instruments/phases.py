@@ -193,6 +193,15 @@ def _distinct_poles(path: Path, mtime: float) -> list[tuple[int, int, int]]:
     return kept
 
 
+def open_library(folder: str | Path | None) -> PhaseLibrary:
+    """The library in ``folder`` (default: ``experiments/phases``); ValueError naming the field
+    ``library`` when it is missing or empty, for settings validators."""
+    try:
+        return PhaseLibrary(folder or DEFAULT_LIBRARY)
+    except PhaseLibraryError as exc:
+        raise ValueError(f"library: {exc}") from exc
+
+
 class PhaseLibrary:
     """The phases of a folder of CIF files, read lazily; names are the files' stems."""
 

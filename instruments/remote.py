@@ -28,7 +28,7 @@ import time
 import uuid
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import zmq
@@ -154,19 +154,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (non-finite numbers travel as null)")
 
 
-class Codec:
+class Codec(Protocol):
     """Bytes ↔ plain data (dicts, lists, str, numbers, numpy arrays) in one format."""
 
     name: Serializer
 
-    def encode(self, message: Any) -> bytes:
-        raise NotImplementedError
+    def encode(self, message: Any) -> bytes: ...
 
-    def decode(self, data: bytes) -> Any:
-        raise NotImplementedError
+    def decode(self, data: bytes) -> Any: ...
 
 
-class JsonCodec(Codec):
+class JsonCodec:
     name: Serializer = "json"
 
     def encode(self, message: Any) -> bytes:
@@ -181,7 +179,7 @@ _NDARRAY_EXT = 1
 _RAW_DTYPE_KINDS = "biuf"
 
 
-class MsgpackCodec(Codec):
+class MsgpackCodec:
     name: Serializer = "msgpack"
 
     def __init__(self) -> None:

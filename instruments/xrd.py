@@ -57,6 +57,14 @@ def wavelength_lines(spec: str | float) -> tuple[tuple[float, float], ...]:
     return ((float(spec), 1.0),)
 
 
+def resolve_lines(wavelength: str | float, energy_kev: float | None) -> tuple[tuple[float, float], ...]:
+    """The lines of a settings block: one line at ``energy_kev`` (a synchrotron) if given, else
+    ``wavelength`` (a tube name or Å, see ``wavelength_lines``)."""
+    if energy_kev is not None:
+        return ((HC_KEV_ANGSTROM / energy_kev, 1.0),)
+    return wavelength_lines(wavelength)
+
+
 def scan_points(start: float, stop: float, step: float) -> np.ndarray:
     """2θ of the steps of a window, start to stop inclusive (to within half a step), degrees."""
     n = int(math.floor((stop - start) / step + 0.5)) + 1

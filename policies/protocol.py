@@ -89,3 +89,11 @@ class MeasurementPlanner(Protocol):
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         """Return ``n`` proposals."""
         ...
+
+
+def best_probability_goal(targets: Sequence[Mapping[str, Any]]) -> float | None:
+    """The campaign's goal for the most probable answer's probability (its ``p(best)``
+    estimate_threshold targets, the strictest one), or None if it has none."""
+    goals = [float(t["at_least"]) for t in targets
+             if t.get("kind") == "estimate_threshold" and t.get("estimate") == "p(best)" and t.get("at_least") is not None]
+    return max(goals) if goals else None

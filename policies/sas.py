@@ -39,7 +39,7 @@ import numpy as np
 from analysis.sas import SASFitAnalysis, SASFitSettings, predict_with_jacobian, prior_precision
 from instruments.sas import SASInstrumentModel
 from instruments.types import Measurement, ParamValue, Timing
-from policies.protocol import Observation, PlanningContext, Proposal
+from policies.protocol import Observation, PlanningContext, Proposal, best_probability_goal
 from policies.sas_plan import Allocation, AllocationProblem, Hypothesis, Rival, log_odds, plan_allocation
 from policies.space import CategoricalParameter, ContinuousParameter, DesignSpace
 
@@ -182,16 +182,13 @@ class SASRandom(_SASPolicy):
 def _campaign_targets(name: str, targets: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], float | None]:
     """(relative-precision goals by estimate name, model-probability goal) from the campaign's targets."""
     relative = {str(t["estimate"]): float(t["goal"]) for t in targets if t.get("kind") == "relative_uncertainty"}
-    model = [
-        float(t["at_least"]) for t in targets
-        if t.get("kind") == "estimate_threshold" and t.get("estimate") == "p(best)" and t.get("at_least") is not None
-    ]
-    if not relative and not model:
+    model = best_probability_goal(targets)
+    if not relative and model is None:
         raise ValueError(
             f"policy {name!r} plans toward relative_uncertainty targets and a p(best) estimate_threshold; "
             "the campaign has neither"
         )
-    return relative, (max(model) if model else None)
+    return relative, model
 
 
 class _Planner(_SASPolicy):

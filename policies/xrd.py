@@ -36,7 +36,7 @@ import numpy as np
 from analysis.xrd import Hypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
 from instruments.types import ParamValue
 from instruments.xrd import XRDInstrumentModel, chebyshev_background, scan_points
-from policies.protocol import Observation, PlanningContext, Proposal
+from policies.protocol import Observation, PlanningContext, Proposal, best_probability_goal
 from policies.space import ContinuousParameter, DesignSpace
 
 REQUEST = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
@@ -213,14 +213,6 @@ class XRDHeuristic(_HypothesisPolicy):
                              {"rule": "range exhausted: rescan slower"})
 
 
-def _campaign_probability_target(name: str, targets: Sequence[Mapping[str, Any]]) -> float:
-    goals = [float(t["at_least"]) for t in targets
-             if t.get("kind") == "estimate_threshold" and t.get("estimate") == "p(best)" and t.get("at_least") is not None]
-    if not goals:
-        raise ValueError(f"policy {name!r} plans toward a p(best) estimate_threshold target; the campaign has none")
-    return max(goals)
-
-
 class XRDAdaptivePlanner(_HypothesisPolicy):
     """Discrimination per second between the top phase-set hypotheses; see the module docstring."""
 
@@ -240,7 +232,10 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
         **common: Any,
     ) -> None:
         super().__init__(space, **common)
-        self.target = _campaign_probability_target(self.name, targets)
+        goal = best_probability_goal(targets)
+        if goal is None:
+            raise ValueError(f"policy {self.name!r} plans toward a p(best) estimate_threshold target; the campaign has none")
+        self.target = goal
         if not 0.5 < self.target < 1:
             raise ValueError(f"policy {self.name!r}: the p(best) target must be in (0.5, 1), got {self.target}")
         if step <= 0 or growth <= 0 or not dwell_ladder or not widths_deg or min(dwell_ladder) <= 0 or min(widths_deg) <= 0:

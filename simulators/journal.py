@@ -44,3 +44,22 @@ class MeasurementJournal:
         if not path.exists():
             return None
         return Measurement.model_validate_json(path.read_text()).model_copy(update={"recovered": True})
+
+
+class JournalledDriver:
+    """What simulated drivers that keep a ``MeasurementJournal`` share: writing each finished
+    measurement, ``recover`` from it (``RecoverableDriver``), and ``stop``."""
+
+    _journal: MeasurementJournal | None
+    stopped: bool | None = None
+
+    def _journalled(self, measurement: Measurement) -> Measurement:
+        if self._journal is not None:
+            self._journal.write(measurement)
+        return measurement
+
+    def stop(self, success: bool) -> None:
+        self.stopped = success
+
+    def recover(self, attempt_id: str) -> Measurement | None:
+        return None if self._journal is None else self._journal.read(attempt_id)

@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 from instruments.protocol import InstrumentLimitError
 from instruments.types import DataKey, Measurement, MeasurementRequest, ParamValue, Timing
 from simulators.clock import VirtualClock
-from simulators.journal import MeasurementJournal
+from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
 
 
@@ -80,7 +80,7 @@ def branin(u: np.ndarray) -> np.ndarray:
 FUNCTIONS = {"peaks": (peaks, "maximize"), "branin": (branin, "minimize")}
 
 
-class SyntheticPropertyDriver:
+class SyntheticPropertyDriver(JournalledDriver):
     """Driver of the synthetic instrument. Plain class; Ray wraps it in ``InstrumentActor``."""
 
     def __init__(self, name: str, settings: SyntheticSettings) -> None:
@@ -141,15 +141,7 @@ class SyntheticPropertyDriver:
                 started_at=started,
             ),
         )
-        if self._journal is not None:
-            self._journal.write(measurement)
-        return measurement
-
-    def stop(self, success: bool) -> None:
-        self.stopped = success
-
-    def recover(self, attempt_id: str) -> Measurement | None:
-        return self._journal.read(attempt_id) if self._journal is not None else None
+        return self._journalled(measurement)
 
     # -- ground truth, for tests and benchmarks ----------------------------------------------------
     def _unit(self, params: dict[str, ParamValue]) -> np.ndarray:

@@ -30,20 +30,19 @@ from datetime import datetime, timezone
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from instruments.phases import DEFAULT_LIBRARY, Phase, PhaseLibrary, PhaseLibraryError
+from instruments.phases import Phase, PhaseLibrary, open_library
 from instruments.protocol import InstrumentLimitError
 from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
 from instruments.xrd import (
-    HC_KEV_ANGSTROM,
     XRDInstrumentModel,
     chebyshev_background,
     march_dollase,
     phase_rate,
+    resolve_lines,
     scan_points,
-    wavelength_lines,
 )
 from simulators.clock import VirtualClock
-from simulators.journal import MeasurementJournal
+from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
 
 REQUEST_FIELDS = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
@@ -133,18 +132,13 @@ class XRDSettings(_Strict):
         return self
 
     def lines(self) -> tuple[tuple[float, float], ...]:
-        if self.energy_kev is not None:
-            return ((HC_KEV_ANGSTROM / self.energy_kev, 1.0),)
-        return wavelength_lines(self.wavelength)
+        return resolve_lines(self.wavelength, self.energy_kev)
 
     def phase_library(self) -> PhaseLibrary:
-        try:
-            return PhaseLibrary(self.library or DEFAULT_LIBRARY)
-        except PhaseLibraryError as exc:
-            raise ValueError(f"library: {exc}") from exc
+        return open_library(self.library)
 
 
-class XRDDriver:
+class XRDDriver(JournalledDriver):
     """Driver of the simulated diffractometer. Plain class; Ray wraps it in ``InstrumentActor``.
 
     Request params: ``two_theta_start``, ``two_theta_stop``, ``two_theta_step`` (degrees) and
@@ -265,12 +259,4 @@ class XRDDriver:
             timing=Timing(exposure_seconds=exposure, motion_seconds=slew, overhead_seconds=overhead,
                           started_at=started, wall_seconds=time.perf_counter() - wall_start),
         )
-        if self._journal is not None:
-            self._journal.write(measurement)
-        return measurement
-
-    def stop(self, success: bool) -> None:
-        self.stopped = success
-
-    def recover(self, attempt_id: str) -> Measurement | None:
-        return None if self._journal is None else self._journal.read(attempt_id)
+        return self._journalled(measurement)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +48,27 @@ def run_tasks(
         if on_done is not None:
             on_done(len(results), total)
     return results
+
+
+def run_family(
+    samples: Sequence[Any], policies: Sequence[str], run_one: Callable[..., dict[str, Any]], budget_seconds: float,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``run_one(sample, policy, budget_seconds)`` for every sample and policy as Ray tasks; the runs
+    sorted by sample, then policy in the given order."""
+    results = run_tasks(run_one, [(s, p, budget_seconds) for s in samples for p in policies], on_done)
+    results.sort(key=lambda r: (r["sample"], list(policies).index(r["policy"])))
+    return results
+
+
+def write_results(name: str, summary: dict[str, Any], results: list[dict[str, Any]], folder: Path,
+                  policies: Sequence[str], **figure: Any) -> dict[str, Path]:
+    """``<name>_benchmark.json`` (the summary and every run) and ``<name>_benchmark.png``
+    (``plot_times`` with ``figure``'s title, ylabel and ok) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / f"{name}_benchmark.json"
+    json_path.write_text(json.dumps({**summary, "runs": results}, indent=1))
+    return {"json": json_path, "figure": plot_times(results, policies, folder / f"{name}_benchmark.png", **figure)}
 
 
 def plot_times(results: list[dict[str, Any]], policies: Sequence[str], path: Path, *, title: str, ylabel: str,

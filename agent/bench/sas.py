@@ -20,7 +20,6 @@ time over the adaptive planner's: the speed-up where both get there).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.bench.common import plot_times, run_campaign, run_tasks
+from agent.bench.common import run_campaign, run_family, write_results
 
 POLICIES = ("adaptive", "fixed", "round_robin", "random", "oracle")
 CONFIGURATIONS = ("15m", "5m", "1.5m")
@@ -243,17 +242,10 @@ def run_benchmark(
     on_done: Callable[[int, int], None] | None = None, budget_seconds: float = BUDGET_SECONDS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
-    samples = draw_family(n_samples, seed)
-    results = run_tasks(run_one, [(s, p, budget_seconds) for s in samples for p in policies], on_done)
-    results.sort(key=lambda r: (r["sample"], POLICIES.index(r["policy"])))
+    results = run_family(draw_family(n_samples, seed), policies, run_one, budget_seconds, on_done)
     return summarise(results, n_samples, budget_seconds), results
 
 
 def write(summary: dict[str, Any], results: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path = folder / "sas_benchmark.json"
-    json_path.write_text(json.dumps({**summary, "runs": results}, indent=1))
-    figure = plot_times(results, POLICIES, folder / "sas_benchmark.png",
-                        title="SAS benchmark: time to target (open: failed or wrong answer)",
-                        ylabel="instrument time to target, s")
-    return {"json": json_path, "figure": figure}
+    return write_results("sas", summary, results, folder, POLICIES,
+                         title="SAS benchmark: time to target (open: failed or wrong answer)", ylabel="instrument time to target, s")
