@@ -1,15 +1,18 @@
-"""The closed loop: propose → guard → dispatch → measure → analyse → check targets, until done.
+"""The closed loop: plan → guard → dispatch → measure → analyse → check targets, until done.
 
 Every step is committed to the store *before* the action it describes (write-ahead), so the
 process may be killed at any instant and ``resume`` continues without losing or repeating a
 measurement:
 
-- proposals are recorded (``proposed``) with their decision before they are validated;
-- ``dispatched`` is committed before the instrument is asked to measure;
+- a decision is recorded with its attempts, the guard's verdicts and the dispatch, in one commit,
+  before any instrument is asked to measure;
 - a measurement is recorded (``measured``) before it is analysed;
 - on resume, ``dispatched`` attempts without a result become ``unknown`` and are reconciled —
   adopted if the instrument reports the result, otherwise re-run once (and marked).
 
+This module owns the loop, its stop rules, budgets and resume reconciliation. Its rooms:
+``ledger.py`` (what the loop knows, rebuilt from the store), ``recorder.py`` (every write, with its
+documents), ``guard.py`` (the verdict on a proposal), ``fleet.py`` (the actors) and ``targets.py``.
 The policy's model is rebuilt from the store, never carried over in memory.
 """
 
@@ -26,22 +29,21 @@ from typing import Any
 import ray
 
 from agent.config import CampaignConfig
-from agent.documents import DocumentPublisher, RunComposer, composer_for
+from agent.errors import first_line
 from agent.failpoints import failpoint
-from agent.guard import design_space_refusal
-from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
-from agent.runtime import LocalHandle
-from agent.store import Attempt, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
-from agent.targets import CampaignState, TargetResult, build_targets
+from agent.fleet import Fleet
+from agent.guard import Guard, Verdict
+from agent.ledger import CampaignLedger
+from agent.recorder import Recorder
+from agent.store import Attempt, AttemptState, CampaignStatus, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
+from agent.targets import CampaignState, TargetBoard, TargetResult, planning_goals
 from agent.versions import package_versions
-from analysis.actor import AnalysisActor, AnalysisService
 from analysis.protocol import Estimate, Interpretation
-from instruments.actor import InstrumentActor, InstrumentService
 from instruments.protocol import InstrumentUnreachable
 from instruments.types import Measurement, MeasurementRequest, ParamValue
 from policies.baselines import fallback_proposals
 from policies.models import ModelCache
-from policies.protocol import MeasurementPlanner, Observation, PlanningContext, Proposal
+from policies.protocol import Proposal
 from policies.registry import build_policy
 
 RECONNECT_SECONDS = 60.0
@@ -97,13 +99,23 @@ def new_campaign_id(name: str) -> str:
 class _Stop(Exception):
     """Raised inside the loop to end it with a status and a reason."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: CampaignStatus, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """What the policy (or the fallback) proposed, and how the decision went."""
+
+    proposals: list[Proposal]
+    fallback: bool
+    error: str | None
+    seconds: float
+
+
 class CampaignRunner:
-    """Runs (or resumes) one campaign. Ray must be initialised by the caller."""
+    """Runs (or resumes) one campaign. Ray must be initialised by the caller (unless ``in_process``)."""
 
     def __init__(
         self,
@@ -116,49 +128,47 @@ class CampaignRunner:
     ) -> None:
         """``in_process``: run the instrument drivers and the analysis in this process (same services,
         no actor processes) — for benchmarks that run many campaigns as Ray tasks."""
-        self.config = config
-        self.in_process = in_process
-        self.store = store
-        self.campaign_id = campaign_id
-        self.on_progress = on_progress
+        self.config, self.store, self.campaign_id = config, store, campaign_id
+        self.on_progress, self.in_process = on_progress, in_process
         self.space = config.design_space
-        self.direction = config.objective.direction
         self.models = ModelCache()
+        self.goals = planning_goals(config.targets)
         self.policy = build_policy(
-            config.policy.name, self.space, direction=self.direction, seed=config.seed,
+            config.policy.name, self.space, direction=config.objective.direction, seed=config.seed,
             options=config.policy.options, cache=self.models, analysis=config.analysis.model_dump(mode="json"),
-            targets=[t.model_dump(mode="json") for t in config.targets],
+            goals=self.goals,
         )
-        self.targets = build_targets(config.targets)
-        self.target_results: dict[str, TargetResult] = {
-            t.name: TargetResult(None, _goal(c), False, "not evaluated") for t, c in zip(self.targets, config.targets)
-        }
-        self._actors: dict[str, Any] = {}
-        self._instrument_models: dict[str, Any] = {}
-        self._data_keys: dict[str, Any] = {}
-        self._composer: RunComposer | None = None
-        self._publisher: DocumentPublisher | None = None
-        self._busy: dict[str, str] = {}  # actor name → attempt id
+        self.targets = TargetBoard(config.targets)
+        self.ledger = CampaignLedger(store, campaign_id, objective=config.objective.estimate, sample=config.sample)
+        self.recorder = Recorder(store, campaign_id)
+        self.fleet: Fleet | None = None
+        self.guard: Guard | None = None
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._backlog: list[Attempt] = []  # proposed/validated attempts found on resume
-        # Decided but not yet analysed (or ended): the policy's pending points. Kept in memory so
-        # the hot path never reads the store; rebuilt from the store on start.
-        self._open: dict[str, dict[str, ParamValue]] = {}
-        self._samples: dict[str, list[Measurement]] = {}  # measurements per sample, newest last
-        self._analysing: set[str] = set()  # measured, analysis not yet recorded
-        self._next_seq = 0
-        self._next_decision = 0
-        self._history: list[Observation] = []
-        self._interpretations: list[Interpretation] = []
         self._refused_in_a_row = 0
-        self._counts = {"refused": 0, "failed": 0}
-        self._n_measurements = 0
-        self._instrument_seconds = 0.0
         self._previous_wall = 0.0
         self._started = time.monotonic()
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
+        self._open_campaign(resume)
+        status, reason = CampaignStatus.FAILED, "interrupted before the loop started"
+        try:
+            await self._start(resume)
+            status, reason = await self._loop()
+        except _Stop as stop:
+            status, reason = stop.status, stop.reason
+        except StoreUnavailable as exc:
+            status, reason = CampaignStatus.FAILED, f"store unavailable: {exc}"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status, reason = CampaignStatus.INTERRUPTED, "interrupted by the user"
+            raise
+        finally:
+            await self._shutdown(status, reason)
+        return self._result(status, reason)
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _open_campaign(self, resume: bool) -> None:
         if resume:
             self._previous_wall = self.store.campaign(self.campaign_id).wall_seconds
             self.store.mark_resumed(self.campaign_id)
@@ -167,136 +177,67 @@ class CampaignRunner:
                 self.campaign_id, self.config.name, self.config.model_dump(mode="json"), self.config.seed,
                 str(Path(self.config.data_dir).resolve()), package_versions(),
             )
-        status, reason = "failed", "interrupted before the loop started"
-        try:
-            self._start_actors()
-            await self._actors_ready()
-            self._open_documents()
-            self._load_from_store()
-            if resume:
-                await self._reconcile()
-            self._evaluate_targets()
-            status, reason = await self._loop()
-        except _Stop as stop:
-            status, reason = stop.status, stop.reason
-        except StoreUnavailable as exc:
-            status, reason = "failed", f"store unavailable: {exc}"
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, reason = "interrupted", "interrupted by the user"
-            raise
-        finally:
-            await self._shutdown(status, reason)
-        return self._result(status, reason)
 
-    # -- set-up ---------------------------------------------------------------------------------
-    def _actor_names(self) -> list[tuple[str, Any]]:
-        out = []
-        for inst in self.config.instruments:
-            for i in range(inst.count):
-                out.append((inst.name if inst.count == 1 else f"{inst.name}-{i + 1}", inst))
-        return out
-
-    def _start_actors(self) -> None:
+    async def _start(self, resume: bool) -> None:
+        """Actors up and described, the run's documents open, the ledger rebuilt, resume reconciled."""
         data_dir = Path(self.store.campaign(self.campaign_id).data_dir) / self.campaign_id
-        for name, inst in self._actor_names():
-            spec = INSTRUMENT_KINDS[inst.kind]
-            settings = spec.complete(inst.settings, self.space, data_dir / "instruments" / name)
-            factory = driver_factory(inst.kind, name, settings)
-            self._actors[name] = (
-                LocalHandle(InstrumentService(factory)) if self.in_process
-                else InstrumentActor.options(num_cpus=0).remote(factory)
-            )
-        factory = analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
-        self._analysis = (
-            LocalHandle(AnalysisService(factory)) if self.in_process else AnalysisActor.options(num_cpus=0).remote(factory)
-        )
-
-    async def _actors_ready(self) -> None:
-        """Wait until every actor's process is up, so the loop's clock starts with working parts;
-        ask each instrument what it tells planners about itself."""
-        await asyncio.gather(*(a.health.remote() for a in self._actors.values()), self._analysis.health.remote())
-        models = await asyncio.gather(*(a.planning_model.remote() for a in self._actors.values()))
-        self._instrument_models = dict(zip(self._actors, models))
-        keys = await asyncio.gather(*(a.describe.remote() for a in self._actors.values()))
-        self._data_keys = dict(zip(self._actors, keys))
-
-    # -- documents ------------------------------------------------------------------------------
-    def _open_documents(self) -> None:
-        """This run's start and descriptors (once), and whatever the outbox still holds unpublished."""
-        campaign = self.store.campaign(self.campaign_id)
-        self._composer, previous = composer_for(self.store, self.campaign_id)
-        analysis = ANALYSIS_KINDS[self.config.analysis.kind]
-        estimates = analysis.estimates(analysis.settings_model.model_validate(self.config.analysis.settings))
-        opened = self._composer.open(
-            config=self.config.model_dump(mode="json"), started=campaign.created_at.timestamp() if previous is None else time.time(),
-            data_keys=self._data_keys, estimates=estimates, previous_start=previous,
-        )
-        self.store.add_documents(self.campaign_id, opened)
-        self._publisher = DocumentPublisher(
-            self.store, self.campaign_id, self.config.documents, Path(campaign.data_dir) / self.campaign_id
-        )
-        self._publisher.backlog()
-
-    def _published(self, recorded: bool, documents: list[Document]) -> None:
-        """After a commit that carried ``documents``: count and publish them if it was a new record."""
-        if not recorded or self._composer is None or self._publisher is None:
-            return
-        for d in documents:
-            self._composer.committed(d)
-        try:
-            self._publisher.publish(documents)
-        except Exception:  # noqa: BLE001 — the outbox keeps them; resume publishes the backlog
-            pass
-
-    def _load_from_store(self) -> None:
-        """Rebuild everything the loop knows from the store (the truth)."""
-        self._n_measurements, self._instrument_seconds = self.store.totals(self.campaign_id)
-        self._next_seq, self._next_decision = self.store.next_seq(self.campaign_id)
-        attempts = {a.id: a for a in self.store.attempts(self.campaign_id)}
-        self._open = {
-            a.id: a.params for a in attempts.values() if a.state in ("proposed", "validated", "dispatched", "unknown", "measured")
-        }
-        self._counts["refused"] = sum(a.state == "refused" for a in attempts.values())
-        self._counts["failed"] = sum(a.state == "failed" for a in attempts.values())
-        self._history, self._interpretations = [], []
-        for interp in self.store.interpretations(self.campaign_id):
-            self._ingest(interp, attempts[interp.attempt_id].params)
-
-    def _ingest(self, interp: Interpretation, params: dict[str, ParamValue]) -> None:
-        self._interpretations.append(interp)
-        self._open.pop(interp.attempt_id, None)
-        est = interp.estimates.get(self.config.objective.estimate)
-        if interp.valid and est is not None and est.value is not None:
-            self._history.append(Observation(params=params, value=est.value, sigma=est.sigma, attempt_id=interp.attempt_id))
+        self.fleet = Fleet(self.config, data_dir, in_process=self.in_process)
+        self.fleet.start()
+        await self.fleet.ready()
+        self.guard = Guard(self.space, self.fleet.instruments)
+        self.store.record_instruments(self.campaign_id, self.fleet.records())
+        self.recorder.open_run(self.config, self.fleet.data_keys, self.fleet.estimates())
+        open_attempts = self.ledger.load()
+        if resume:
+            await self._reconcile(open_attempts)
+        self._evaluate_targets()
 
     # -- resume ---------------------------------------------------------------------------------
-    async def _reconcile(self) -> None:
-        for a in self.store.attempts(self.campaign_id, states=["proposed", "validated", "dispatched", "unknown", "measured"]):
-            if a.state in ("proposed", "validated"):
+    async def _reconcile(self, open_attempts: list[Attempt]) -> None:
+        for a in open_attempts:
+            if a.state in (AttemptState.PROPOSED, AttemptState.VALIDATED):
                 self._backlog.append(a)
-            elif a.state == "measured":
-                self._start(a.id, None, self._analyse(a.id, a.params, a.sample_id))
+            elif a.state == AttemptState.MEASURED:
+                self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id))
             else:
                 await self._reconcile_unrecorded(a)
 
     async def _reconcile_unrecorded(self, a: Attempt) -> None:
-        if a.state == "dispatched":
-            self.store.transition(a.id, "unknown", note="outcome unknown after the campaign was interrupted")
-        actor = self._actors.get(a.instrument or "")
+        """An attempt whose outcome is unknown: adopt the instrument's result, else re-run it once."""
+        assert self.fleet is not None
+        if a.state == AttemptState.DISPATCHED:
+            self.recorder.transition(a.id, AttemptState.UNKNOWN, note="outcome unknown after the campaign was interrupted")
+        actor = self.fleet.instruments.get(a.instrument or "")
         recovered: Measurement | None = await actor.recover.remote(a.id) if actor is not None else None
         if recovered is not None:
-            docs = [self._composer.measurement(recovered)] if self._composer is not None else []
-            self._published(self.store.record_measurement(self.campaign_id, recovered, reconciled="adopted", documents=docs), docs)
-            self._count_measurement(recovered)
-            self._start(a.id, None, self._analyse(a.id, a.params, a.sample_id))
+            self.recorder.measurement(recovered, reconciled="adopted")
+            self.ledger.measured(recovered)
+            self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id))
         elif a.reruns == 0 and actor is not None:
-            self.store.transition(a.id, "dispatched", reconciled="rerun", rerun=True, note="re-run once: no result was recorded")
+            self.recorder.transition(a.id, AttemptState.DISPATCHED, reconciled="rerun", rerun=True,
+                                     note="re-run once: no result was recorded")
             self._dispatch(a.id, a.instrument, a.params, a.sample_id)  # type: ignore[arg-type]
         else:
             self._fail(a.id, "outcome unknown again after a re-run; not repeated")
 
+    async def _dispatch_backlog(self, free: list[str]) -> None:
+        """Work found on resume goes first: it was decided already. Same guard as a new attempt;
+        each step of its verdict is committed before the next action."""
+        assert self.guard is not None
+        while self._backlog and free:
+            a = self._backlog.pop(0)
+            verdict = await self.guard.verdict(a.id, a.params, a.sample_id, free, state=a.state)
+            for state in verdict.path:
+                self.recorder.transition(a.id, state, reason=verdict.reason if state == AttemptState.REFUSED else None,
+                                         instrument=verdict.instrument if state == AttemptState.DISPATCHED else None)
+            if verdict.instrument is None:
+                self.ledger.ended(a.id, AttemptState.REFUSED)
+                continue
+            self._dispatch(a.id, verdict.instrument, a.params, a.sample_id)
+            failpoint("after-dispatch")
+
     # -- the loop -------------------------------------------------------------------------------
-    async def _loop(self) -> tuple[str, str]:
+    async def _loop(self) -> tuple[CampaignStatus, str]:
         while True:
             # Re-checked every turn: if targets held but measurements still in flight then undo
             # that, the campaign goes on (its final answer includes every measurement it made).
@@ -317,21 +258,22 @@ class CampaignRunner:
                 self._tasks.pop(task)
                 task.result()  # re-raise store failures; everything else is handled inside the task
 
-    def _check_stop(self) -> tuple[str, str] | None:
-        if self.config.stop_on_targets and self.target_results and all(r.met for r in self.target_results.values()):
-            return "completed", "targets met: " + ", ".join(self.target_results)
-        b = self.config.budgets
-        if b.max_measurements is not None and self._n_measurements >= b.max_measurements:
-            return "budget_exhausted", f"budget: max_measurements ({b.max_measurements}) reached"
-        if b.max_instrument_seconds is not None and self._instrument_seconds >= b.max_instrument_seconds:
-            return "budget_exhausted", (
-                f"budget: max_instrument_seconds ({b.max_instrument_seconds:g} s) reached ({self._instrument_seconds:g} s)"
+    def _check_stop(self) -> tuple[CampaignStatus, str] | None:
+        """The first stop rule that holds: targets met, a budget spent, or refusals without end."""
+        if self.config.stop_on_targets and self.targets.all_met:
+            return CampaignStatus.COMPLETED, "targets met: " + ", ".join(self.targets.results)
+        b, ledger = self.config.budgets, self.ledger
+        if b.max_measurements is not None and ledger.n_measurements >= b.max_measurements:
+            return CampaignStatus.BUDGET_EXHAUSTED, f"budget: max_measurements ({b.max_measurements}) reached"
+        if b.max_instrument_seconds is not None and ledger.instrument_seconds >= b.max_instrument_seconds:
+            return CampaignStatus.BUDGET_EXHAUSTED, (
+                f"budget: max_instrument_seconds ({b.max_instrument_seconds:g} s) reached ({ledger.instrument_seconds:g} s)"
             )
         remaining = self._remaining_wall()
         if remaining is not None and remaining <= 0:
-            return "budget_exhausted", f"budget: max_wall_seconds ({b.max_wall_seconds:g} s) reached"
+            return CampaignStatus.BUDGET_EXHAUSTED, f"budget: max_wall_seconds ({b.max_wall_seconds:g} s) reached"
         if self._refused_in_a_row >= REFUSALS_BEFORE_STOP:
-            return "failed", f"{self._refused_in_a_row} decisions in a row were refused entirely; see the decision log"
+            return CampaignStatus.FAILED, f"{self._refused_in_a_row} decisions in a row were refused entirely; see the decision log"
         return None
 
     def _remaining_wall(self) -> float | None:
@@ -341,308 +283,204 @@ class CampaignRunner:
     def _wall_seconds(self) -> float:
         return self._previous_wall + time.monotonic() - self._started
 
+    def _measurement_room(self) -> int:
+        """How many more measurements may be decided now (the measurement budget less what is in flight)."""
+        assert self.fleet is not None
+        limit = self.config.budgets.max_measurements
+        if limit is None:
+            return len(self.fleet.instruments)
+        return limit - self.ledger.n_measurements - len(self.fleet.busy) - len(self._backlog)
+
     async def _fill_free_instruments(self) -> None:
-        free = [name for name in self._actors if name not in self._busy]
+        assert self.fleet is not None
+        free = self.fleet.free()
         # Measuring may run ahead of analysis by one measurement per instrument, no more: a fast
         # instrument must not spend the budget on points chosen without the data already taken.
-        if not free or len(self._analysing) >= len(self._actors):
+        if not free or len(self.ledger.analysing) >= len(self.fleet.instruments):
             return
-        # Work found on resume goes first: it was decided already.
-        while self._backlog and free:
-            a = self._backlog.pop(0)
-            if a.state == "proposed":
-                refusal = design_space_refusal(self.space, a.params)
-                if refusal is not None:
-                    self._refuse(a.id, f"outside the design space: {refusal}")
-                    continue
-                self.store.transition(a.id, "validated")
-            await self._dispatch_to_free(a.id, a.params, a.sample_id, free)
-        room = self._measurement_room()
-        n = min(len(free), room)
-        if n <= 0:
-            return
-        seq, dseq = self._next_seq, self._next_decision
-        pending = list(self._open.values())
-        proposals, fallback, error, seconds = self._decide(n, seq, pending)
+        await self._dispatch_backlog(free)
+        n = min(len(free), self._measurement_room())
+        if n > 0:
+            await self._decide_and_dispatch(n, free)
+
+    async def _decide_and_dispatch(self, n: int, free: list[str]) -> None:
+        """Ask the policy for ``n`` points, guard them, commit all of it in one decision, then dispatch."""
+        assert self.guard is not None
+        seq, dseq = self.ledger.next_seq, self.ledger.next_decision
+        pending = self.ledger.pending()
+        decision = self._decide(n, seq)
         # The guard and the instruments' checks only ask questions, so their verdicts — and the
         # dispatch itself — are committed in one transaction with the decision, before any
         # measurement is requested: write-ahead, at one commit instead of four.
-        attempts = [
-            await self._verdict(f"{self.campaign_id}-{seq + i:05d}", seq + i, p.params, free)
-            for i, p in enumerate(proposals)
-        ]
-        policy = proposals[0].policy if proposals else self.policy.name
-        docs = [self._composer.decision(dseq, policy, fallback, [p.params for p in proposals], [p.reason for p in proposals],
-                                        seconds, time.time())] if self._composer is not None else []
-        self.store.record_decision(
-            self.campaign_id, dseq, policy=policy, fallback=fallback,
-            error=error, seed=self.config.seed, n_history=len(self._history), n_pending=len(pending),
-            reasons=[p.reason for p in proposals], decision_seconds=seconds, versions=package_versions(),
-            attempts=attempts, documents=docs,
+        attempts = []
+        for i, p in enumerate(decision.proposals):
+            attempt_id = f"{self.campaign_id}-{seq + i:05d}"
+            verdict = await self.guard.verdict(attempt_id, p.params, self.config.sample, free)
+            attempts.append(_proposed(attempt_id, seq + i, p.params, self.config.sample, verdict))
+        self.recorder.decision(
+            dseq, decision.proposals, attempts,
+            policy=decision.proposals[0].policy if decision.proposals else self.policy.name,
+            fallback=decision.fallback, error=decision.error, seed=self.config.seed,
+            n_history=len(self.ledger.history), n_pending=len(pending), seconds=decision.seconds,
         )
-        self._published(True, docs)
-        self._next_seq, self._next_decision = seq + len(attempts), dseq + 1
+        self.ledger.next_seq, self.ledger.next_decision = seq + len(attempts), dseq + 1
         failpoint("after-propose")
         dispatched = 0
         for a in attempts:
             if a.instrument is None:
-                self._counts["refused"] += 1
+                self.ledger.refused += 1
                 continue
-            self._open[a.attempt_id] = a.params
+            self.ledger.decided(a.attempt_id, a.params)
             self._dispatch(a.attempt_id, a.instrument, a.params, a.sample_id)
             failpoint("after-dispatch")
             dispatched += 1
         self._refused_in_a_row = 0 if dispatched else self._refused_in_a_row + 1
 
-    async def _verdict(self, attempt_id: str, seq: int, params: dict[str, ParamValue], free: list[str]) -> ProposedAttempt:
-        """Guard a proposal, then ask a free instrument's ``check``; take the instrument if it accepts."""
-        sample = self.config.sample
-        refusal = design_space_refusal(self.space, params)
-        if refusal is not None:
-            return ProposedAttempt(attempt_id, seq, params, sample, path=("refused",), reason=f"outside the design space: {refusal}")
-        name = free[0]
-        refusal = await self._actors[name].check.remote(MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample))
-        if refusal is not None:
-            return ProposedAttempt(
-                attempt_id, seq, params, sample, path=("validated", "refused"), reason=f"instrument limits: {refusal}"
-            )
-        free.pop(0)
-        return ProposedAttempt(attempt_id, seq, params, sample, path=("validated", "dispatched"), instrument=name)
-
-    def _measurement_room(self) -> int:
-        limit = self.config.budgets.max_measurements
-        if limit is None:
-            return len(self._actors)
-        return limit - self._n_measurements - len(self._busy) - len(self._backlog)
-
-    def _decide(self, n: int, seq: int, pending: list[dict[str, ParamValue]]) -> tuple[list[Proposal], bool, str | None, float]:
+    def _decide(self, n: int, seq: int) -> _Decision:
+        """The policy's ``n`` proposals; space-filling fallback points, with the cause, if it fails
+        or if its proposals keep being refused."""
+        assert self.fleet is not None
         started = time.perf_counter()
-        error: str | None = None
         if self._refused_in_a_row >= REFUSALS_BEFORE_FALLBACK:
             error = f"{self._refused_in_a_row} decisions in a row were refused"
         else:
             try:
-                if isinstance(self.policy, MeasurementPlanner):
-                    proposals = self.policy.plan(self._planning_context(), n)
-                else:
-                    proposals = self.policy.propose(self._history, pending, n)
+                context = self.ledger.planning_context(self.fleet.instrument_models, self.goals)
+                proposals = self.policy.plan(context, n)
                 if len(proposals) != n:
                     raise ValueError(f"policy returned {len(proposals)} proposals, asked for {n}")
-                return proposals, False, None, time.perf_counter() - started
+                return _Decision(proposals, False, None, time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 — any policy failure falls back, recorded with its cause
                 error = f"{type(exc).__name__}: {exc}"
         # The campaign's own seed and the attempt count: fallbacks continue one space-filling sequence.
         proposals = fallback_proposals(self.space, n, self.config.seed, seq, error)
-        return proposals, True, error, time.perf_counter() - started
+        return _Decision(proposals, True, error, time.perf_counter() - started)
 
-    def _planning_context(self) -> PlanningContext:
-        sample = self.config.sample
-        if sample is not None and sample not in self._samples:
-            self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
-        measurements = list(self._samples.get(sample, [])) if sample is not None else []
-        measured = {m.attempt_id for m in measurements}
-        return PlanningContext(
-            history=list(self._history),
-            pending=[p for a, p in self._open.items() if a not in measured],
-            measurements=measurements,
-            interpretations=list(self._interpretations),
-            instrument_models=dict(self._instrument_models),
-        )
-
-    async def _dispatch_to_free(
-        self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str]
-    ) -> int:
-        """Resume path: check an already validated attempt on a free instrument and dispatch it."""
-        name = free[0]
-        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
-        refusal = await self._actors[name].check.remote(request)
-        if refusal is not None:
-            return self._refuse(attempt_id, f"instrument limits: {refusal}")
-        free.pop(0)
-        self.store.transition(attempt_id, "dispatched", instrument=name)
-        self._dispatch(attempt_id, name, params, sample_id)
-        failpoint("after-dispatch")
-        return 1
-
-    def _refuse(self, attempt_id: str, reason: str) -> int:
-        self.store.transition(attempt_id, "refused", reason=reason)
-        self._counts["refused"] += 1
-        self._open.pop(attempt_id, None)
-        return 0
-
+    # -- measuring and analysing ------------------------------------------------------------------
     def _fail(self, attempt_id: str, reason: str) -> None:
-        self.store.transition(attempt_id, "failed", reason=reason)
-        self._counts["failed"] += 1
-        self._open.pop(attempt_id, None)
+        self.recorder.transition(attempt_id, AttemptState.FAILED, reason=reason)
+        self.ledger.ended(attempt_id, AttemptState.FAILED)
 
     def _dispatch(self, attempt_id: str, actor_name: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
-        self._start(attempt_id, actor_name, self._execute(attempt_id, actor_name, request))
+        self._spawn(attempt_id, actor_name, self._execute(attempt_id, actor_name, request))
 
-    def _start(self, attempt_id: str, actor_name: str | None, work: Any) -> None:
+    def _spawn(self, attempt_id: str, actor_name: str | None, work: Any) -> None:
+        """Run ``work`` as a task of the loop; ``actor_name``: the instrument it keeps busy."""
         if actor_name is not None:
-            self._busy[actor_name] = attempt_id
+            assert self.fleet is not None
+            self.fleet.take(actor_name, attempt_id)
         task = asyncio.get_running_loop().create_task(work)
         self._tasks[task] = attempt_id
 
     async def _execute(self, attempt_id: str, actor_name: str, request: MeasurementRequest) -> None:
+        assert self.fleet is not None
         try:
-            measurement: Measurement = await self._actors[actor_name].measure.remote(request)
+            measurement: Measurement = await self.fleet.instruments[actor_name].measure.remote(request)
         except ray.exceptions.RayActorError as exc:
             # The instrument process died: the outcome is unknown, resume will reconcile it.
-            self.store.transition(attempt_id, "unknown", note=f"instrument actor died: {_first_line(exc)}")
-            self._busy.pop(actor_name, None)
-            raise _Stop("failed", f"instrument {actor_name} died during {attempt_id}; resume to reconcile") from None
+            self.recorder.transition(attempt_id, AttemptState.UNKNOWN, note=f"instrument actor died: {first_line(exc)}")
+            self.fleet.release(actor_name)
+            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} died during {attempt_id}; resume to reconcile") from None
         except InstrumentUnreachable as exc:  # through Ray too: its task errors subclass the cause
-            # A remote instrument stopped answering: it may have measured. Unknown until it is back;
-            # then its own records decide (adopt), else one re-run — as a resume would.
-            self.store.transition(attempt_id, "unknown", note=f"instrument unreachable: {_first_line(exc)}")
-            await self._await_instrument(actor_name, attempt_id)
-            self._busy.pop(actor_name, None)
-            await self._reconcile_unrecorded(self.store.attempt(attempt_id))
+            await self._unreachable(attempt_id, actor_name, exc)
             return
         except Exception as exc:  # noqa: BLE001 — instrument faults are recorded, the loop goes on
-            self._fail(attempt_id, f"instrument error: {_first_line(exc)}")
-            self._busy.pop(actor_name, None)
+            self._fail(attempt_id, f"instrument error: {first_line(exc)}")
+            self.fleet.release(actor_name)
             return
         failpoint("before-record-measurement")
-        docs = [self._composer.measurement(measurement)] if self._composer is not None else []
-        self._published(self.store.record_measurement(self.campaign_id, measurement, documents=docs), docs)
-        self._count_measurement(measurement)
+        self.recorder.measurement(measurement)
+        self.ledger.measured(measurement)
         # The instrument is free as soon as its data is safe: analysis runs as its own task on the
         # analysis actor, so the next measurement is decided and dispatched meanwhile (an idle
         # instrument is the costliest thing in a lab); the unanalysed point counts as pending.
-        self._busy.pop(actor_name, None)
+        self.fleet.release(actor_name)
         failpoint("after-measured")
-        self._start(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id))
+        self._spawn(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id))
 
-    async def _await_instrument(self, actor_name: str, attempt_id: str) -> None:
-        """Wait (up to ``RECONNECT_SECONDS``) for an unreachable instrument to answer again."""
-        deadline = time.monotonic() + RECONNECT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                health = await self._actors[actor_name].health.remote()
-                if health.get("reachable", True):
-                    return
-            except Exception:  # noqa: BLE001,S110 — still unreachable; keep waiting
-                pass
-            await asyncio.sleep(1.0)
-        self._busy.pop(actor_name, None)
-        raise _Stop("failed", f"instrument {actor_name} unreachable for {RECONNECT_SECONDS:.0f} s during {attempt_id}; "
-                              "resume to reconcile")
-
-    def _count_measurement(self, m: Measurement) -> None:
-        self._n_measurements += 1
-        self._instrument_seconds += m.timing.instrument_seconds
-        sample = m.sample_id or m.attempt_id
-        if sample in self._samples:
-            self._samples[sample].append(m)
-        # else: loaded from the store (which now holds m too) when the sample is first analysed
+    async def _unreachable(self, attempt_id: str, actor_name: str, exc: Exception) -> None:
+        """A remote instrument stopped answering: it may have measured. Unknown until it is back;
+        then its own records decide (adopt), else one re-run — as a resume would."""
+        assert self.fleet is not None
+        self.recorder.transition(attempt_id, AttemptState.UNKNOWN, note=f"instrument unreachable: {first_line(exc)}")
+        back = await self.fleet.wait_until_reachable(actor_name, RECONNECT_SECONDS)
+        self.fleet.release(actor_name)
+        if not back:
+            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} unreachable for {RECONNECT_SECONDS:.0f} s "
+                                               f"during {attempt_id}; resume to reconcile")
+        await self._reconcile_unrecorded(self.store.attempt(attempt_id))
 
     async def _analyse(self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
-        self._analysing.add(attempt_id)
+        assert self.fleet is not None
+        self.ledger.analysing.add(attempt_id)
         sample = sample_id or attempt_id
-        if sample not in self._samples:
-            self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
-        measurements = self._samples[sample]
+        measurements = self.ledger.measurements_of(sample)
         try:
-            interp: Interpretation = await self._analysis.interpret.remote(measurements)
+            interpretation: Interpretation = await self.fleet.analysis.interpret.remote(measurements)
         except Exception as exc:  # noqa: BLE001 — a failed analysis is a flagged interpretation, not a crash
-            interp = Interpretation(
+            interpretation = Interpretation(
                 attempt_id=attempt_id, sample_id=sample, analysis=self.config.analysis.kind,
                 estimates={self.config.objective.estimate: Estimate(value=None)},
-                flags=[f"analysis-error: {_first_line(exc)}"], valid=False,
+                flags=[f"analysis-error: {first_line(exc)}"], valid=False,
             )
-        self._ingest(interp, params)
+        self.ledger.ingest(interpretation, params)
         # Targets are evaluated with this interpretation included and logged in the same commit.
-        docs = [self._composer.interpretation(interp, time.time())] if self._composer is not None else []
-        self._published(self.store.record_interpretation(self.campaign_id, interp, self._evaluate_targets(), documents=docs), docs)
-        self._analysing.discard(attempt_id)
+        self.recorder.interpretation(interpretation, self._evaluate_targets())
+        self.ledger.analysing.discard(attempt_id)
         failpoint("after-analysed")
 
     # -- targets and progress ---------------------------------------------------------------------
     def _evaluate_targets(self) -> TargetEvaluation:
+        ledger = self.ledger
         state = CampaignState(
-            space=self.space, direction=self.direction, history=self._history,
-            interpretations=self._interpretations, models=self.models, seed=self.config.seed,
+            space=self.space, direction=self.config.objective.direction, history=ledger.history,
+            interpretations=ledger.interpretations, models=self.models, seed=self.config.seed,
         )
-        for target in self.targets:
-            try:
-                self.target_results[target.name] = target.evaluate(state)
-            except Exception as exc:  # noqa: BLE001 — a target that cannot be evaluated is simply not met
-                old = self.target_results[target.name]
-                self.target_results[target.name] = TargetResult(None, old.goal, False, f"error: {_first_line(exc)}")
+        results = self.targets.evaluate(state)
         return TargetEvaluation(
-            n_measurements=self._n_measurements, instrument_seconds=self._instrument_seconds,
-            wall_seconds=self._wall_seconds(), results={k: v.as_dict() for k, v in self.target_results.items()},
-            all_met=all(r.met for r in self.target_results.values()),
+            n_measurements=ledger.n_measurements, instrument_seconds=ledger.instrument_seconds,
+            wall_seconds=self._wall_seconds(), results={k: v.as_dict() for k, v in results.items()},
+            all_met=all(r.met for r in results.values()),
         )
 
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(
                 Progress(
-                    campaign_id=self.campaign_id, n_measurements=self._n_measurements,
-                    instrument_seconds=self._instrument_seconds, wall_seconds=self._wall_seconds(),
-                    in_flight=len(self._busy), refused=self._counts["refused"], failed=self._counts["failed"],
-                    targets=dict(self.target_results),
+                    campaign_id=self.campaign_id, n_measurements=self.ledger.n_measurements,
+                    instrument_seconds=self.ledger.instrument_seconds, wall_seconds=self._wall_seconds(),
+                    in_flight=len(self.fleet.busy) if self.fleet is not None else 0,
+                    refused=self.ledger.refused, failed=self.ledger.failed, targets=dict(self.targets.results),
                 )
             )
 
     # -- shutdown -------------------------------------------------------------------------------
-    async def _shutdown(self, status: str, reason: str) -> None:
+    async def _shutdown(self, status: CampaignStatus, reason: str) -> None:
         for task in self._tasks:
             task.cancel()
-        for actor in self._actors.values():
-            try:
-                await asyncio.wait_for(actor.stop.remote(status == "completed"), timeout=10)
-            except Exception:  # noqa: BLE001,S110 — a dead instrument cannot be stopped; the status says why
-                pass
-            if not self.in_process:
-                ray.kill(actor)
-        if getattr(self, "_analysis", None) is not None and not self.in_process:
-            ray.kill(self._analysis)
-        stop = self._composer.stop(status, reason, time.time()) if self._composer is not None else None
-        docs = [stop] if stop is not None else []
-        try:
-            self.store.finish_campaign(self.campaign_id, status, reason, time.monotonic() - self._started, documents=docs)
-            self._published(True, docs)
-            if self._publisher is not None:
-                self._publisher.close()
-        except StoreUnavailable:
-            # The campaign stays "running" in the store; resume picks it (and its documents) up.
-            if self._publisher is not None:
-                self._publisher.close(mark=False)
+        if self.fleet is not None:
+            await self.fleet.stop(status == CampaignStatus.COMPLETED)
+        self.recorder.finish(status, reason, time.monotonic() - self._started)
         self._report()
 
-    def _result(self, status: str, reason: str) -> CampaignResult:
+    def _result(self, status: CampaignStatus, reason: str) -> CampaignResult:
         counts: dict[str, int] = {}
         try:
             for a in self.store.attempts(self.campaign_id):
-                counts[a.state] = counts.get(a.state, 0) + 1
+                counts[a.state.value] = counts.get(a.state.value, 0) + 1
         except StoreUnavailable:
             pass  # the reason already says the store is unreachable; report what the loop knows
         return CampaignResult(
-            campaign_id=self.campaign_id, status=status, stop_reason=reason, targets=dict(self.target_results),
-            n_measurements=self._n_measurements, instrument_seconds=self._instrument_seconds,
+            campaign_id=self.campaign_id, status=status.value, stop_reason=reason, targets=dict(self.targets.results),
+            n_measurements=self.ledger.n_measurements, instrument_seconds=self.ledger.instrument_seconds,
             wall_seconds=self._wall_seconds(), counts=counts,
         )
 
 
-def _goal(config: Any) -> float:
-    for attribute in ("goal", "probability", "at_least", "at_most"):
-        value = getattr(config, attribute, None)
-        if value is not None:
-            return float(value)
-    raise AssertionError(f"target {config.name!r} has no goal")
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of what went wrong, from the remote exception when Ray wrapped one."""
-    cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
-    if isinstance(cause, BaseException):
-        exc = cause
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _proposed(attempt_id: str, seq: int, params: dict[str, ParamValue], sample_id: str | None, verdict: Verdict) -> ProposedAttempt:
+    return ProposedAttempt(attempt_id, seq, params, sample_id, path=verdict.path, reason=verdict.reason,
+                           instrument=verdict.instrument)
 
 
 def run_campaign(

@@ -12,38 +12,35 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from instruments.types import Record
 from policies.space import DesignSpace
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-class InstrumentConfig(_Strict):
+class InstrumentConfig(Record):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: str = Field(min_length=1, description="driver kind, e.g. 'synthetic'")
     settings: dict[str, Any] = Field(default_factory=dict, description="validated by the kind's settings model")
     count: int = Field(default=1, ge=1, le=64, description="identical instruments run in parallel")
 
 
-class AnalysisConfig(_Strict):
+class AnalysisConfig(Record):
     kind: str = Field(default="scalar", min_length=1)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class ObjectiveConfig(_Strict):
+class ObjectiveConfig(Record):
     estimate: str = Field(min_length=1, description="name of the analysis estimate the policy models")
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
-class PolicyConfig(_Strict):
+class PolicyConfig(Record):
     name: str = Field(min_length=1, description="qlognei | qnipv | sobol | random")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class _Target(_Strict):
+class _Target(Record):
     name: str = Field(min_length=1)
 
 
@@ -95,7 +92,7 @@ TargetConfig = Annotated[
 ]
 
 
-class Budgets(_Strict):
+class Budgets(Record):
     """Whichever runs out first stops the campaign. At least one must be set: every campaign ends."""
 
     max_measurements: int | None = Field(default=None, ge=1)
@@ -109,7 +106,7 @@ class Budgets(_Strict):
         return self
 
 
-class DocumentsConfig(_Strict):
+class DocumentsConfig(Record):
     """Where a campaign's documents go (campaign file: ``documents``)."""
 
     jsonl: bool = Field(default=True, description="write <data_dir>/<campaign id>/documents.jsonl ([name, doc] per line)")
@@ -120,7 +117,7 @@ class DocumentsConfig(_Strict):
     serializer: Literal["json", "msgpack"] = "json"
 
 
-class CampaignConfig(_Strict):
+class CampaignConfig(Record):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(default=0, ge=0)
@@ -185,7 +182,7 @@ def parse_campaign(data: Any, source: str = "<campaign>") -> CampaignConfig:
         raise CampaignFileError(
             source, [(_loc(tuple(p for p in e["loc"] if not str(p).startswith("function-after"))), e["msg"]) for e in exc.errors()]
         ) from None
-    from agent.registry import semantic_errors  # the registries import simulators; keep this module light
+    from agent.validation import semantic_errors  # the registries import policies (BoTorch); keep this module light
 
     errors = semantic_errors(config)
     if errors:

@@ -6,8 +6,10 @@
   1-σ Gaussian Q resolution) becomes ``Qdev`` when present.
 - ``xye``: a powder pattern as three columns, 2θ (degrees), counts, σ (counts), under a ``#`` header
   with the wavelength(s) in Å, the 2θ window and the dwell — what Rietveld and search-match
-  programs read. Needs data keys ``two_theta`` and ``counts`` and ``sigma["counts"]``; the
-  wavelength comes from the campaign's stored instrument settings.
+  programs read. Needs data keys ``two_theta`` and ``counts`` and ``sigma["counts"]``.
+
+Instrument facts (wavelengths) come from what the instrument said about itself when the campaign ran
+(its planning model, kept in the store), never from a simulator: a real instrument's export has them too.
 
 Files are written next to their destination and renamed into place, so a crash never leaves a
 half-written file under the requested name.
@@ -28,8 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from agent.store import Store, json_safe
+from agent.store import InstrumentRecord, Store, json_safe
+from instruments.protocol import planning_model_of_kind
+from instruments.sas import SASInstrumentModel
 from instruments.types import Measurement
+from instruments.xrd import XRDInstrumentModel
 
 
 class ExportFormat(str, Enum):
@@ -54,14 +59,15 @@ def export_measurement(store: Store, attempt_id: str, path: str | os.PathLike[st
     attempt = store.attempt(attempt_id)  # KeyError names an unknown attempt
     measurement = store.measurement(attempt_id)
     if measurement is None:
-        raise ExportError(f"attempt {attempt_id}: no measurement recorded (the attempt is {attempt.state!r})")
+        raise ExportError(f"attempt {attempt_id}: no measurement recorded (the attempt is {attempt.state.value!r})")
     config = store.campaign(attempt.campaign_id).config
     instrument = _instrument_config(config, measurement.instrument)
+    model = _planning_model(store.instruments(attempt.campaign_id).get(measurement.instrument))
     target = Path(path)
     if kind is ExportFormat.nxcansas:
-        _write_nxcansas(target, measurement, attempt.campaign_id, config, instrument)
+        _write_nxcansas(target, measurement, attempt.campaign_id, config, instrument, model)
     else:
-        _write_xye(target, measurement, attempt.campaign_id, instrument)
+        _write_xye(target, measurement, attempt.campaign_id, model)
     return target
 
 
@@ -74,6 +80,13 @@ def _instrument_config(config: dict[str, Any], actor_name: str) -> dict[str, Any
         if actor_name in names:
             return dict(entry)
     return None
+
+
+def _planning_model(record: InstrumentRecord | None) -> Any:
+    """The instrument's stored planning model, or None (none stored, or none it could describe)."""
+    if record is None or record.model_kind is None or record.model is None:
+        return None
+    return planning_model_of_kind(record.model_kind, record.model)
 
 
 def _require(measurement: Measurement, what: str, keys: tuple[str, ...], sigma: tuple[str, ...] = ()) -> None:
@@ -108,27 +121,31 @@ def _atomic(path: Path, suffix: str) -> Iterator[Path]:
 
 
 # -- NXcanSAS ----------------------------------------------------------------------------------------
-def _sas_wavelength(instrument: dict[str, Any] | None, configuration: Any) -> float | None:
-    """The configuration's wavelength (Å) as the SAS simulator defines it, or None if it cannot be told."""
-    if instrument is None or instrument.get("kind") != "sas":
+def _sas_wavelength(model: Any, configuration: Any) -> float | None:
+    """The configuration's incident wavelength (Å) as the instrument told it, or None if it did not."""
+    if not isinstance(model, SASInstrumentModel) or configuration is None:
         return None
-    from simulators.sas import SASSettings, configuration_wavelength
-
     try:
-        settings = SASSettings.model_validate(instrument.get("settings", {}))
-    except ValueError:
-        return None  # settings no longer valid here (e.g. a model since removed): omit, do not guess
-    for c in settings.configurations:
-        if c.name == configuration:
-            return configuration_wavelength(settings, c)
-    return None
+        return model.configuration(str(configuration)).wavelength_angstrom
+    except KeyError:
+        return None
 
 
-def _write_nxcansas(
-    path: Path, m: Measurement, campaign_id: str, config: dict[str, Any], instrument: dict[str, Any] | None
-) -> None:
-    import h5py
+def _group(parent: Any, name: str, nx_class: str, cansas_class: str) -> Any:
+    g = parent.create_group(name)
+    g.attrs["NX_class"] = nx_class
+    g.attrs["canSAS_class"] = cansas_class
+    return g
 
+
+def _dataset(parent: Any, name: str, value: Any, units: str | None = None) -> Any:
+    d = parent.create_dataset(name, data=value)
+    if units is not None:
+        d.attrs["units"] = units
+    return d
+
+
+def _sas_columns(m: Measurement) -> dict[str, np.ndarray]:
     what = "reduced SAS data (NXcanSAS needs q in 1/Å and intensity in 1/cm)"
     _require(m, what, ("q", "intensity"))
     arrays = {"Q": m.data["q"], "I": m.data["intensity"]}
@@ -136,28 +153,17 @@ def _write_nxcansas(
         arrays["Idev"] = m.sigma["intensity"]
     if "dq" in m.data:
         arrays["Qdev"] = m.data["dq"]
-    columns = _columns(m, what, arrays)
+    return _columns(m, what, arrays)
+
+
+def _write_nxcansas(
+    path: Path, m: Measurement, campaign_id: str, config: dict[str, Any], instrument: dict[str, Any] | None, model: Any
+) -> None:
+    import h5py
+
+    columns = _sas_columns(m)
     settings = (instrument or {}).get("settings", {})
     configuration = m.params.get("configuration")
-    configuration_settings = next(
-        (c for c in settings.get("configurations", []) if isinstance(c, dict) and c.get("name") == configuration), None
-    )
-    sample_id = m.sample_id or m.attempt_id
-    radiation = settings.get("radiation")
-    wavelength = _sas_wavelength(instrument, configuration)
-
-    def group(parent: Any, name: str, nx_class: str, cansas_class: str) -> Any:
-        g = parent.create_group(name)
-        g.attrs["NX_class"] = nx_class
-        g.attrs["canSAS_class"] = cansas_class
-        return g
-
-    def dataset(parent: Any, name: str, value: Any, units: str | None = None) -> Any:
-        d = parent.create_dataset(name, data=value)
-        if units is not None:
-            d.attrs["units"] = units
-        return d
-
     with _atomic(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs["default"] = "sasentry01"
         f.attrs["file_name"] = path.name
@@ -165,109 +171,115 @@ def _write_nxcansas(
         f.attrs["creator"] = "labpilot"
         f.attrs["HDF5_Version"] = h5py.version.hdf5_version
         f.attrs["h5py_version"] = h5py.version.version
+        entry = _sas_entry(f, m, campaign_id, config)
+        _sas_data(entry, m, columns)
+        _sas_instrument(entry, m, settings.get("radiation"), _sas_wavelength(model, configuration))
+        _sas_sample(entry, m, settings)
+        _sas_process(entry, m, campaign_id, instrument, settings)
 
-        entry = group(f, "sasentry01", "NXentry", "SASentry")
-        entry.attrs["version"] = "1.1"
-        entry.attrs["default"] = "sasdata01"
-        dataset(entry, "definition", "NXcanSAS")
-        title = f"{config.get('name', campaign_id)}: sample {sample_id}" + (f", configuration {configuration}" if configuration else "")
-        dataset(entry, "title", title)
-        run = dataset(entry, "run", m.attempt_id)
-        run.attrs["name"] = campaign_id
 
-        data = group(entry, "sasdata01", "NXdata", "SASdata")
-        data.attrs["signal"] = "I"
-        data.attrs["I_axes"] = "Q"
-        data.attrs["Q_indices"] = np.array([0], dtype=np.int32)
-        data.attrs["timestamp"] = m.timing.started_at.isoformat()
-        q = dataset(data, "Q", columns["Q"], "1/angstrom")
-        i = dataset(data, "I", columns["I"], "1/cm")
-        if "Idev" in columns:
-            # Both spellings: the application definition's (on I) and the group-level one older readers use.
-            i.attrs["uncertainties"] = "Idev"
-            data.attrs["I_uncertainties"] = "Idev"
-            dataset(data, "Idev", columns["Idev"], "1/cm")
-        if "Qdev" in columns:
-            # dq is the pinhole resolution (1-σ of a Gaussian), which NXcanSAS files under Q@resolutions.
-            q.attrs["resolutions"] = "Qdev"
-            q.attrs["resolutions_description"] = "Gaussian"
-            data.attrs["Q_uncertainties"] = "Qdev"
-            dataset(data, "Qdev", columns["Qdev"], "1/angstrom")
+def _sas_entry(f: Any, m: Measurement, campaign_id: str, config: dict[str, Any]) -> Any:
+    configuration = m.params.get("configuration")
+    entry = _group(f, "sasentry01", "NXentry", "SASentry")
+    entry.attrs["version"] = "1.1"
+    entry.attrs["default"] = "sasdata01"
+    _dataset(entry, "definition", "NXcanSAS")
+    title = f"{config.get('name', campaign_id)}: sample {m.sample_id or m.attempt_id}" + (
+        f", configuration {configuration}" if configuration else "")
+    _dataset(entry, "title", title)
+    run = _dataset(entry, "run", m.attempt_id)
+    run.attrs["name"] = campaign_id
+    return entry
 
-        inst = group(entry, "sasinstrument", "NXinstrument", "SASinstrument")
-        dataset(inst, "name", m.instrument)
-        source = group(inst, "sassource", "NXsource", "SASsource")
-        if radiation in ("neutron", "xray"):
-            probe = "neutron" if radiation == "neutron" else "x-ray"
-            dataset(source, "radiation", probe)
-            dataset(source, "probe", probe)
-        if wavelength is not None:
-            dataset(source, "incident_wavelength", float(wavelength), "angstrom")
-        collimation = group(inst, "sascollimation01", "NXcollimator", "SAScollimation")
-        if configuration is not None:
-            dataset(collimation, "name", str(configuration))
-        detector = group(inst, "sasdetector01", "NXdetector", "SASdetector")
-        dataset(detector, "name", str(configuration) if configuration is not None else m.instrument)
 
-        sample = group(entry, "sassample", "NXsample", "SASsample")
-        dataset(sample, "name", sample_id)
-        sample_settings = settings.get("sample") if isinstance(settings.get("sample"), dict) else {}
-        if "thickness_cm" in sample_settings:
-            dataset(sample, "thickness", float(sample_settings["thickness_cm"]), "cm")
-        if "transmission" in sample_settings:
-            dataset(sample, "transmission", float(sample_settings["transmission"]))
+def _sas_data(entry: Any, m: Measurement, columns: dict[str, np.ndarray]) -> None:
+    data = _group(entry, "sasdata01", "NXdata", "SASdata")
+    data.attrs["signal"] = "I"
+    data.attrs["I_axes"] = "Q"
+    data.attrs["Q_indices"] = np.array([0], dtype=np.int32)
+    data.attrs["timestamp"] = m.timing.started_at.isoformat()
+    q = _dataset(data, "Q", columns["Q"], "1/angstrom")
+    i = _dataset(data, "I", columns["I"], "1/cm")
+    if "Idev" in columns:
+        # Both spellings: the application definition's (on I) and the group-level one older readers use.
+        i.attrs["uncertainties"] = "Idev"
+        data.attrs["I_uncertainties"] = "Idev"
+        _dataset(data, "Idev", columns["Idev"], "1/cm")
+    if "Qdev" in columns:
+        # dq is the pinhole resolution (1-σ of a Gaussian), which NXcanSAS files under Q@resolutions.
+        q.attrs["resolutions"] = "Qdev"
+        q.attrs["resolutions_description"] = "Gaussian"
+        data.attrs["Q_uncertainties"] = "Qdev"
+        _dataset(data, "Qdev", columns["Qdev"], "1/angstrom")
 
-        process = group(entry, "sasprocess01", "NXprocess", "SASprocess")
-        dataset(process, "name", "labpilot")
-        dataset(process, "date", datetime.now(timezone.utc).isoformat())
-        dataset(process, "description", f"exported from campaign {campaign_id}, attempt {m.attempt_id}")
 
-        # The instrument configuration and the request in full, so the file stands on its own.
-        note = group(entry, "sasnote01", "NXnote", "SASnote")
-        dataset(note, "type", "application/json")
-        dataset(note, "data", json.dumps(json_safe({
-            "campaign_id": campaign_id, "attempt_id": m.attempt_id, "instrument": m.instrument,
-            "params": m.params, "timing": m.timing.model_dump(mode="json"),
-            "instrument_kind": (instrument or {}).get("kind"), "configuration": configuration_settings,
-            "instrument_settings": settings,
-        }), sort_keys=True))
+def _sas_instrument(entry: Any, m: Measurement, radiation: Any, wavelength: float | None) -> None:
+    configuration = m.params.get("configuration")
+    inst = _group(entry, "sasinstrument", "NXinstrument", "SASinstrument")
+    _dataset(inst, "name", m.instrument)
+    source = _group(inst, "sassource", "NXsource", "SASsource")
+    if radiation in ("neutron", "xray"):
+        probe = "neutron" if radiation == "neutron" else "x-ray"
+        _dataset(source, "radiation", probe)
+        _dataset(source, "probe", probe)
+    if wavelength is not None:
+        _dataset(source, "incident_wavelength", float(wavelength), "angstrom")
+    collimation = _group(inst, "sascollimation01", "NXcollimator", "SAScollimation")
+    if configuration is not None:
+        _dataset(collimation, "name", str(configuration))
+    detector = _group(inst, "sasdetector01", "NXdetector", "SASdetector")
+    _dataset(detector, "name", str(configuration) if configuration is not None else m.instrument)
+
+
+def _sas_sample(entry: Any, m: Measurement, settings: dict[str, Any]) -> None:
+    sample = _group(entry, "sassample", "NXsample", "SASsample")
+    _dataset(sample, "name", m.sample_id or m.attempt_id)
+    sample_settings = settings.get("sample") if isinstance(settings.get("sample"), dict) else {}
+    if "thickness_cm" in sample_settings:
+        _dataset(sample, "thickness", float(sample_settings["thickness_cm"]), "cm")
+    if "transmission" in sample_settings:
+        _dataset(sample, "transmission", float(sample_settings["transmission"]))
+
+
+def _sas_process(entry: Any, m: Measurement, campaign_id: str, instrument: dict[str, Any] | None,
+                 settings: dict[str, Any]) -> None:
+    process = _group(entry, "sasprocess01", "NXprocess", "SASprocess")
+    _dataset(process, "name", "labpilot")
+    _dataset(process, "date", datetime.now(timezone.utc).isoformat())
+    _dataset(process, "description", f"exported from campaign {campaign_id}, attempt {m.attempt_id}")
+    configuration = m.params.get("configuration")
+    configuration_settings = next(
+        (c for c in settings.get("configurations", []) if isinstance(c, dict) and c.get("name") == configuration), None
+    )
+    # The instrument configuration and the request in full, so the file stands on its own.
+    note = _group(entry, "sasnote01", "NXnote", "SASnote")
+    _dataset(note, "type", "application/json")
+    _dataset(note, "data", json.dumps(json_safe({
+        "campaign_id": campaign_id, "attempt_id": m.attempt_id, "instrument": m.instrument,
+        "params": m.params, "timing": m.timing.model_dump(mode="json"),
+        "instrument_kind": (instrument or {}).get("kind"), "configuration": configuration_settings,
+        "instrument_settings": settings,
+    }), sort_keys=True))
 
 
 # -- .xye ----------------------------------------------------------------------------------------------
-def _xrd_lines(m: Measurement, instrument: dict[str, Any] | None, campaign_id: str) -> tuple[str, tuple[tuple[float, float], ...]]:
-    """(how the wavelength was named, ((λ Å, relative intensity), ...)) from the stored instrument settings."""
-    from instruments.xrd import HC_KEV_ANGSTROM, wavelength_lines
-
-    if instrument is None:
+def _xrd_lines(m: Measurement, model: Any, campaign_id: str) -> tuple[str, tuple[tuple[float, float], ...]]:
+    """(how the wavelength was named, ((λ Å, relative intensity), ...)) from the instrument's stored model."""
+    if not isinstance(model, XRDInstrumentModel):
         raise ExportError(
-            f"attempt {m.attempt_id}: no wavelength: campaign {campaign_id} has no instrument named {m.instrument!r}"
+            f"attempt {m.attempt_id}: no wavelength: instrument {m.instrument!r} of campaign {campaign_id} "
+            "did not describe its wavelength (no diffractometer planning model was recorded)"
         )
-    settings = instrument.get("settings", {})
-    if settings.get("energy_kev") is not None:
-        energy = float(settings["energy_kev"])
-        return f"{energy:g} keV", ((HC_KEV_ANGSTROM / energy, 1.0),)
-    spec = settings.get("wavelength")
-    if spec is None and instrument.get("kind") == "xrd":
-        from simulators.xrd import XRDSettings
-
-        spec = XRDSettings.model_fields["wavelength"].default  # what the instrument used when the file named none
-    if spec is None:
-        raise ExportError(
-            f"attempt {m.attempt_id}: no wavelength: instrument {instrument.get('name')!r} of campaign {campaign_id} "
-            "sets neither 'wavelength' nor 'energy_kev'"
-        )
-    try:
-        lines = wavelength_lines(spec if isinstance(spec, str) else float(spec))
-    except ValueError as exc:
-        raise ExportError(f"attempt {m.attempt_id}: instrument {instrument.get('name')!r}: {exc}") from None
-    return (spec if isinstance(spec, str) else f"{float(spec):g} angstrom"), lines
+    lines = tuple((float(lam), float(w)) for lam, w in model.lines)
+    name = model.wavelength_name or " + ".join(f"{lam:.7f} angstrom" for lam, _ in lines)
+    return name, lines
 
 
-def _write_xye(path: Path, m: Measurement, campaign_id: str, instrument: dict[str, Any] | None) -> None:
+def _write_xye(path: Path, m: Measurement, campaign_id: str, model: Any) -> None:
     what = "a powder pattern (.xye needs two_theta in degrees, counts and their σ)"
     _require(m, what, ("two_theta", "counts"), ("counts",))
     columns = _columns(m, what, {"two_theta": m.data["two_theta"], "counts": m.data["counts"], "sigma": m.sigma["counts"]})
-    name, lines = _xrd_lines(m, instrument, campaign_id)
+    name, lines = _xrd_lines(m, model, campaign_id)
     two_theta = columns["two_theta"]
     finite = two_theta[np.isfinite(two_theta)]
     p = m.params

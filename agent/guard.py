@@ -1,12 +1,19 @@
 """The guard between a policy and the hardware: nothing reaches an instrument unless it is a point of
 the design space and the instrument's own ``check`` accepts it. Refusals are recorded with reasons.
+
+One verdict path for new attempts (committed with their decision) and for attempts found decided
+but not dispatched on resume (each step committed as it is taken). The guard only asks questions:
+it writes nothing and takes an instrument only by removing it from the caller's ``free`` list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from instruments.types import ParamValue
+from agent.store import AttemptState
+from instruments.types import MeasurementRequest, ParamValue
 from policies.space import DesignSpace
 
 
@@ -14,3 +21,43 @@ def design_space_refusal(space: DesignSpace, params: Mapping[str, ParamValue]) -
     """None if ``params`` is a feasible point of ``space``, else every reason it is not."""
     problems = space.violations(params)
     return "; ".join(problems) if problems else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Where an attempt goes from its current state: the states it passes through (``path``), why it
+    was refused (``reason``) or on which instrument it was dispatched (``instrument``)."""
+
+    path: tuple[AttemptState, ...]
+    reason: str | None = None
+    instrument: str | None = None
+
+
+class Guard:
+    """Design space first, then a free instrument's ``check`` (a question to the instrument actor)."""
+
+    def __init__(self, space: DesignSpace, instruments: Mapping[str, Any]) -> None:
+        """``instruments``: actor name → actor handle (``Fleet.instruments``)."""
+        self.space, self.instruments = space, instruments
+
+    async def verdict(
+        self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str],
+        *, state: AttemptState = AttemptState.PROPOSED,
+    ) -> Verdict:
+        """The verdict on an attempt in ``state`` (proposed: new, or proposed/validated on resume).
+
+        A proposed attempt is checked against the design space (a validated one passed already),
+        then asked of ``free[0]``; if that instrument accepts, it is taken (popped from ``free``)."""
+        path: tuple[AttemptState, ...] = ()
+        if state == AttemptState.PROPOSED:
+            refusal = design_space_refusal(self.space, params)
+            if refusal is not None:
+                return Verdict((AttemptState.REFUSED,), reason=f"outside the design space: {refusal}")
+            path = (AttemptState.VALIDATED,)
+        name = free[0]
+        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
+        refusal = await self.instruments[name].check.remote(request)
+        if refusal is not None:
+            return Verdict((*path, AttemptState.REFUSED), reason=f"instrument limits: {refusal}")
+        free.pop(0)
+        return Verdict((*path, AttemptState.DISPATCHED), instrument=name)

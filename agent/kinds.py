@@ -1,12 +1,15 @@
 """Instrument and analysis kinds: names in campaign files → the classes that implement them.
 
-The agent is the only layer allowed to know about simulators, so they are registered here. This
-module is deliberately light (no torch/BoTorch): Ray unpickles its factories inside every
-instrument and analysis actor, and importing a GP stack there would cost seconds per actor.
+Classes are named by import string (``"simulators.sas:SASDriver"``) and imported where they are used:
+a driver inside its instrument actor, a settings model when a campaign is validated. So importing
+the agent loads no simulator, no device library and no sasmodels, and a deployment with real
+instruments never loads a simulator at all. This module is deliberately light (no torch/BoTorch):
+Ray unpickles its factories inside every instrument and analysis actor.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -16,24 +19,27 @@ from typing import Any
 from pydantic import BaseModel
 
 from analysis.protocol import Analysis
-from analysis.sas import SASFitAnalysis, SASFitSettings
-from analysis.scalar import ScalarAnalysis, ScalarSettings
-from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings
-from instruments.ophyd_adapter import OphydDriver, OphydSettings  # light: bluesky/ophyd load when a driver is built
 from instruments.protocol import Driver
-from instruments.remote import RemoteDriver, RemoteSettings  # light: pyzmq only
 from policies.space import CategoricalParameter, DesignSpace
-from simulators.sas import SASDriver, SASSettings
-from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
-from simulators.xrd import XRDDriver, XRDSettings
+
+
+def resolve(import_string: str) -> Any:
+    """The object a ``"package.module:Name"`` string names (imported now, if it was not yet)."""
+    module, _, name = import_string.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class InstrumentKind:
-    settings_model: type[BaseModel]
-    build: Callable[[str, BaseModel], Driver]
+    settings: str
+    """import string of the settings model (pydantic)"""
+    driver: str
+    """import string of the driver class, built as ``Driver(name, settings)``"""
     complete: Callable[[dict[str, Any], DesignSpace, Path], dict[str, Any]]
     """Fill settings the campaign implies (limits from the design space, data folder)."""
+
+    def settings_model(self) -> type[BaseModel]:
+        return resolve(self.settings)  # type: ignore[no-any-return]
 
 
 def _complete_synthetic(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
@@ -51,46 +57,49 @@ def _complete_journal(settings: dict[str, Any], space: DesignSpace, data_dir: Pa
 
 
 def _complete_unchanged(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
-    # An ophyd instrument's axes and limits are the hardware's: nothing is implied by the campaign.
+    # An ophyd instrument's axes and limits are the hardware's; a served instrument's limits and
+    # data files live on its own PC: the campaign implies nothing.
     return dict(settings)
 
 
-def _complete_remote(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
-    # A served instrument's limits and data files live on its own PC: the campaign implies nothing.
-    return settings
-
-
 INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
-    "synthetic": InstrumentKind(SyntheticSettings, SyntheticPropertyDriver, _complete_synthetic),  # type: ignore[arg-type]
-    "sas": InstrumentKind(SASSettings, SASDriver, _complete_journal),  # type: ignore[arg-type]
-    "xrd": InstrumentKind(XRDSettings, XRDDriver, _complete_journal),  # type: ignore[arg-type]
-    "ophyd": InstrumentKind(OphydSettings, OphydDriver, _complete_unchanged),  # type: ignore[arg-type]
-    "remote": InstrumentKind(RemoteSettings, RemoteDriver, _complete_remote),  # type: ignore[arg-type]
+    "synthetic": InstrumentKind("simulators.synthetic:SyntheticSettings", "simulators.synthetic:SyntheticPropertyDriver",
+                                _complete_synthetic),
+    "sas": InstrumentKind("simulators.sas:SASSettings", "simulators.sas:SASDriver", _complete_journal),
+    "xrd": InstrumentKind("simulators.xrd:XRDSettings", "simulators.xrd:XRDDriver", _complete_journal),
+    "ophyd": InstrumentKind("instruments.ophyd_adapter:OphydSettings", "instruments.ophyd_adapter:OphydDriver",
+                            _complete_unchanged),
+    "remote": InstrumentKind("instruments.remote:RemoteSettings", "instruments.remote:RemoteDriver", _complete_unchanged),
 }
 
 
 @dataclass(frozen=True)
 class AnalysisKind:
-    settings_model: type[BaseModel]
-    build: Callable[[BaseModel], Analysis]
+    settings: str
+    """import string of the settings model (pydantic)"""
+    analysis: str
+    """import string of the analysis class, built as ``Analysis(settings)``"""
     estimates: Callable[[BaseModel], list[str]]
+    """the estimate names the analysis produces with these settings"""
+
+    def settings_model(self) -> type[BaseModel]:
+        return resolve(self.settings)  # type: ignore[no-any-return]
 
 
 ANALYSIS_KINDS: dict[str, AnalysisKind] = {
-    "scalar": AnalysisKind(
-        ScalarSettings,
-        ScalarAnalysis,  # type: ignore[arg-type]
-        lambda s: [s.estimate or s.key],  # type: ignore[attr-defined]
-    ),
-    "sas": AnalysisKind(SASFitSettings, SASFitAnalysis, lambda s: s.estimate_names()),  # type: ignore[arg-type,attr-defined]
-    "xrd": AnalysisKind(XRDPhaseIDSettings, XRDPhaseIdentification, lambda s: s.estimate_names()),  # type: ignore[arg-type,attr-defined]
+    "scalar": AnalysisKind("analysis.scalar:ScalarSettings", "analysis.scalar:ScalarAnalysis",
+                           lambda s: [s.estimate or s.key]),  # type: ignore[attr-defined]
+    "sas": AnalysisKind("analysis.sas:SASFitSettings", "analysis.sas:SASFitAnalysis",
+                        lambda s: s.estimate_names()),  # type: ignore[attr-defined]
+    "xrd": AnalysisKind("analysis.xrd:XRDPhaseIDSettings", "analysis.xrd:XRDPhaseIdentification",
+                        lambda s: s.estimate_names()),  # type: ignore[attr-defined]
 }
 
 
 def build_driver(kind: str, name: str, settings: dict[str, Any]) -> Driver:
     """Construct a driver; runs inside the instrument actor's process."""
     spec = INSTRUMENT_KINDS[kind]
-    return spec.build(name, spec.settings_model.model_validate(settings))
+    return resolve(spec.driver)(name, spec.settings_model().model_validate(settings))  # type: ignore[no-any-return]
 
 
 def driver_factory(kind: str, name: str, settings: dict[str, Any]) -> Callable[[], Driver]:
@@ -99,8 +108,9 @@ def driver_factory(kind: str, name: str, settings: dict[str, Any]) -> Callable[[
 
 
 def build_analysis(kind: str, settings: dict[str, Any]) -> Analysis:
+    """Construct an analysis; runs inside the analysis actor's process."""
     spec = ANALYSIS_KINDS[kind]
-    return spec.build(spec.settings_model.model_validate(settings))
+    return resolve(spec.analysis)(spec.settings_model().model_validate(settings))  # type: ignore[no-any-return]
 
 
 def analysis_factory(kind: str, settings: dict[str, Any]) -> Callable[[], Analysis]:

@@ -66,11 +66,11 @@ def campaign_summary(store: Store, campaign_id: str) -> dict[str, Any]:
     evaluations = store.target_evaluations(campaign_id)
     counts: dict[str, int] = {}
     for a in store.attempts(campaign_id):
-        counts[a.state] = counts.get(a.state, 0) + 1
+        counts[a.state.value] = counts.get(a.state.value, 0) + 1
     return {
         "campaign_id": c.id,
         "name": c.name,
-        "status": c.status,
+        "status": c.status.value,
         "stop_reason": c.stop_reason,
         "targets": evaluations[-1].results if evaluations else {},
         "n_measurements": n,

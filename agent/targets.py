@@ -17,6 +17,7 @@ from agent.config import (
     RelativeUncertaintyTarget,
     TargetConfig,
 )
+from agent.errors import first_line
 from analysis.protocol import Interpretation
 from policies.confidence import max_posterior_std, prob_incumbent_near_optimum
 from policies.models import FittedModel, ModelCache
@@ -129,6 +130,39 @@ class EstimateThreshold:
         assert value is not None
         met = (c.at_least is None or value >= c.at_least) and (c.at_most is None or value <= c.at_most)
         return TargetResult(value, goal, met, f"sample {latest.sample_id}")
+
+
+def goal_of(config: TargetConfig) -> float:
+    """The number a target compares its value with (its goal, probability or bound)."""
+    for attribute in ("goal", "probability", "at_least", "at_most"):
+        value = getattr(config, attribute, None)
+        if value is not None:
+            return float(value)
+    raise AssertionError(f"target {config.name!r} has no goal")
+
+
+class TargetBoard:
+    """The campaign's targets and their latest results (what the loop's stop rule reads)."""
+
+    def __init__(self, configs: Sequence[TargetConfig]) -> None:
+        self.targets = build_targets(configs)
+        self.results: dict[str, TargetResult] = {
+            t.name: TargetResult(None, goal_of(c), False, "not evaluated") for t, c in zip(self.targets, configs)
+        }
+
+    def evaluate(self, state: CampaignState) -> dict[str, TargetResult]:
+        """Evaluate every target on ``state``; a target that cannot be evaluated is simply not met."""
+        for target in self.targets:
+            try:
+                self.results[target.name] = target.evaluate(state)
+            except Exception as exc:  # noqa: BLE001 — recorded as the target's detail, never a crash
+                old = self.results[target.name]
+                self.results[target.name] = TargetResult(None, old.goal, False, f"error: {first_line(exc)}")
+        return dict(self.results)
+
+    @property
+    def all_met(self) -> bool:
+        return bool(self.results) and all(r.met for r in self.results.values())
 
 
 def build_targets(configs: Sequence[TargetConfig]) -> list[Target]:

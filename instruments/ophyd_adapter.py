@@ -42,10 +42,10 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from instruments.protocol import InstrumentLimitError
-from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
+from instruments.types import DataKey, Measurement, MeasurementRequest, Record, Timing
 
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -77,13 +77,11 @@ def _check_reference(value: str, what: str) -> str:
     return value
 
 
-class DeviceSpec(BaseModel):
+class DeviceSpec(Record):
     """Where a device comes from: an existing object, or a factory called with keyword arguments.
 
     A plain string is shorthand for ``{object: STRING}``.
     """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     object: str | None = Field(
         default=None, description="'module:attribute' of an existing device, e.g. 'ophyd.sim:motor1' (dotted attributes allowed)"
@@ -145,10 +143,8 @@ class MovableSpec(DeviceSpec):
         return value
 
 
-class OphydSettings(BaseModel):
+class OphydSettings(Record):
     """Settings of an ophyd instrument (campaign file: ``instruments[].settings`` of kind ``ophyd``)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     movables: dict[str, MovableSpec] = Field(
         min_length=1, description="design-space parameter name → the movable device that realises it"

@@ -63,6 +63,26 @@ class PlanningModelDriver(Protocol):
     def planning_model(self) -> Any: ...
 
 
+def planning_model_kinds() -> dict[str, type]:
+    """Kind name → planning-model class: how a model is named where it is stored or sent (the store,
+    the ZMQ wire). Imported on use: ``instruments.xrd`` pulls in profile physics a plain client never needs."""
+    from instruments.sas import SASInstrumentModel
+    from instruments.xrd import XRDInstrumentModel
+
+    return {"sas": SASInstrumentModel, "xrd": XRDInstrumentModel}
+
+
+def planning_model_kind(model: Any) -> str | None:
+    """The kind name of a planning model, or None for one that has no stored/wire form."""
+    return next((kind for kind, cls in planning_model_kinds().items() if isinstance(model, cls)), None)
+
+
+def planning_model_of_kind(kind: str, data: Any) -> Any:
+    """A planning model rebuilt from its kind name and data; None for an unknown kind."""
+    cls = planning_model_kinds().get(kind)
+    return None if cls is None else cls.model_validate(data)
+
+
 class InstrumentUnreachable(RuntimeError):
     """The instrument did not answer (a remote server gone, a link down): the outcome of the request
     in flight is *unknown* — it may have been measured. The campaign marks the attempt ``unknown``

@@ -33,10 +33,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import zmq
 import zmq.auth
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from instruments.protocol import InstrumentLimitError, InstrumentUnreachable
-from instruments.types import DataKey, Measurement, MeasurementRequest, nan_to_none
+from instruments.protocol import InstrumentLimitError, InstrumentUnreachable, planning_model_kind, planning_model_of_kind
+from instruments.types import DataKey, Measurement, MeasurementRequest, Record, nan_to_none
 
 log = logging.getLogger("labpilot.instruments.remote")
 
@@ -68,11 +68,7 @@ class SerializerUnavailable(RuntimeError):
 # -- the envelopes -------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-class RequestEnvelope(_Strict):
+class RequestEnvelope(Record):
     """One request from client to server."""
 
     v: Literal[1] = PROTOCOL_VERSION
@@ -93,12 +89,12 @@ class RequestEnvelope(_Strict):
         return self
 
 
-class ErrorInfo(_Strict):
+class ErrorInfo(Record):
     type: str = Field(description="exception class name: InstrumentLimitError, ProtocolError, or the driver's")
     message: str
 
 
-class ReplyEnvelope(_Strict):
+class ReplyEnvelope(Record):
     """One reply from server to client; ``id`` is '' when the request's id could not be read."""
 
     v: Literal[1] = PROTOCOL_VERSION
@@ -250,21 +246,13 @@ def detect_serializer(data: bytes) -> Serializer:
 # -- wire forms of results -----------------------------------------------------------------------
 
 
-def _planning_model_kinds() -> dict[str, type[BaseModel]]:
-    # Imported on use: instruments.xrd pulls in the profile physics, which a plain client never needs.
-    from instruments.sas import SASInstrumentModel
-    from instruments.xrd import XRDInstrumentModel
-
-    return {"sas": SASInstrumentModel, "xrd": XRDInstrumentModel}
-
-
 def planning_model_to_wire(model: Any) -> dict[str, Any] | None:
     """``{"kind": "sas"|"xrd", "model": …}`` for a planning model that can cross the wire, else None."""
     if model is None:
         return None
-    for kind, cls in _planning_model_kinds().items():
-        if isinstance(model, cls):
-            return {"kind": kind, "model": model.model_dump(mode="python")}
+    kind = planning_model_kind(model)
+    if kind is not None:
+        return {"kind": kind, "model": model.model_dump(mode="python")}
     log.warning("planning model of type %s cannot cross the wire; the client gets None", type(model).__name__)
     return None
 
@@ -275,11 +263,10 @@ def planning_model_from_wire(value: Any) -> Any:
         return None
     if not isinstance(value, dict) or set(value) != {"kind", "model"}:
         raise RemoteProtocolError(f"planning_model: expected {{'kind', 'model'}}, got {type(value).__name__}")
-    cls = _planning_model_kinds().get(value["kind"])
-    if cls is None:
+    model = planning_model_of_kind(value["kind"], value["model"])
+    if model is None:
         log.warning("planning model of unknown kind %r ignored", value["kind"])
-        return None
-    return cls.model_validate(value["model"])
+    return model
 
 
 _DESCRIBE = TypeAdapter(dict[str, DataKey])
@@ -327,10 +314,8 @@ def load_public_certificate(path: str | Path, what: str) -> bytes:
 # -- the client --------------------------------------------------------------------------------------
 
 
-class RemoteSettings(BaseModel):
+class RemoteSettings(Record):
     """Settings of a ``kind: remote`` instrument: where its server is and how to talk to it."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     address: str = Field(description='ZMQ endpoint of the instrument server, e.g. "tcp://10.0.0.7:5555" or "ipc:///run/x.sock"')
     request_timeout_seconds: float = Field(

@@ -60,20 +60,34 @@ class Policy(Protocol):
 
 
 @dataclass(frozen=True)
+class PlanningGoals:
+    """What the campaign's targets ask of a planner (built by ``agent/targets.py:planning_goals``)."""
+
+    relative_precision: Mapping[str, float] = field(default_factory=dict)
+    """estimate name → goal of σ/|value|"""
+    best_probability: float | None = None
+    """goal for p(best), the most probable answer's probability"""
+
+
+@dataclass(frozen=True)
 class PlanningContext:
     """Everything the campaign knows when a planner decides, rebuilt from the store on resume.
 
-    ``measurements``: every measurement of the campaign's sample, oldest first; ``interpretations``:
-    the analysis of them (newest last; may lag the newest measurement by one); ``pending``: params
-    decided but not yet measured; ``instrument_models``: instrument name → its ``planning_model()``
-    (None for a driver that has none).
+    ``history``: valid analysed observations of the objective; ``pending``: params decided but not
+    yet analysed (an objective policy's pending points), in decision order; ``unmeasured``: those
+    of them not yet measured — what a measurement planner adds to ``measurements``, every
+    measurement of the campaign's sample, oldest first; ``interpretations``: the analysis of them
+    (newest last; may lag the newest measurement by one); ``instrument_models``: instrument name →
+    its ``planning_model()`` (None for a driver that has none); ``goals``: the targets' goals.
     """
 
     history: Sequence[Observation] = ()
     pending: Sequence[Mapping[str, ParamValue]] = ()
+    unmeasured: Sequence[Mapping[str, ParamValue]] = ()
     measurements: Sequence[Measurement] = ()
     interpretations: Sequence[Interpretation] = ()
     instrument_models: Mapping[str, Any] = field(default_factory=dict)
+    goals: PlanningGoals = field(default_factory=PlanningGoals)
 
     def latest_valid(self) -> Interpretation | None:
         """The newest interpretation marked valid, or None."""

@@ -85,7 +85,7 @@ class _SASPolicy:
         """Exposure so far per configuration (measured + pending, s), the current configuration, the count."""
         seconds = {c: 0.0 for c in self.configurations}
         current: str | None = None
-        steps = [m.params for m in context.measurements] + [dict(p) for p in context.pending]
+        steps = [m.params for m in context.measurements] + [dict(p) for p in context.unmeasured]
         for params in steps:
             config = str(params.get(self.configuration_parameter))
             if config in seconds:

@@ -87,7 +87,7 @@ class _XRDPolicy:
 
     def _windows(self, context: PlanningContext) -> list[Window]:
         """Windows measured or in flight, oldest first."""
-        steps = [m.params for m in context.measurements] + [dict(p) for p in context.pending]
+        steps = [m.params for m in context.measurements] + [dict(p) for p in context.unmeasured]
         return [tuple(float(p[k]) for k in REQUEST) for p in steps if all(k in p for k in REQUEST)]  # type: ignore[misc]
 
     def _instrument_model(self, context: PlanningContext) -> XRDInstrumentModel | None:

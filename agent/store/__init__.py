@@ -1,12 +1,13 @@
 """The store: SQLAlchemy tables and a small write-ahead API. SQLite embedded, PostgreSQL by URL."""
 
 from agent.store.engine import StoreUnavailable
+from agent.store.lifecycle import AttemptState, CampaignStatus, InvalidTransition
 from agent.store.store import (
     Attempt,
     Campaign,
     Decision,
     Document,
-    InvalidTransition,
+    InstrumentRecord,
     ProposedAttempt,
     Store,
     TargetEvaluation,
@@ -16,9 +17,12 @@ from agent.store.store import (
 
 __all__ = [
     "Attempt",
+    "AttemptState",
     "Campaign",
+    "CampaignStatus",
     "Decision",
     "Document",
+    "InstrumentRecord",
     "InvalidTransition",
     "ProposedAttempt",
     "Store",

@@ -1,11 +1,6 @@
 """Tables of the store. The store is the truth: model state is derived from it, never the reverse.
 
-Attempt lifecycle (committed before the action it describes)::
-
-    proposed → validated → dispatched → measured → analysed
-        └──────────┴→ refused        ├→ failed     (instrument raised; terminal)
-                                     └→ unknown    (outcome not known after a crash/disconnect)
-    unknown → measured (adopted from the instrument's records) | dispatched (re-run once) | failed
+Attempt states and campaign statuses, and which transitions are allowed, are ``agent/store/lifecycle.py``.
 """
 
 from __future__ import annotations
@@ -28,21 +23,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_VERSION = 1
 
-ATTEMPT_STATES = ("proposed", "validated", "dispatched", "measured", "analysed", "refused", "failed", "unknown")
-TERMINAL_STATES = frozenset({"analysed", "refused", "failed"})
-#: Allowed transitions: state → states it may move to.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "proposed": frozenset({"validated", "refused"}),
-    "validated": frozenset({"dispatched", "refused"}),
-    "dispatched": frozenset({"measured", "failed", "unknown"}),
-    "unknown": frozenset({"measured", "dispatched", "failed"}),
-    "measured": frozenset({"analysed"}),
-    "analysed": frozenset(),
-    "refused": frozenset(),
-    "failed": frozenset(),
-}
-
-
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -56,7 +36,7 @@ class CampaignRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|completed|stopped|failed
+    status: Mapped[str] = mapped_column(String(20), default="running")  # a lifecycle.CampaignStatus value
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     config: Mapped[dict] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer)
@@ -68,6 +48,24 @@ class CampaignRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class InstrumentRow(Base):
+    """What each instrument of a campaign told the loop about itself when the run started: its
+    planning model (no ground truth: configurations, wavelengths, costs) and its data keys. Exports
+    and reports take instrument facts from here, never from a simulator."""
+
+    __tablename__ = "instruments"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # the actor's name ("saxs", or "reactor-2" of a count > 1)
+    kind: Mapped[str] = mapped_column(String(100))  # the campaign file's instrument kind
+    model_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)  # "sas" | "xrd": instruments.protocol.planning_model_kind
+    model: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # planning_model(), JSON; None if it has none
+    data_keys: Mapped[dict] = mapped_column(JSON)  # describe(): key → DataKey as JSON
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class DecisionRow(Base):
@@ -97,7 +95,7 @@ class AttemptRow(Base):
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), nullable=True)
-    state: Mapped[str] = mapped_column(String(20), index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)  # a lifecycle.AttemptState value
     instrument: Mapped[str | None] = mapped_column(String(100), nullable=True)
     sample_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     params: Mapped[dict] = mapped_column(JSON)

@@ -20,14 +20,15 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store.engine import describe_url, make_engine, with_retry
+from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_transition
 from agent.store.schema import (
-    TRANSITIONS,
     ArrayRow,
     AttemptRow,
     Base,
     CampaignRow,
     DecisionRow,
     DocumentRow,
+    InstrumentRow,
     InterpretationRow,
     MeasurementRow,
     TargetEvaluationRow,
@@ -36,10 +37,6 @@ from agent.store.schema import (
 )
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import Measurement, ParamValue, Timing
-
-
-class InvalidTransition(RuntimeError):
-    """An attempt was asked to move along an edge the lifecycle does not have."""
 
 
 class UnknownCampaign(KeyError):
@@ -51,7 +48,7 @@ class UnknownCampaign(KeyError):
 class Campaign:
     id: str
     name: str
-    status: str
+    status: CampaignStatus
     stop_reason: str | None
     config: dict[str, Any]
     seed: int
@@ -69,7 +66,7 @@ class Attempt:
     campaign_id: str
     seq: int
     decision_id: int | None
-    state: str
+    state: AttemptState
     instrument: str | None
     sample_id: str | None
     params: dict[str, ParamValue]
@@ -77,6 +74,17 @@ class Attempt:
     reconciled: str | None
     reruns: int
     instrument_seconds: float | None
+
+
+@dataclass(frozen=True)
+class InstrumentRecord:
+    """An instrument as it described itself at the start of a run (see ``schema.InstrumentRow``)."""
+
+    name: str
+    kind: str
+    model_kind: str | None
+    model: dict[str, Any] | None
+    data_keys: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ class ProposedAttempt:
     seq: int
     params: dict[str, ParamValue]
     sample_id: str | None = None
-    path: tuple[str, ...] = ()
+    path: tuple[AttemptState, ...] = ()
     """States the attempt went through after ``proposed`` before this commit, e.g. ``("validated",
     "dispatched")`` or ``("refused",)``: the guard and the instrument's check are pure questions,
     so their verdicts — and the dispatch — are committed with the decision, before any action."""
@@ -240,7 +248,7 @@ class Store:
                 s.add(
                     CampaignRow(
                         id=campaign_id, name=name, config=json_safe(config), seed=seed, data_dir=data_dir,
-                        package_versions=versions, status="running",
+                        package_versions=versions, status=CampaignStatus.RUNNING.value,
                     )
                 )
 
@@ -261,23 +269,45 @@ class Store:
     def mark_resumed(self, campaign_id: str) -> None:
         def act(s: Session) -> None:
             row = s.get(CampaignRow, campaign_id)
-            row.status, row.stop_reason, row.finished_at = "running", None, None
+            row.status, row.stop_reason, row.finished_at = CampaignStatus.RUNNING.value, None, None
             row.runs += 1
             row.updated_at = utcnow()
 
         self._write("mark the campaign resumed", act)
 
     def finish_campaign(
-        self, campaign_id: str, status: str, stop_reason: str, run_wall_seconds: float, documents: Sequence[Document] = ()
+        self, campaign_id: str, status: CampaignStatus | str, stop_reason: str, run_wall_seconds: float,
+        documents: Sequence[Document] = (),
     ) -> None:
         def act(s: Session) -> None:
             row = s.get(CampaignRow, campaign_id)
-            row.status, row.stop_reason = status, stop_reason
+            row.status, row.stop_reason = CampaignStatus(status).value, stop_reason
             row.wall_seconds += run_wall_seconds
             row.finished_at = row.updated_at = utcnow()
             _insert_documents(s.connection(), campaign_id, documents)
 
         self._write("record the campaign's end", act)
+
+    # -- instruments ----------------------------------------------------------------------------
+    def record_instruments(self, campaign_id: str, instruments: Sequence[InstrumentRecord]) -> None:
+        """Record (or, on a resume, refresh) what each instrument says about itself."""
+
+        def act(s: Session) -> None:
+            existing = {r.name: r for r in s.scalars(select(InstrumentRow).where(InstrumentRow.campaign_id == campaign_id))}
+            for i in instruments:
+                row = existing.get(i.name) or InstrumentRow(campaign_id=campaign_id, name=i.name)
+                row.kind, row.model_kind, row.model = i.kind, i.model_kind, json_safe(i.model)
+                row.data_keys, row.updated_at = json_safe(i.data_keys), utcnow()
+                s.add(row)
+
+        self._write("record the instruments", act)
+
+    def instruments(self, campaign_id: str) -> dict[str, InstrumentRecord]:
+        """Instrument name → what it said about itself (empty for a campaign recorded before this existed)."""
+        return self._read(lambda s: {
+            r.name: InstrumentRecord(r.name, r.kind, r.model_kind, r.model, r.data_keys)
+            for r in s.scalars(select(InstrumentRow).where(InstrumentRow.campaign_id == campaign_id).order_by(InstrumentRow.id))
+        })
 
     # -- decisions and attempts -----------------------------------------------------------------
     def next_seq(self, campaign_id: str) -> tuple[int, int]:
@@ -313,18 +343,15 @@ class Store:
         attempt_rows: list[dict[str, Any]] = []
         transition_rows: list[dict[str, Any]] = []
         for a in attempts:
-            states = ("proposed", *a.path)
-            for before, after in zip(states, states[1:]):
-                if after not in TRANSITIONS[before]:
-                    raise InvalidTransition(f"attempt {a.attempt_id}: {before} → {after} is not allowed")
+            states = check_path(a.attempt_id, AttemptState.PROPOSED, a.path)
             attempt_rows.append({
-                "id": a.attempt_id, "campaign_id": campaign_id, "seq": a.seq, "state": states[-1],
+                "id": a.attempt_id, "campaign_id": campaign_id, "seq": a.seq, "state": states[-1].value,
                 "params": json_safe(a.params), "sample_id": a.sample_id, "reason": a.reason, "instrument": a.instrument,
                 "reconciled": None, "reruns": 0, "instrument_seconds": None, "created_at": now, "updated_at": now,
             })
             transition_rows += [
-                {"attempt_id": a.attempt_id, "from_state": before, "to_state": after,
-                 "note": a.reason if after == "refused" else None, "at": now}
+                {"attempt_id": a.attempt_id, "from_state": None if before is None else before.value, "to_state": after.value,
+                 "note": a.reason if after == AttemptState.REFUSED else None, "at": now}
                 for before, after in zip((None, *states), states)
             ]
 
@@ -359,27 +386,17 @@ class Store:
         """Move an attempt to ``to_state``. Returns False (no-op) if it is already there; raises on a
         transition the lifecycle does not allow."""
 
+        values: dict[str, Any] = {}
+        if reason is not None:
+            values["reason"] = reason
+        if instrument is not None:
+            values["instrument"] = instrument
+        if reconciled is not None:
+            values["reconciled"] = reconciled
+
         # Core statements, not the ORM unit of work: this runs several times per measurement.
         def act(conn: Connection) -> bool:
-            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
-            if state is None:
-                raise KeyError(f"no attempt {attempt_id!r}")
-            if state == to_state and not rerun:
-                return False
-            if to_state not in TRANSITIONS[state] and not (rerun and state == to_state):
-                raise InvalidTransition(f"attempt {attempt_id}: {state} → {to_state} is not allowed")
-            _log_transition(conn, attempt_id, state, to_state, note or reason)
-            values: dict[str, Any] = {"state": to_state, "updated_at": utcnow()}
-            if reason is not None:
-                values["reason"] = reason
-            if instrument is not None:
-                values["instrument"] = instrument
-            if reconciled is not None:
-                values["reconciled"] = reconciled
-            if rerun:
-                conn.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(reruns=AttemptRow.reruns + 1))
-            conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values})
-            return True
+            return _move_attempt(conn, attempt_id, to_state, note=note or reason, values=values, rerun=rerun) is not None
 
         return self._write_core(f"move attempt {attempt_id} to {to_state}", act)
 
@@ -396,7 +413,7 @@ class Store:
         def act(s: Session) -> list[Attempt]:
             q = select(AttemptRow).where(AttemptRow.campaign_id == campaign_id)
             if states is not None:
-                q = q.where(AttemptRow.state.in_(list(states)))
+                q = q.where(AttemptRow.state.in_([AttemptState(x).value for x in states]))
             return [_attempt(r) for r in s.scalars(q.order_by(AttemptRow.seq))]
 
         return self._read(act)
@@ -447,26 +464,19 @@ class Store:
             "recovered": measurement.recovered,
         }
 
+        values: dict[str, Any] = {"instrument": measurement.instrument, "instrument_seconds": seconds}
+        if reconciled is not None:
+            values["reconciled"] = reconciled
+        note = "adopted from the instrument's records" if reconciled == "adopted" else None
+
         def act(conn: Connection) -> bool:
             if conn.execute(_HAS_MEASUREMENT, {"attempt_id": attempt_id}).scalar() is not None:
                 return False
-            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
-            if state is None:
-                raise KeyError(f"measurement for unknown attempt {attempt_id!r}")
-            if "measured" not in TRANSITIONS[state]:
-                raise InvalidTransition(f"attempt {attempt_id}: {state} → measured is not allowed")
-            now = utcnow()
-            conn.execute(_INSERT_MEASUREMENT, {**measurement_row, "created_at": now})
+            # Moved first: the lifecycle check must pass before any row of the measurement is written.
+            _move_attempt(conn, attempt_id, AttemptState.MEASURED, note=note, values=values)
+            conn.execute(_INSERT_MEASUREMENT, {**measurement_row, "created_at": utcnow()})
             if array_rows:
                 conn.execute(_INSERT_ARRAY, array_rows)
-            note = "adopted from the instrument's records" if reconciled == "adopted" else None
-            _log_transition(conn, attempt_id, state, "measured", note)
-            values: dict[str, Any] = {
-                "state": "measured", "instrument": measurement.instrument, "instrument_seconds": seconds, "updated_at": now,
-            }
-            if reconciled is not None:
-                values["reconciled"] = reconciled
-            conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values})
             _insert_documents(conn, campaign_id, documents, new_record=True)
             return True
 
@@ -519,13 +529,8 @@ class Store:
         def act(conn: Connection) -> bool:
             if conn.execute(_HAS_INTERPRETATION, {"attempt_id": attempt_id}).scalar() is not None:
                 return False
-            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
-            if state != "measured":
-                raise InvalidTransition(f"attempt {attempt_id}: cannot be analysed from state {state or 'missing'}")
-            now = utcnow()
-            conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": now})
-            _log_transition(conn, attempt_id, "measured", "analysed", ",".join(interpretation.flags) or None)
-            conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, "state": "analysed", "updated_at": now})
+            _move_attempt(conn, attempt_id, AttemptState.ANALYSED, note=",".join(interpretation.flags) or None, values={})
+            conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": utcnow()})
             if evaluation is not None:
                 _log_evaluation(conn, campaign_id, evaluation)
             _insert_documents(conn, campaign_id, documents, new_record=True)
@@ -595,13 +600,34 @@ def _log_evaluation(conn: Connection, campaign_id: str, e: TargetEvaluation) -> 
     })
 
 
+def _move_attempt(
+    conn: Connection, attempt_id: str, to_state: AttemptState | str, *, note: str | None, values: dict[str, Any],
+    rerun: bool = False,
+) -> AttemptState | None:
+    """Move an attempt to ``to_state`` inside the caller's transaction: the one path every writer
+    takes. Checks the edge (``lifecycle.check_transition``), logs it, sets ``values`` on the row.
+    Returns the state it left, or None (no-op) when it is already there and this is no re-run."""
+    state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
+    if state is None:
+        raise KeyError(f"no attempt {attempt_id!r}")
+    if state == to_state and not rerun:
+        return None
+    check_transition(attempt_id, state, to_state, rerun=rerun)
+    to = AttemptState(to_state).value  # the plain value: drivers adapt str, not every str subclass
+    _log_transition(conn, attempt_id, state, to, note)
+    if rerun:
+        conn.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(reruns=AttemptRow.reruns + 1))
+    conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values, "state": to, "updated_at": utcnow()})
+    return AttemptState(state)
+
+
 def _log_transition(conn: Connection, attempt_id: str, from_state: str | None, to_state: str, note: str | None) -> None:
     conn.execute(_INSERT_TRANSITION, {"attempt_id": attempt_id, "from_state": from_state, "to_state": to_state, "note": note, "at": utcnow()})
 
 
 def _campaign(r: CampaignRow) -> Campaign:
     return Campaign(
-        id=r.id, name=r.name, status=r.status, stop_reason=r.stop_reason, config=r.config, seed=r.seed,
+        id=r.id, name=r.name, status=CampaignStatus(r.status), stop_reason=r.stop_reason, config=r.config, seed=r.seed,
         data_dir=r.data_dir, wall_seconds=r.wall_seconds, runs=r.runs, created_at=r.created_at,
         finished_at=r.finished_at, package_versions=r.package_versions,
     )
@@ -609,7 +635,7 @@ def _campaign(r: CampaignRow) -> Campaign:
 
 def _attempt(r: AttemptRow) -> Attempt:
     return Attempt(
-        id=r.id, campaign_id=r.campaign_id, seq=r.seq, decision_id=r.decision_id, state=r.state,
+        id=r.id, campaign_id=r.campaign_id, seq=r.seq, decision_id=r.decision_id, state=AttemptState(r.state),
         instrument=r.instrument, sample_id=r.sample_id, params=r.params, reason=r.reason,
         reconciled=r.reconciled, reruns=r.reruns, instrument_seconds=r.instrument_seconds,
     )

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agent.cli import app
-from tests.agent.campaigns import quickstart
+from tests.agent.campaign_files import quickstart
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("ray_local")]
 

@@ -21,7 +21,7 @@ import yaml
 from agent.campaign import run_campaign
 from agent.config import parse_campaign
 from agent.store import Store
-from tests.agent.campaigns import quickstart
+from tests.agent.campaign_files import quickstart
 from tests.agent.test_resume import _cli, _reap
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]

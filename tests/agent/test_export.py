@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.config import parse_campaign
 from agent.export import ExportError, export_measurement
+from agent.fleet import instrument_record
 from agent.kinds import build_driver
 from agent.store import ProposedAttempt, Store
 from instruments.types import Measurement, MeasurementRequest
-from tests.agent.campaigns import shipped
+from tests.agent.campaign_files import shipped
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,6 +40,9 @@ def _record(store: Store, tmp_path: Path, campaign_id: str, file: str, params: d
     attempt_id = f"{campaign_id}-00000"
     measurement = driver.measure(MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=config.sample))
     store.create_campaign(campaign_id, config.name, stored, config.seed, str(tmp_path), {})
+    # What the instrument said about itself when the campaign started (exports take wavelengths from it).
+    store.record_instruments(campaign_id, [instrument_record(instrument["name"], instrument["kind"], driver.planning_model(),
+                                                             driver.describe())])
     store.record_decision(
         campaign_id, 0, policy="test", fallback=False, error=None, seed=0, n_history=0, n_pending=0,
         reasons=[{}, {}], decision_seconds=0.0, versions={},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import CampaignFileError, parse_campaign
-from tests.agent.campaigns import run_shipped, shipped
+from tests.agent.campaign_files import run_shipped, shipped
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
 

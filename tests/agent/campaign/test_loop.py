@@ -14,7 +14,7 @@ from agent.store import Store
 from instruments.types import ParamValue
 from policies.protocol import Observation, Proposal
 from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
-from tests.agent.campaigns import instrument_settings, quickstart
+from tests.agent.campaign_files import instrument_settings, quickstart
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("ray_local")]
 

@@ -16,7 +16,7 @@ from agent.config import parse_campaign
 from agent.store import Store
 from instruments.remote import RemoteDriver, RemoteSettings
 from simulators.journal import MeasurementJournal
-from tests.agent.campaigns import quickstart
+from tests.agent.campaign_files import quickstart
 from tests.instruments.test_remote import serve  # noqa: F401 — the fixture of served drivers
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.usefixtures("ray_local")]

@@ -23,7 +23,7 @@ import yaml
 
 from agent.store import Store
 from simulators.journal import MeasurementJournal
-from tests.agent.campaigns import instrument_settings, quickstart
+from tests.agent.campaign_files import instrument_settings, quickstart
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
@@ -146,7 +146,7 @@ def test_a_killed_planner_campaign_resumes_into_the_same_decisions(tmp_path: Pat
     the answer, of the same campaign run without interruption."""
     from agent.campaign import run_campaign
     from agent.config import parse_campaign
-    from tests.agent.campaigns import shipped
+    from tests.agent.campaign_files import shipped
 
     data = shipped("adaptive_xrd.yaml", tmp_path)
     data["name"] = "xrd-resume"

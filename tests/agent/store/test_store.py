@@ -153,3 +153,31 @@ def test_locked_sqlite_is_retried_then_reported(tmp_path) -> None:  # type: igno
             store.transition(b, "validated")
         holder.join()
         assert store.attempt(b).state == "proposed"  # nothing half-written
+
+
+def test_instruments_are_recorded_and_refreshed_on_resume(store_url: str) -> None:
+    from agent.store import InstrumentRecord
+
+    with Store(store_url) as store:
+        c1, _ = _campaign(store)
+        assert store.instruments(c1) == {}
+        first = InstrumentRecord("xrd", "xrd", "xrd", {"lines": [[1.54, 1.0]], "weird": float("nan")},
+                                 {"counts": {"dtype": "array", "shape": [10], "units": "counts", "description": ""}})
+        store.record_instruments(c1, [first])
+        stored = store.instruments(c1)["xrd"]
+        assert stored.model == {"lines": [[1.54, 1.0]], "weird": None}  # JSON has no NaN
+        assert stored.data_keys["counts"]["units"] == "counts"
+        # A resumed run refreshes what the instrument says about itself; it is never duplicated.
+        store.record_instruments(c1, [InstrumentRecord("xrd", "xrd", None, None, {})])
+        assert store.instruments(c1) == {"xrd": InstrumentRecord("xrd", "xrd", None, None, {})}
+
+
+def test_states_read_back_as_lifecycle_enums(store_url: str) -> None:
+    from agent.store import AttemptState, CampaignStatus
+
+    with Store(store_url) as store:
+        c1, (a, _) = _campaign(store)
+        store.transition(a, AttemptState.VALIDATED)
+        assert store.attempt(a).state is AttemptState.VALIDATED
+        assert store.campaign(c1).status is CampaignStatus.RUNNING
+        assert [x.id for x in store.attempts(c1, states=[AttemptState.VALIDATED])] == [a]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.campaigns import run_shipped
+from tests.agent.campaign_files import run_shipped
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
 

@@ -1,7 +1,8 @@
-"""Semantic checks of campaign files against the registries of kinds and policies.
+"""Semantic checks of campaign files: what the schema cannot know, all errors at once.
 
 ``semantic_errors`` checks a schema-valid campaign against ``agent.kinds`` (instrument and analysis
-kinds) and ``policies.registry`` so that ``labpilot validate`` reports everything at once.
+kinds and their settings models, imported here by their import strings) and ``policies.registry``
+(policy names and options), so that ``labpilot validate`` reports everything at once.
 """
 
 from __future__ import annotations
@@ -33,16 +34,16 @@ def semantic_errors(config: CampaignConfig) -> list[tuple[str, str]]:
             errors.append((f"instruments[{i}].kind", f"unknown instrument kind {inst.kind!r}; known: {sorted(INSTRUMENT_KINDS)}"))
             continue
         settings = spec.complete(inst.settings, config.design_space, Path(config.data_dir))
-        errors += _settings_errors(f"instruments[{i}].settings", spec.settings_model, settings)
+        errors += _settings_errors(f"instruments[{i}].settings", spec.settings_model(), settings)
     estimates: list[str] = []
     analysis = ANALYSIS_KINDS.get(config.analysis.kind)
     if analysis is None:
         errors.append(("analysis.kind", f"unknown analysis kind {config.analysis.kind!r}; known: {sorted(ANALYSIS_KINDS)}"))
     else:
-        found = _settings_errors("analysis.settings", analysis.settings_model, config.analysis.settings)
+        found = _settings_errors("analysis.settings", analysis.settings_model(), config.analysis.settings)
         errors += found
         if not found:
-            estimates = analysis.estimates(analysis.settings_model.model_validate(config.analysis.settings))
+            estimates = analysis.estimates(analysis.settings_model().model_validate(config.analysis.settings))
     if estimates and config.objective.estimate not in estimates:
         errors.append(("objective.estimate", f"analysis does not produce {config.objective.estimate!r}; it produces {estimates}"))
     for i, target in enumerate(config.targets):

@@ -13,7 +13,7 @@ import pytest
 from agent.campaign import CampaignRunner
 from agent.config import parse_campaign
 from agent.store import Store
-from tests.agent.campaigns import instrument_settings, quickstart
+from tests.agent.campaign_files import instrument_settings, quickstart
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
 

@@ -1,0 +1,135 @@
+"""The campaign's actors: one per instrument and one for the analysis — built, made ready, watched, stopped.
+
+Actors are Ray actors (``num_cpus=0``: they wait on hardware, not on a CPU) or, for benchmarks that
+run many campaigns as Ray tasks, the same services in this process behind ``LocalHandle``. Drivers
+and analyses are named by import string (``agent/kinds.py``) and built *inside* the actor, so the
+campaign process never loads a simulator or a device library.
+
+The fleet also knows which instruments are busy: one measurement at a time per instrument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from agent.config import CampaignConfig, InstrumentConfig
+from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
+from agent.runtime import LocalHandle
+from agent.store import InstrumentRecord
+from analysis.actor import AnalysisActor, AnalysisService
+from instruments.actor import InstrumentActor, InstrumentService
+from instruments.protocol import planning_model_kind
+from instruments.types import DataKey
+
+
+def actor_names(config: CampaignConfig) -> list[tuple[str, InstrumentConfig]]:
+    """(actor name, its instrument entry): ``name``, or ``name-1`` … ``name-k`` of a ``count: k`` entry."""
+    out = []
+    for inst in config.instruments:
+        for i in range(inst.count):
+            out.append((inst.name if inst.count == 1 else f"{inst.name}-{i + 1}", inst))
+    return out
+
+
+def instrument_record(name: str, kind: str, model: Any, data_keys: Mapping[str, DataKey]) -> InstrumentRecord:
+    """What an instrument said about itself, as the store keeps it: its planning model by kind name
+    (``instruments.protocol.planning_model_kind``; None for a model that has no stored form) and its data keys."""
+    model_kind = planning_model_kind(model)
+    return InstrumentRecord(
+        name=name, kind=kind, model_kind=model_kind,
+        model=model.model_dump(mode="json") if model_kind is not None else None,
+        data_keys={k: v.model_dump(mode="json") for k, v in data_keys.items()},
+    )
+
+
+class Fleet:
+    """The instrument actors (by name) and the analysis actor of one campaign run."""
+
+    def __init__(self, config: CampaignConfig, data_dir: Path, *, in_process: bool = False) -> None:
+        """``data_dir``: the campaign's own folder (instrument journals go below it); ``in_process``:
+        the services in this process instead of actor processes."""
+        self.config, self.data_dir, self.in_process = config, data_dir, in_process
+        self.instruments: dict[str, Any] = {}
+        self.kinds: dict[str, str] = {}  # actor name → instrument kind
+        self.analysis: Any = None
+        self.instrument_models: dict[str, Any] = {}  # actor name → planning_model() (None if it has none)
+        self.data_keys: dict[str, dict[str, DataKey]] = {}
+        self.busy: dict[str, str] = {}  # actor name → attempt id it is measuring
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        for name, inst in actor_names(self.config):
+            settings = INSTRUMENT_KINDS[inst.kind].complete(inst.settings, self.config.design_space, self.data_dir / "instruments" / name)
+            factory = driver_factory(inst.kind, name, settings)
+            self.instruments[name] = (
+                LocalHandle(InstrumentService(factory)) if self.in_process
+                else InstrumentActor.options(num_cpus=0).remote(factory)
+            )
+            self.kinds[name] = inst.kind
+        factory = analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
+        self.analysis = (
+            LocalHandle(AnalysisService(factory)) if self.in_process else AnalysisActor.options(num_cpus=0).remote(factory)
+        )
+
+    async def ready(self) -> None:
+        """Wait until every actor's process is up, so the loop's clock starts with working parts;
+        ask each instrument what it tells planners about itself and which data keys it produces."""
+        handles = list(self.instruments.values())
+        await asyncio.gather(*(a.health.remote() for a in handles), self.analysis.health.remote())
+        models = await asyncio.gather(*(a.planning_model.remote() for a in handles))
+        self.instrument_models = dict(zip(self.instruments, models))
+        keys = await asyncio.gather(*(a.describe.remote() for a in handles))
+        self.data_keys = dict(zip(self.instruments, keys))
+
+    async def stop(self, success: bool) -> None:
+        """Bring every instrument to a safe idle state, then end the actor processes."""
+        for actor in self.instruments.values():
+            try:
+                await asyncio.wait_for(actor.stop.remote(success), timeout=10)
+            except Exception:  # noqa: BLE001,S110 — a dead instrument cannot be stopped; the status says why
+                pass
+            if not self.in_process:
+                ray.kill(actor)
+        if self.analysis is not None and not self.in_process:
+            ray.kill(self.analysis)
+
+    # -- availability ------------------------------------------------------------------------------
+    def free(self) -> list[str]:
+        """Instruments not measuring now, in campaign-file order."""
+        return [name for name in self.instruments if name not in self.busy]
+
+    def take(self, name: str, attempt_id: str) -> None:
+        self.busy[name] = attempt_id
+
+    def release(self, name: str) -> None:
+        self.busy.pop(name, None)
+
+    async def wait_until_reachable(self, name: str, seconds: float) -> bool:
+        """Poll an unreachable (remote) instrument's health until it answers, for up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                health = await self.instruments[name].health.remote()
+                if health.get("reachable", True):
+                    return True
+            except Exception:  # noqa: BLE001,S110 — still unreachable; keep waiting
+                pass
+            await asyncio.sleep(1.0)
+        return False
+
+    # -- facts for the store ------------------------------------------------------------------------
+    def records(self) -> list[InstrumentRecord]:
+        """What each instrument said about itself (planning model, data keys), for the store."""
+        return [instrument_record(name, self.kinds[name], model, self.data_keys.get(name, {}))
+                for name, model in self.instrument_models.items()]
+
+    def estimates(self) -> list[str]:
+        """The estimates the campaign's analysis produces."""
+        analysis = ANALYSIS_KINDS[self.config.analysis.kind]
+        return analysis.estimates(analysis.settings_model().model_validate(self.config.analysis.settings))

@@ -1,0 +1,107 @@
+"""Every write of the loop: one call per record, each one transaction with its documents, then publication.
+
+Write-ahead: the loop calls the recorder *before* the action a record describes (the decision with
+its guard verdicts and dispatch before any measurement is requested; ``measured`` before analysis).
+A record's event-model documents go into the store's outbox in the record's own transaction; only
+after the commit are they published (JSON lines, 0MQ) — at least once: what a crash leaves
+unpublished goes out from the outbox on resume (``open_run``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.config import CampaignConfig
+from agent.documents import DocumentPublisher, RunComposer, composer_for
+from agent.store import CampaignStatus, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
+from agent.versions import package_versions
+from analysis.protocol import Interpretation
+from instruments.types import DataKey, Measurement
+from policies.protocol import Proposal
+
+
+class Recorder:
+    """Writes one campaign's records and publishes their documents."""
+
+    def __init__(self, store: Store, campaign_id: str) -> None:
+        self.store, self.campaign_id = store, campaign_id
+        self.composer: RunComposer | None = None  # None until the run's documents are opened
+        self.publisher: DocumentPublisher | None = None
+
+    # -- the run ------------------------------------------------------------------------------------
+    def open_run(self, config: CampaignConfig, data_keys: Mapping[str, Mapping[str, DataKey]], estimates: Sequence[str]) -> None:
+        """This run's start and descriptors (once), then whatever the outbox still holds unpublished."""
+        campaign = self.store.campaign(self.campaign_id)
+        self.composer, previous = composer_for(self.store, self.campaign_id)
+        opened = self.composer.open(
+            config=config.model_dump(mode="json"),
+            started=campaign.created_at.timestamp() if previous is None else time.time(),
+            data_keys=data_keys, estimates=estimates, previous_start=previous,
+        )
+        self.store.add_documents(self.campaign_id, opened)
+        self.publisher = DocumentPublisher(self.store, self.campaign_id, config.documents, Path(campaign.data_dir) / self.campaign_id)
+        self.publisher.backlog()
+
+    def finish(self, status: CampaignStatus, reason: str, run_wall_seconds: float) -> None:
+        """The campaign's end (and the run's stop document, unless it was interrupted)."""
+        stop = self.composer.stop(status, reason, time.time()) if self.composer is not None else None
+        documents = [stop] if stop is not None else []
+        try:
+            self.store.finish_campaign(self.campaign_id, status, reason, run_wall_seconds, documents=documents)
+            self._publish(True, documents)
+            if self.publisher is not None:
+                self.publisher.close()
+        except StoreUnavailable:
+            # The campaign stays "running" in the store; resume picks it (and its documents) up.
+            if self.publisher is not None:
+                self.publisher.close(mark=False)
+
+    # -- records --------------------------------------------------------------------------------------
+    def decision(
+        self, seq: int, proposals: Sequence[Proposal], attempts: Sequence[ProposedAttempt], *, policy: str,
+        fallback: bool, error: str | None, seed: int, n_history: int, n_pending: int, seconds: float,
+    ) -> None:
+        """A decision, its attempts and their verdicts (refused, or validated and dispatched)."""
+        reasons = [p.reason for p in proposals]
+        documents = [] if self.composer is None else [
+            self.composer.decision(seq, policy, fallback, [p.params for p in proposals], reasons, seconds, time.time())
+        ]
+        self.store.record_decision(
+            self.campaign_id, seq, policy=policy, fallback=fallback, error=error, seed=seed, n_history=n_history,
+            n_pending=n_pending, reasons=reasons, decision_seconds=seconds, versions=package_versions(),
+            attempts=attempts, documents=documents,
+        )
+        self._publish(True, documents)
+
+    def measurement(self, measurement: Measurement, *, reconciled: str | None = None) -> bool:
+        """Raw data and ``measured``; False if this attempt's measurement was recorded already."""
+        documents = [] if self.composer is None else [self.composer.measurement(measurement)]
+        recorded = self.store.record_measurement(self.campaign_id, measurement, reconciled=reconciled, documents=documents)
+        self._publish(recorded, documents)
+        return recorded
+
+    def interpretation(self, interpretation: Interpretation, evaluation: TargetEvaluation) -> bool:
+        """An analysis and ``analysed``, with the targets evaluated with it included (one commit)."""
+        documents = [] if self.composer is None else [self.composer.interpretation(interpretation, time.time())]
+        recorded = self.store.record_interpretation(self.campaign_id, interpretation, evaluation, documents=documents)
+        self._publish(recorded, documents)
+        return recorded
+
+    def transition(self, attempt_id: str, to_state: str, **details: Any) -> bool:
+        """Move an attempt (refused, failed, unknown, re-run, …): a state change carries no document."""
+        return self.store.transition(attempt_id, to_state, **details)
+
+    # -- publication --------------------------------------------------------------------------------
+    def _publish(self, recorded: bool, documents: list[Document]) -> None:
+        """After a commit that carried ``documents``: count and publish them if it was a new record."""
+        if not recorded or self.composer is None or self.publisher is None:
+            return
+        for d in documents:
+            self.composer.committed(d)
+        try:
+            self.publisher.publish(documents)
+        except Exception:  # noqa: BLE001 — the outbox keeps them; resume publishes the backlog
+            pass
