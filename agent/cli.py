@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -197,6 +197,51 @@ def _driver_settings_model(cls: type) -> Any:
     return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
 
 
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _driver_class(target: str) -> type:
+    """The driver class ``MODULE:CLASS`` names; exits with a clear error if it cannot be loaded."""
+    import importlib
+
+    module_name, sep, class_name = target.partition(":")
+    if not (sep and module_name and class_name):
+        _fail(f"{target!r}: expected MODULE:CLASS, e.g. simulators.synthetic:SyntheticPropertyDriver")
+    if os.getcwd() not in sys.path:  # a driver module in the current folder, as `python -m` would find it
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        _fail(f"cannot load {target}: {exc}")
+
+
+def _driver_settings(config: Path | None, cls: type, target: str) -> Any:
+    """The driver's settings from ``config`` (YAML or JSON), validated by its settings model if it declares one."""
+    import yaml
+    from pydantic import ValidationError
+
+    data: Any = {}
+    if config is not None:
+        try:
+            data = yaml.safe_load(config.read_text()) or {}  # YAML is a superset of JSON
+        except (OSError, yaml.YAMLError) as exc:
+            _fail(f"cannot read {config}: {exc}")
+        if not isinstance(data, dict):
+            _fail(f"{config}: expected a mapping of settings, got {type(data).__name__}")
+    model = _driver_settings_model(cls)
+    if model is None:
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err.print(f"[red]invalid settings[/] {config or '(no --config)'} for {target} — {exc.error_count()} error(s):")
+        for e in exc.errors():
+            err.print(f"  [bold]{'.'.join(str(p) for p in e['loc']) or '(file)'}[/]: {e['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 @app.command("serve-instrument")
 def serve_instrument(
     target: str = typer.Argument(..., metavar="MODULE:CLASS", help="driver class, e.g. simulators.synthetic:SyntheticPropertyDriver"),
@@ -209,62 +254,29 @@ def serve_instrument(
     as_json: bool = typer.Option(False, "--json", help="print one JSON line on stdout once serving"),
 ) -> None:
     """Serve an instrument driver over ZMQ, CURVE-authenticated with --server-key and --clients."""
-    import importlib
     import logging
     import signal
-    from typing import NoReturn
 
-    import yaml
     import zmq
-    from pydantic import ValidationError
 
     from instruments.remote import SerializerUnavailable
     from instruments.server import InstrumentServer
 
-    def fail(message: str) -> NoReturn:
-        err.print(f"[red]error:[/] {message}", highlight=False)
-        raise typer.Exit(2)
-
     if serializer not in ("json", "msgpack"):
-        fail(f"--serializer: unknown {serializer!r}; use json or msgpack")
-    module_name, sep, class_name = target.partition(":")
-    if not (sep and module_name and class_name):
-        fail(f"{target!r}: expected MODULE:CLASS, e.g. simulators.synthetic:SyntheticPropertyDriver")
-    if os.getcwd() not in sys.path:  # a driver module in the current folder, as `python -m` would find it
-        sys.path.insert(0, os.getcwd())
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        fail(f"cannot load {target}: {exc}")
-    data: Any = {}
-    if config is not None:
-        try:
-            data = yaml.safe_load(config.read_text()) or {}  # YAML is a superset of JSON
-        except (OSError, yaml.YAMLError) as exc:
-            fail(f"cannot read {config}: {exc}")
-        if not isinstance(data, dict):
-            fail(f"{config}: expected a mapping of settings, got {type(data).__name__}")
-    settings: Any = data
-    model = _driver_settings_model(cls)
-    if model is not None:
-        try:
-            settings = model.model_validate(data)
-        except ValidationError as exc:
-            err.print(f"[red]invalid settings[/] {config or '(no --config)'} for {target} — {exc.error_count()} error(s):")
-            for e in exc.errors():
-                err.print(f"  [bold]{'.'.join(str(p) for p in e['loc']) or '(file)'}[/]: {e['msg']}", highlight=False)
-            raise typer.Exit(2) from None
-    instrument = name or class_name
+        _fail(f"--serializer: unknown {serializer!r}; use json or msgpack")
+    cls = _driver_class(target)
+    settings = _driver_settings(config, cls, target)
+    instrument = name or target.partition(":")[2]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         driver = cls(instrument, settings)
     except Exception as exc:  # noqa: BLE001 — whatever the driver raises, say it and exit 2
-        fail(f"cannot build {target}: {type(exc).__name__}: {exc}")
+        _fail(f"cannot build {target}: {type(exc).__name__}: {exc}")
     try:
         server = InstrumentServer(driver, bind, server_secret_key_file=server_key, authorized_clients_dir=clients,
                                   serializer=serializer)
     except (ValueError, OSError, SerializerUnavailable, zmq.ZMQError) as exc:
-        fail(f"cannot serve on {bind}: {exc}")
+        _fail(f"cannot serve on {bind}: {exc}")
 
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # leave serve_forever through its cleanup, as Ctrl-C does

@@ -32,9 +32,7 @@ import numpy as np
 
 from agent.store import InstrumentRecord, Store, json_safe
 from instruments.protocol import planning_model_of_kind
-from instruments.sas import SASInstrumentModel
 from instruments.types import Measurement
-from instruments.xrd import XRDInstrumentModel
 
 
 class ExportFormat(str, Enum):
@@ -123,6 +121,8 @@ def _atomic(path: Path, suffix: str) -> Iterator[Path]:
 # -- NXcanSAS ----------------------------------------------------------------------------------------
 def _sas_wavelength(model: Any, configuration: Any) -> float | None:
     """The configuration's incident wavelength (Å) as the instrument told it, or None if it did not."""
+    from instruments.sas import SASInstrumentModel  # on use: `labpilot status` need not load the SAS contract
+
     if not isinstance(model, SASInstrumentModel) or configuration is None:
         return None
     try:
@@ -265,6 +265,8 @@ def _sas_process(entry: Any, m: Measurement, campaign_id: str, instrument: dict[
 # -- .xye ----------------------------------------------------------------------------------------------
 def _xrd_lines(m: Measurement, model: Any, campaign_id: str) -> tuple[str, tuple[tuple[float, float], ...]]:
     """(how the wavelength was named, ((λ Å, relative intensity), ...)) from the instrument's stored model."""
+    from instruments.xrd import XRDInstrumentModel  # on use: it pulls in the profile physics
+
     if not isinstance(model, XRDInstrumentModel):
         raise ExportError(
             f"attempt {m.attempt_id}: no wavelength: instrument {m.instrument!r} of campaign {campaign_id} "
