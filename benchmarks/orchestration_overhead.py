@@ -23,6 +23,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -75,18 +76,14 @@ def measure(url: str, n: int, data_dir: str) -> dict[str, float]:
     }
 
 
-def components(url: str, n: int = 200) -> dict[str, float]:
-    """Median ms of one measure round trip and of one measurement's store writes (see module doc)."""
-    import statistics
+def _components_run(url: str) -> tuple[Any, Any, Any, str]:
+    """A zero-cost instrument actor, a store with a campaign, and the composer of its documents."""
     from functools import partial
 
-    import numpy as np
     import ray
 
-    from agent.store import ProposedAttempt, TargetEvaluation
-    from analysis.protocol import Estimate, Interpretation
+    from agent.documents import RunComposer
     from instruments.actor import InstrumentActor
-    from instruments.types import MeasurementRequest
     from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
 
     settings = SyntheticSettings(inputs={"x": (0.0, 1.0)}, synthesis_seconds=0, motion_seconds=0, overhead_seconds=0)
@@ -96,53 +93,63 @@ def components(url: str, n: int = 200) -> dict[str, float]:
     cid = new_campaign_id("components")
     store.create_campaign(cid, "components", {}, 0, "/tmp", {})
     # The engine writes an event-model document with every record (the outbox): so does this.
-    from agent.documents import RunComposer
-
     composer = RunComposer(cid, 0, None, {}, {})
     store.add_documents(cid, composer.open(
         config={"name": "components", "policy": {"name": "sobol"}, "targets": [], "budgets": {},
                 "design_space": {"parameters": [{"name": "x", "type": "continuous"}]}},
         started=time.time(), data_keys={"fast": ray.get(actor.describe.remote())}, estimates=["yield"], previous_start=None,
     ))
-    trips, writes = [], []
+    return actor, store, composer, cid
 
-    async def one(i: int) -> None:
-        aid = f"{cid}-{i:05d}"
-        request = MeasurementRequest(attempt_id=aid, params={"x": 0.5})
-        t0 = time.perf_counter()
-        decided = composer.decision(i, "sobol", False, [{"x": 0.5}], [{"phase": "space-filling"}], 0.0, time.time())
-        store.record_decision(cid, i, policy="sobol", fallback=False, error=None, seed=0, n_history=i, n_pending=0,
-                              reasons=[{"phase": "space-filling"}], decision_seconds=0.0, versions={},
-                              attempts=[ProposedAttempt(aid, i, {"x": 0.5}, path=("validated", "dispatched"), instrument="fast")],
-                              documents=[decided])
-        composer.committed(decided)
-        t1 = time.perf_counter()
-        m = await actor.measure.remote(request)
-        t2 = time.perf_counter()
-        measured = composer.measurement(m)
-        store.record_measurement(cid, m, documents=[measured])
-        composer.committed(measured)
-        interpretation = Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
-                                        estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True)
-        analysed = composer.interpretation(interpretation, time.time())
-        store.record_interpretation(
-            cid, interpretation, TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False),
-            documents=[analysed],
-        )
-        composer.committed(analysed)
-        t3 = time.perf_counter()
-        trips.append(t2 - t1)
-        writes.append((t1 - t0) + (t3 - t2))
 
-    async def all_of_them() -> None:
-        for i in range(n):
-            await one(i)
+async def _one_measurement(actor: Any, store: Any, composer: Any, cid: str, i: int) -> tuple[float, float]:
+    """(seconds of the measure round trip, seconds of the three store writes with their documents)."""
+    from agent.store import ProposedAttempt, TargetEvaluation
+    from analysis.protocol import Estimate, Interpretation
+    from instruments.types import MeasurementRequest
 
-    asyncio.run(all_of_them())
+    aid = f"{cid}-{i:05d}"
+    t0 = time.perf_counter()
+    decided = composer.decision(i, "sobol", False, [{"x": 0.5}], [{"phase": "space-filling"}], 0.0, time.time())
+    store.record_decision(cid, i, policy="sobol", fallback=False, error=None, seed=0, n_history=i, n_pending=0,
+                          reasons=[{"phase": "space-filling"}], decision_seconds=0.0, versions={},
+                          attempts=[ProposedAttempt(aid, i, {"x": 0.5}, path=("validated", "dispatched"), instrument="fast")],
+                          documents=[decided])
+    composer.committed(decided)
+    t1 = time.perf_counter()
+    m = await actor.measure.remote(MeasurementRequest(attempt_id=aid, params={"x": 0.5}))
+    t2 = time.perf_counter()
+    measured = composer.measurement(m)
+    store.record_measurement(cid, m, documents=[measured])
+    composer.committed(measured)
+    interpretation = Interpretation(attempt_id=aid, sample_id=aid, analysis="scalar",
+                                    estimates={"yield": Estimate(value=float(m.scalar("yield")), sigma=0.01)}, valid=True)
+    analysed = composer.interpretation(interpretation, time.time())
+    store.record_interpretation(
+        cid, interpretation, TargetEvaluation(i + 1, 0.0, 0.0, {"t": {"value": 1.0, "goal": 0.5, "met": False}}, False),
+        documents=[analysed],
+    )
+    composer.committed(analysed)
+    t3 = time.perf_counter()
+    return t2 - t1, (t1 - t0) + (t3 - t2)
+
+
+def components(url: str, n: int = 200) -> dict[str, float]:
+    """Median ms of one measure round trip and of one measurement's store writes (see module doc)."""
+    import statistics
+
+    import ray
+
+    actor, store, composer, cid = _components_run(url)
+
+    async def all_of_them() -> list[tuple[float, float]]:
+        return [await _one_measurement(actor, store, composer, cid, i) for i in range(n)]
+
+    timings = asyncio.run(all_of_them())
     ray.kill(actor)
     store.close()
-    trip, write = statistics.median(trips) * 1000, statistics.median(writes) * 1000
-    return {"measure_round_trip_ms": trip, "store_writes_ms": write, "total_ms": trip + write, "n": float(np.int64(n))}
+    trip, write = (statistics.median(t[k] for t in timings) * 1000 for k in (0, 1))
+    return {"measure_round_trip_ms": trip, "store_writes_ms": write, "total_ms": trip + write, "n": float(n)}
 
 
 def main() -> None:

@@ -101,6 +101,21 @@ class _Job:
     value: Any = None
 
 
+def _check_server_options(
+    bind: str, server_secret_key_file: str | Path | None, authorized_clients_dir: str | Path | None,
+    max_message_bytes: int, heartbeat_interval_seconds: float, max_cached_results: int,
+) -> None:
+    if (server_secret_key_file is None) != (authorized_clients_dir is None):
+        raise ValueError("server_secret_key_file and authorized_clients_dir go together (CURVE needs both)")
+    if server_secret_key_file is None and not is_loopback(bind):
+        raise ValueError(
+            f"refusing to bind {bind!r} without CURVE keys: an unauthenticated instrument server may only listen "
+            "on loopback (127.0.0.1, localhost, ipc://); pass a server key and an authorised-clients folder"
+        )
+    if heartbeat_interval_seconds <= 0 or max_message_bytes < 1024 or max_cached_results < 0:
+        raise ValueError("heartbeat_interval_seconds must be > 0, max_message_bytes >= 1024, max_cached_results >= 0")
+
+
 class InstrumentServer:
     """Serves ``driver`` on ``bind`` (e.g. ``tcp://127.0.0.1:5555``, ``tcp://*:5555`` with keys).
 
@@ -124,15 +139,8 @@ class InstrumentServer:
         heartbeat_interval_seconds: float = 1.0,
         max_cached_results: int = 64,  # 64 × a 4 MB image = 256 MB at most
     ) -> None:
-        if (server_secret_key_file is None) != (authorized_clients_dir is None):
-            raise ValueError("server_secret_key_file and authorized_clients_dir go together (CURVE needs both)")
-        if server_secret_key_file is None and not is_loopback(bind):
-            raise ValueError(
-                f"refusing to bind {bind!r} without CURVE keys: an unauthenticated instrument server may only listen "
-                "on loopback (127.0.0.1, localhost, ipc://); pass a server key and an authorised-clients folder"
-            )
-        if heartbeat_interval_seconds <= 0 or max_message_bytes < 1024 or max_cached_results < 0:
-            raise ValueError("heartbeat_interval_seconds must be > 0, max_message_bytes >= 1024, max_cached_results >= 0")
+        _check_server_options(bind, server_secret_key_file, authorized_clients_dir, max_message_bytes,
+                              heartbeat_interval_seconds, max_cached_results)
         self.driver = driver
         self.max_message_bytes = max_message_bytes
         self.heartbeat_interval_seconds = heartbeat_interval_seconds
@@ -158,19 +166,7 @@ class InstrumentServer:
         self._context = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
         try:
-            self._router = self._context.socket(zmq.ROUTER)
-            self._router.linger = 0
-            self._router.setsockopt(zmq.MAXMSGSIZE, HARD_LIMIT_FACTOR * max_message_bytes)
-            if server_secret_key_file is not None and authorized_clients_dir is not None:
-                self._configure_curve(Path(server_secret_key_file), Path(authorized_clients_dir))
-            self._router.bind(bind)
-            self.address: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
-            # Worker threads wake the loop through this pair instead of touching the ROUTER socket.
-            wake = f"inproc://labpilot-server-wake-{next(_server_ids)}"
-            self._wake_pull = self._context.socket(zmq.PULL)
-            self._wake_pull.bind(wake)
-            self._wake_push = self._context.socket(zmq.PUSH)
-            self._wake_push.connect(wake)
+            self._open_sockets(bind, server_secret_key_file, authorized_clients_dir)
         except BaseException:
             self._teardown()
             raise
@@ -179,6 +175,23 @@ class InstrumentServer:
         if not self.authenticated:
             log.warning("serving %s UNAUTHENTICATED on %s (loopback only: anyone on this machine may use it)",
                         driver.name, self.address)
+
+    def _open_sockets(self, bind: str, server_secret_key_file: str | Path | None,
+                      authorized_clients_dir: str | Path | None) -> None:
+        """The ROUTER socket (CURVE if keys are given) bound to ``bind``, and the inproc wake-up pair."""
+        self._router = self._context.socket(zmq.ROUTER)
+        self._router.linger = 0
+        self._router.setsockopt(zmq.MAXMSGSIZE, HARD_LIMIT_FACTOR * self.max_message_bytes)
+        if server_secret_key_file is not None and authorized_clients_dir is not None:
+            self._configure_curve(Path(server_secret_key_file), Path(authorized_clients_dir))
+        self._router.bind(bind)
+        self.address: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        # Worker threads wake the loop through this pair instead of touching the ROUTER socket.
+        wake = f"inproc://labpilot-server-wake-{next(_server_ids)}"
+        self._wake_pull = self._context.socket(zmq.PULL)
+        self._wake_pull.bind(wake)
+        self._wake_push = self._context.socket(zmq.PUSH)
+        self._wake_push.connect(wake)
 
     def _configure_curve(self, key_file: Path, clients: Path) -> None:
         public, secret = load_secret_certificate(key_file, "server key")
