@@ -18,7 +18,6 @@ new run whose start names the previous one (``resumes``) — a run has exactly o
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,10 +43,6 @@ def document_uid(campaign_id: str, *parts: object) -> str:
 def _event_key(key: DataKey) -> dict[str, Any]:
     dtype = {"number": "number", "integer": "integer", "array": "array", "string": "string"}[key.dtype]
     return {"dtype": dtype, "shape": list(key.shape), "source": "labpilot", "units": key.units}
-
-
-def _number(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 class RunComposer:
@@ -153,8 +148,8 @@ class RunComposer:
     def interpretation(self, i: Interpretation, time: float) -> Document:
         data: dict[str, Any] = {"attempt_id": i.attempt_id, "valid": i.valid, "flags": ",".join(i.flags)}
         for name, e in i.estimates.items():
-            data[name] = _number(e.value)
-            data[f"{name}_sigma"] = _number(e.sigma)
+            data[name] = json_safe(e.value)
+            data[f"{name}_sigma"] = json_safe(e.sigma)
         return self._event("interpretations", i.attempt_id, data, time)
 
     def decision(self, seq: int, policy: str, fallback: bool, proposals: Sequence[dict[str, Any]],

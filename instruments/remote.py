@@ -36,7 +36,7 @@ import zmq.auth
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from instruments.protocol import InstrumentLimitError, InstrumentUnreachable, planning_model_kind, planning_model_of_kind
-from instruments.types import DataKey, Measurement, MeasurementRequest, Record, nan_to_none
+from instruments.types import DataKey, Measurement, MeasurementRequest, Record, json_safe
 
 log = logging.getLogger("labpilot.instruments.remote")
 
@@ -136,9 +136,9 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         # Walking the lists for NaN costs ~100 ms on a 4 MB image: only when there is one.
         finite = obj.dtype.kind in "biu" or bool(np.isfinite(obj).all())
-        return obj.tolist() if finite else nan_to_none(obj.tolist())
+        return obj.tolist() if finite else json_safe(obj.tolist())
     if isinstance(obj, np.generic):
-        return nan_to_none(obj.item())
+        return json_safe(obj.item())
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()
     if isinstance(obj, (set, frozenset)):

@@ -8,6 +8,7 @@ only the scalar metadata is validated as finite.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -31,8 +32,7 @@ def _as_float_array(value: Any) -> np.ndarray:
 
 def _array_to_json(value: np.ndarray) -> Any:
     # JSON has no NaN/inf; write them as null so the record can still be serialised.
-    listed = value.tolist()
-    return nan_to_none(listed)
+    return json_safe(value.tolist())
 
 
 FloatArray = Annotated[
@@ -43,12 +43,21 @@ FloatArray = Annotated[
 """A float64 numpy array; may hold NaN/inf (raw data is kept as measured)."""
 
 
-def nan_to_none(value: Any) -> Any:
-    """Nested lists with every non-finite float replaced by None (how JSON carries them)."""
-    if isinstance(value, list):
-        return [nan_to_none(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, recursively through dicts, lists,
+    tuples and numpy scalars/arrays — how JSON (and PostgreSQL's json) carries NaN and inf.
+
+    The one non-finite-to-None helper of labpilot: stores, documents, wire messages and reasons use it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
     return value
 
 

@@ -8,7 +8,6 @@ boundary records), never live ORM objects.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +35,7 @@ from agent.store.schema import (
     utcnow,
 )
 from analysis.protocol import Estimate, Interpretation
-from instruments.types import Measurement, ParamValue, Timing
+from instruments.types import Measurement, ParamValue, Timing, json_safe
 
 
 class UnknownCampaign(KeyError):
@@ -172,21 +171,6 @@ def _insert_documents(conn: Connection, campaign_id: str, documents: Sequence[Do
         conn.execute(_INSERT_DOCUMENT, rows)
     return len(rows)
 _INSERT_EVALUATION = insert(TargetEvaluationRow)
-
-
-def json_safe(value: Any) -> Any:
-    """Replace non-finite floats (which JSON and PostgreSQL's json reject) with None, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    return value
 
 
 def _npy(array: np.ndarray) -> bytes:
