@@ -35,7 +35,7 @@ resolution; the returned ``dq`` is the 1-σ width, dq = q · fwhm / (2 sqrt(2 ln
 sasmodels' ``Pinhole1D`` (and an analysis smearing its model) expects. The ground truth is smeared
 with ``Pinhole1D`` on a dense grid so that it is accurate, not just consistent with sasmodels'
 default sampling at the data points, which can be off by several σ of a long exposure (see
-``smeared_intensity``).
+``physics.sas.smeared_intensity``).
 
 sasmodels access (model info, compiled kernels, the pinhole evaluator) is ``physics.sas``, shared
 with the fit; this module computes each configuration's smeared truth once, when the driver is
