@@ -91,7 +91,6 @@ def settings(*candidates, **over) -> SASFitSettings:
     return SASFitSettings.model_validate({"candidates": list(candidates), **over})
 
 
-
 CLEAR_CASES = {
     "sphere": ("sphere", sphere_pars()),
     "core_shell": (
