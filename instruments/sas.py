@@ -11,14 +11,23 @@ made yet::
 (Poisson counting of sample plus background; the background itself taken as known). Drivers that
 can plan offer ``planning_model()`` returning a :class:`SASInstrumentModel`; this module is the
 contract, so planners never import a simulator.
+
+It is also what simulated and real SAS drivers share: the request fields (:data:`REQUEST_FIELDS`)
+and the request check (:func:`check_sas_request`) a driver's ``check`` runs against its own model.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
-from instruments.types import FloatArray, Record
+from instruments.protocol import InstrumentLimitError
+from instruments.types import FloatArray, MeasurementRequest, Record
+
+REQUEST_FIELDS = ("configuration", "exposure_seconds")
+"""A SAS request's params: a configuration name and an exposure time (s)."""
 
 
 class SASConfigurationModel(Record):
@@ -35,6 +44,9 @@ class SASConfigurationModel(Record):
     )
     background: FloatArray = Field(description="B: subtracted empty-cell/solvent background, 1/cm")
     min_exposure_seconds: float = Field(ge=0)
+    wavelength_angstrom: float | None = Field(
+        default=None, gt=0, description="incident wavelength, Å; None if the instrument did not say"
+    )
 
     @model_validator(mode="after")
     def _shapes(self) -> SASConfigurationModel:
@@ -63,3 +75,39 @@ class SASInstrumentModel(Record):
             if c.name == name:
                 return c
         raise KeyError(f"no configuration {name!r}; configurations: {[c.name for c in self.configurations]}")
+
+
+def check_sas_request(model: SASInstrumentModel, request: MeasurementRequest, *, instrument: str = "") -> None:
+    """Raise :class:`InstrumentLimitError` for a request the instrument of ``model`` must not run.
+
+    A request names one of the model's configurations and a finite, positive exposure (s) no
+    shorter than the configuration's ``min_exposure_seconds``; it has no other fields.
+    ``instrument`` (the driver's name) prefixes each message, as ``"<name>: ..."``.
+    """
+    prefix = f"{instrument}: " if instrument else ""
+    params = request.params
+    unknown = sorted(set(params) - set(REQUEST_FIELDS))
+    if unknown:
+        raise InstrumentLimitError(f"{prefix}unknown request fields {unknown}; known: {list(REQUEST_FIELDS)}")
+    configurations = {c.name: c for c in model.configurations}
+    valid = list(configurations)
+    if "configuration" not in params:
+        raise InstrumentLimitError(f"{prefix}request lacks 'configuration'; valid configurations: {valid}")
+    configuration = params["configuration"]
+    if not isinstance(configuration, str) or configuration not in configurations:
+        raise InstrumentLimitError(
+            f"{prefix}configuration={configuration!r} is not a configuration of this instrument; "
+            f"valid configurations: {valid}"
+        )
+    if "exposure_seconds" not in params:
+        raise InstrumentLimitError(f"{prefix}request lacks 'exposure_seconds'")
+    exposure = params["exposure_seconds"]
+    if isinstance(exposure, (str, bool)) or not math.isfinite(float(exposure)):
+        raise InstrumentLimitError(f"{prefix}exposure_seconds={exposure!r} is not a finite number")
+    if float(exposure) <= 0:
+        raise InstrumentLimitError(f"{prefix}exposure_seconds={exposure} must be positive")
+    minimum = configurations[configuration].min_exposure_seconds
+    if float(exposure) < minimum:
+        raise InstrumentLimitError(
+            f"{prefix}exposure_seconds={exposure} is below configuration {configuration!r}'s minimum ({minimum} s)"
+        )

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.sas import SASFitAnalysis, SASFitSettings, predict_with_jacobian, prior_precision
+from analysis.sas import SASFitAnalysis, SASFitSettings
+from analysis.sas.predict import predict_with_jacobian, prior_precision
 from instruments.sas import SASInstrumentModel
 from instruments.types import Measurement, ParamValue, Timing
 from policies.protocol import Observation, PlanningContext, Proposal, best_probability_goal

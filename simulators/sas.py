@@ -35,75 +35,59 @@ resolution; the returned ``dq`` is the 1-σ width, dq = q · fwhm / (2 sqrt(2 ln
 sasmodels' ``Pinhole1D`` (and an analysis smearing its model) expects. The ground truth is smeared
 with ``Pinhole1D`` on a dense grid so that it is accurate, not just consistent with sasmodels'
 default sampling at the data points, which can be off by several σ of a long exposure (see
-``smeared_intensity``).
+``physics.sas.smeared_intensity``).
 
-sasmodels compiles each model's C kernel once (cached on disk in ``~/.sasmodels/compiled_models``,
-or ``$SAS_DLL_PATH``; a C compiler is needed the first time); this module keeps the loaded model
-per process, and computes each configuration's smeared truth once, when the driver is built, so a
-measurement is only a Poisson draw.
+sasmodels access (model info, compiled kernels, the pinhole evaluator) is ``physics.sas``, shared
+with the fit; this module computes each configuration's smeared truth once, when the driver is
+built, so a measurement is only a Poisson draw. The request fields and the request check are the
+SAS instrument contract, ``instruments.sas``, which a real SAS driver shares.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import os
-import re
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import numpy as np
 import periodictable
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sasmodels import core as sas_core
-from sasmodels import resolution as sas_resolution
-from sasmodels import weights as sas_weights
-from sasmodels.direct_model import call_kernel
-from scipy.interpolate import CubicSpline
+from pydantic import Field, field_validator, model_validator
 
-from instruments.protocol import InstrumentLimitError
-from instruments.sas import SASConfigurationModel, SASInstrumentModel
-from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
+from instruments.sas import SASConfigurationModel, SASInstrumentModel, check_sas_request
+from instruments.types import DataKey, Measurement, MeasurementRequest, Record, Timing
+from physics.sas import (
+    FWHM_PER_SIGMA,
+    HC_KEV_ANGSTROM,
+    POLYDISPERSITY_SUFFIXES,
+    library_models,
+    model_info,
+    model_parts,
+    polydispersity_types,
+    smeared_intensity,
+    user_parameters,
+)
 from simulators.clock import VirtualClock
-from simulators.journal import MeasurementJournal
+from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
-
-HC_KEV_ANGSTROM = 12.398419843320026
-"""h·c in keV·Å: X-ray wavelength (Å) = HC_KEV_ANGSTROM / energy (keV)."""
 
 DEFAULT_NEUTRON_WAVELENGTH = 6.0
 """Å; used for a neutron configuration's solid angles when its ``wavelength`` is not given."""
-
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-"""FWHM of a Gaussian in units of its standard deviation (≈ 2.3548)."""
-
-POLYDISPERSITY_SUFFIXES = ("_pd", "_pd_n", "_pd_nsigma", "_pd_type")
-POLYDISPERSITY_TYPES = tuple(sorted(name for name in sas_weights.MODELS if name != "array"))
-"""Size distributions a ``*_pd_type`` may name ('array' needs explicit weights, so it is not offered)."""
-
-REQUEST_FIELDS = ("configuration", "exposure_seconds")
 
 
 # -- settings ------------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-class Material(_Strict):
+class Material(Record):
     """A scattering-length density computed from composition (periodictable)."""
 
     formula: str = Field(min_length=1, description="chemical formula as periodictable reads it, e.g. 'D2O', 'C8H8', 'SiO2'")
     density: float = Field(gt=0, description="mass density, g/cm³")
 
 
-class SASSample(_Strict):
+class SASSample(Record):
     """The sample: a sasmodels model and its parameters, plus what the counting model needs."""
 
     model: str = Field(
@@ -116,7 +100,7 @@ class SASSample(_Strict):
         description="sasmodels parameters in sasmodels units (lengths Å, SLDs 1e-6/Å²); omitted ones take the "
         "model's defaults. An SLD parameter may be {formula, density}. Size polydispersity: '<name>_pd' "
         "(relative width), '<name>_pd_n' (points), '<name>_pd_nsigma', '<name>_pd_type' "
-        f"({', '.join(POLYDISPERSITY_TYPES)}). 'scale' and 'background' are the fields below.",
+        f"({', '.join(polydispersity_types())}). 'scale' and 'background' are the fields below.",
     )
     scale: float = Field(
         default=1.0,
@@ -138,12 +122,12 @@ class SASSample(_Strict):
 
     @model_validator(mode="after")
     def _known_model_and_parameters(self) -> SASSample:
-        info = model_info(self.model)  # raises ValueError naming an unknown model
+        info = sample_model_info(self.model)  # raises ValueError naming an unknown model
         check_parameters(self.model, info, self.parameters)
         return self
 
 
-class SASConfiguration(_Strict):
+class SASConfiguration(Record):
     """One instrument configuration (detector distance, wavelength, collimation) and its Q binning."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="what a request names, e.g. '5m'")
@@ -176,7 +160,7 @@ class SASConfiguration(_Strict):
         return self
 
 
-class SASSettings(_Strict):
+class SASSettings(Record):
     """Settings of the simulated SAS instrument (campaign file: ``instruments[].settings``)."""
 
     sample: SASSample
@@ -215,41 +199,29 @@ class SASSettings(_Strict):
         return self
 
 
-# -- sasmodels model and parameter handling --------------------------------------------------------
+# -- the sample's model and parameters -------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def valid_model_names() -> tuple[str, ...]:
-    """Names of sasmodels' built-in models (form factors and structure factors)."""
-    return tuple(sorted(sas_core.list_models()))
-
-
-@functools.lru_cache(maxsize=64)
-def model_info(model: str) -> Any:
+def sample_model_info(model: str) -> Any:
     """sasmodels ``ModelInfo`` of a model name or expression; ValueError naming an unknown model."""
-    for part in re.split(r"[+*@]", model):
+    for part in model_parts(model):
         if part.startswith("custom."):
             continue  # a user model in sasmodels' custom-model folder; sasmodels reports it if missing
-        if part not in valid_model_names():
+        if part not in library_models():
             raise ValueError(
                 f"sample.model: unknown sasmodels model {part!r} in {model!r}; valid models: "
-                f"{', '.join(valid_model_names())} (combine with '+' or '*', or '@' for a structure factor)"
+                f"{', '.join(library_models())} (combine with '+' or '*', or '@' for a structure factor)"
             )
     try:
-        return sas_core.load_model_info(model)
+        return model_info(model)
     except Exception as exc:  # noqa: BLE001 — sasmodels raises assorted errors for a bad expression
         raise ValueError(f"sample.model: sasmodels cannot load {model!r}: {exc}") from exc
-
-
-def _user_parameters(info: Any) -> dict[str, Any]:
-    # The parameters a 1-D I(Q) depends on (no orientation or magnetic ones), by name.
-    return {p.id: p for p in info.parameters.user_parameters({}, is2d=False)}
 
 
 def valid_parameter_names(info: Any) -> list[str]:
     """Parameter names ``SASSample.parameters`` accepts for a model (without scale and background)."""
     names = []
-    for name, p in _user_parameters(info).items():
+    for name, p in user_parameters(info).items():
         if name in ("scale", "background"):
             continue
         names.append(name)
@@ -260,7 +232,7 @@ def valid_parameter_names(info: Any) -> list[str]:
 
 def check_parameters(model: str, info: Any, parameters: dict[str, float | str | Material]) -> None:
     """Raise ValueError naming any parameter the model does not have, or a value it cannot take."""
-    user = _user_parameters(info)
+    user = user_parameters(info)
     valid = valid_parameter_names(info)
     for name, value in parameters.items():
         where = f"sample.parameters.{name}"
@@ -270,8 +242,8 @@ def check_parameters(model: str, info: Any, parameters: dict[str, float | str | 
             raise ValueError(f"{where}: unknown parameter {name!r} for model {model!r}; valid parameters: {', '.join(valid)}")
         base, suffix = _split_polydispersity(name, user)
         if suffix == "_pd_type":
-            if value not in POLYDISPERSITY_TYPES:
-                raise ValueError(f"{where}: {value!r} is not a size distribution; choose one of {list(POLYDISPERSITY_TYPES)}")
+            if value not in polydispersity_types():
+                raise ValueError(f"{where}: {value!r} is not a size distribution; choose one of {list(polydispersity_types())}")
             continue
         if isinstance(value, Material):
             if suffix or user[name].type != "sld":
@@ -323,7 +295,7 @@ def resolve_parameters(settings: SASSettings) -> dict[str, float | str]:
     """The sasmodels parameters of the sample, numbers only (SLDs from formulas computed), with
     ``scale`` and ``background``: exactly what the kernel is called with."""
     sample = settings.sample
-    user = _user_parameters(model_info(sample.model))
+    user = user_parameters(sample_model_info(sample.model))
     resolved: dict[str, float | str] = {"scale": sample.scale, "background": sample.background}
     for name, value in sample.parameters.items():
         if isinstance(value, Material):
@@ -364,82 +336,6 @@ def _bin_edges(configuration: SASConfiguration) -> np.ndarray:
     return np.exp(np.concatenate([[log_q[0] - step / 2], (log_q[:-1] + log_q[1:]) / 2, [log_q[-1] + step / 2]]))
 
 
-@contextlib.contextmanager
-def _compile_lock() -> Iterator[None]:
-    # sasmodels compiles a missing kernel straight into its shared DLL folder; two instrument actors
-    # starting at once on a fresh machine could load a half-written library. Serialise across processes.
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no cross-process lock, as sasmodels itself
-        yield
-        return
-    from sasmodels import kerneldll
-
-    os.makedirs(kerneldll.SAS_DLL_PATH, exist_ok=True)
-    with open(os.path.join(kerneldll.SAS_DLL_PATH, ".labpilot-compile.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@functools.lru_cache(maxsize=16)
-def kernel_model(model: str) -> Any:
-    """The compiled sasmodels model (a ``KernelModel``), built once per model per process.
-
-    ``platform="dll"``: the C kernel through the system compiler, never OpenCL (no GPU here, and
-    probing OpenCL devices is slow and noisy); double precision, as the truth should be.
-    """
-    with _compile_lock():
-        return sas_core.build_model(model_info(model), dtype="double", platform="dll")
-
-
-def _log_grid(q: np.ndarray, dq: np.ndarray, per_sigma: float, at_least: int, at_most: int) -> np.ndarray:
-    # Log-spaced points over sasmodels' pinhole support (−2.5σ … +3σ around the data), with at least
-    # ``per_sigma`` points per resolution σ, at least ``at_least`` and at most ``at_most`` points.
-    lo = max(float(np.min(q - 2.5 * dq)), sas_resolution.MINIMUM_ABSOLUTE_Q * float(np.min(q)))
-    hi = float(np.max(q + 3.0 * dq))
-    wanted = math.ceil(math.log(hi / lo) * per_sigma / float(np.min(dq / q)))
-    return np.geomspace(lo, hi, int(min(at_most, max(wanted, at_least))))
-
-
-def smeared_intensity(
-    model: str, parameters: dict[str, float | str], q: np.ndarray, dq: np.ndarray, dense: bool = True
-) -> np.ndarray:
-    """sasmodels I(q) (1/cm) smeared by sasmodels' Gaussian pinhole resolution of 1-σ width ``dq`` (1/Å).
-
-    ``dense=False`` samples as ``sasmodels.direct_model.DirectModel`` does: the kernel at the data
-    points themselves (extended at the ends), then ``Pinhole1D``'s quadrature over those points. Its
-    truncated-Gaussian weights (±2.5σ/+3σ) converge only linearly in the point spacing, and the data
-    spacing is often ~σ: on the SANS instrument of the tests that is off by up to 1 % (polydisperse
-    sphere, 6 % FWHM), ~4 σ of a 10-minute exposure.
-
-    ``dense=True`` (the truth): the kernel on a log grid with ≥ 4 points per σ and per data bin (at most
-    4000), cubic-spline interpolated onto ≥ 64 points per σ (at most 20000, and at most 5e6 matrix
-    entries) for the same ``Pinhole1D`` quadrature: within ~0.05 σ of a 10-minute exposure there,
-    at the cost of a few kernel points per σ.
-    """
-    if not dense:
-        pinhole = sas_resolution.Pinhole1D(q, dq)
-        return _call(model, parameters, pinhole.q_calc, pinhole.apply)
-    q_kernel = _log_grid(q, dq, per_sigma=4, at_least=4 * len(q), at_most=4000)
-    fine = _log_grid(q, dq, per_sigma=64, at_least=16 * len(q), at_most=min(20000, 5_000_000 // len(q)))
-    pinhole = sas_resolution.Pinhole1D(q, dq, q_calc=fine)
-    spline = _call(model, parameters, q_kernel, lambda iq: CubicSpline(np.log(q_kernel), iq))
-    return np.asarray(pinhole.apply(spline(np.log(pinhole.q_calc))), dtype=np.float64)
-
-
-def _call(model: str, parameters: dict[str, float | str], q_calc: np.ndarray, then: Any) -> Any:
-    # One kernel evaluation of ``model`` at ``q_calc`` (1/Å), passed on to ``then``; kernels hold
-    # native buffers, so each is released right away.
-    kernel = kernel_model(model).make_kernel([q_calc])
-    try:
-        return then(np.asarray(call_kernel(kernel, parameters), dtype=np.float64))
-    finally:
-        kernel.release()
-
-
 # -- the driver ------------------------------------------------------------------------------------
 
 
@@ -460,10 +356,11 @@ class _ConfigurationState:
         self.counts = np.zeros_like(self.q, dtype=np.int64)
 
 
-class SASDriver:
+class SASDriver(JournalledDriver):
     """Driver of the simulated SANS/SAXS instrument. Plain class; Ray wraps it in ``InstrumentActor``.
 
-    Request params: ``configuration`` (a configuration name) and ``exposure_seconds`` (s). Data:
+    Request params (``instruments.sas.REQUEST_FIELDS``): ``configuration`` (a configuration name)
+    and ``exposure_seconds`` (s), checked by ``instruments.sas.check_sas_request``. Data:
     ``q`` (1/Å), ``intensity`` (1/cm) with σ in ``sigma["intensity"]``, ``dq`` (1-σ, 1/Å) — of this
     exposure only; ``accumulated`` gives the running total per configuration.
     """
@@ -479,6 +376,7 @@ class SASDriver:
         self.stopped: bool | None = None
         self._lock = threading.Lock()  # recover() may run beside measure() in the actor's threads
         self._states = {c.name: self._build_state(c) for c in settings.configurations}
+        self._limits = self.planning_model()  # what check() holds a request against
         self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
         if self._journal is not None:
             # The instrument's data files outlive a crash; so do its accumulated totals.
@@ -526,6 +424,7 @@ class SASDriver:
                 SASConfigurationModel(
                     name=name, q=state.q, dq=state.dq, counts_per_second=state.k_per_second, background=state.cell,
                     min_exposure_seconds=self.configurations[name].min_exposure_seconds,
+                    wavelength_angstrom=configuration_wavelength(self.settings, self.configurations[name]),
                 )
                 for name, state in self._states.items()
             ],
@@ -534,31 +433,7 @@ class SASDriver:
         )
 
     def check(self, request: MeasurementRequest) -> None:
-        params = request.params
-        unknown = sorted(set(params) - set(REQUEST_FIELDS))
-        if unknown:
-            raise InstrumentLimitError(f"{self.name}: unknown request fields {unknown}; known: {list(REQUEST_FIELDS)}")
-        valid = list(self.configurations)
-        if "configuration" not in params:
-            raise InstrumentLimitError(f"{self.name}: request lacks 'configuration'; valid configurations: {valid}")
-        configuration = params["configuration"]
-        if not isinstance(configuration, str) or configuration not in self.configurations:
-            raise InstrumentLimitError(
-                f"{self.name}: configuration={configuration!r} is not a configuration of this instrument; "
-                f"valid configurations: {valid}"
-            )
-        if "exposure_seconds" not in params:
-            raise InstrumentLimitError(f"{self.name}: request lacks 'exposure_seconds'")
-        exposure = params["exposure_seconds"]
-        if isinstance(exposure, (str, bool)) or not math.isfinite(float(exposure)):
-            raise InstrumentLimitError(f"{self.name}: exposure_seconds={exposure!r} is not a finite number")
-        if float(exposure) <= 0:
-            raise InstrumentLimitError(f"{self.name}: exposure_seconds={exposure} must be positive")
-        minimum = self.configurations[configuration].min_exposure_seconds
-        if float(exposure) < minimum:
-            raise InstrumentLimitError(
-                f"{self.name}: exposure_seconds={exposure} is below configuration {configuration!r}'s minimum ({minimum} s)"
-            )
+        check_sas_request(self._limits, request, instrument=self.name)
 
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)
@@ -592,18 +467,13 @@ class SASDriver:
                 wall_seconds=time.perf_counter() - wall_start,
             ),
         )
-        if self._journal is not None:
-            self._journal.write(measurement)
+        self._journalled(measurement)
         self._accumulate(name, request.attempt_id, counts, exposure)
         return measurement
 
-    def stop(self, success: bool) -> None:
-        self.stopped = success
-
     def recover(self, attempt_id: str) -> Measurement | None:
-        if self._journal is None:
-            return None
-        measurement = self._journal.read(attempt_id)
+        # A recovered exposure was counted: it joins the accumulated totals (once per attempt).
+        measurement = super().recover(attempt_id)
         if measurement is not None:
             self._accumulate_recorded(measurement)
         return measurement

@@ -16,16 +16,14 @@ import numpy as np
 import pytest
 
 from instruments import Driver, InstrumentLimitError, MeasurementRequest, RecoverableDriver
+from physics.sas import HC_KEV_ANGSTROM, kernel_model, smeared_intensity
 from simulators.sas import (
-    HC_KEV_ANGSTROM,
     Material,
     SASConfiguration,
     SASDriver,
     SASSample,
     SASSettings,
-    kernel_model,
     material_sld,
-    smeared_intensity,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -420,3 +418,11 @@ def test_planning_model_predicts_the_counting_sigma_without_revealing_the_sample
         np.testing.assert_allclose(predicted, driver.expected_sigma(configuration, 300.0), rtol=1e-12)
     # It carries the instrument (flux, geometry, backgrounds), not the answer.
     assert "sample" not in model.model_dump() and "intensity" not in str(model.model_dump().keys())
+
+
+def test_planning_model_tells_each_configurations_wavelength() -> None:
+    neutron = _driver(configurations=[*_one_configuration(0.01, 0.1), *_configurations(wavelength=8.0)]).planning_model()
+    assert neutron.configuration("c").wavelength_angstrom == 6.0  # the neutron default
+    assert neutron.configuration("5m").wavelength_angstrom == 8.0
+    xray = _driver(configurations=_one_configuration(0.01, 0.3), radiation="xray", xray_energy_kev=8.04).planning_model()
+    assert xray.configuration("c").wavelength_angstrom == pytest.approx(HC_KEV_ANGSTROM / 8.04)
