@@ -236,7 +236,7 @@ def _write_nxcansas(
 # -- .xye ----------------------------------------------------------------------------------------------
 def _xrd_lines(m: Measurement, instrument: dict[str, Any] | None, campaign_id: str) -> tuple[str, tuple[tuple[float, float], ...]]:
     """(how the wavelength was named, ((λ Å, relative intensity), ...)) from the stored instrument settings."""
-    from instruments.xrd import HC_KEV_ANGSTROM, wavelength_lines
+    from physics.xrd import HC_KEV_ANGSTROM, wavelength_lines
 
     if instrument is None:
         raise ExportError(
