@@ -50,7 +50,7 @@ def _goal(config: CampaignConfig) -> float | None:
 
 
 def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpretations: Sequence[Interpretation]) -> list[tuple[Figure, str]]:
-    from analysis.xrd import Hypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
+    from analysis.xrd import PhaseSetHypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
 
     settings = XRDPhaseIDSettings.model_validate(config.analysis.settings)
     latest = interpretations[-1]
@@ -67,7 +67,7 @@ def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpreta
         best = hypotheses[0]
         grid = np.arange(lo, hi, 0.01)
         top.plot(grid, predict_rate(settings, best, grid), color="k", lw=0.8, label=f"{best.label}: p = {best.probability:.3f}")
-        background = Hypothesis(**{**best.__dict__, "scales": tuple(0.0 for _ in best.scales)})
+        background = PhaseSetHypothesis(**{**best.__dict__, "scales": tuple(0.0 for _ in best.scales)})
         base = predict_rate(settings, background, grid)
         for j, phase in enumerate(best.phases):
             scales = [s if i == j else 0.0 for i, s in enumerate(best.scales)]

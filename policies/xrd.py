@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from analysis.xrd import Hypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
+from analysis.xrd.hypotheses import PhaseSetHypothesis, hypotheses_of, predict_rate
+from analysis.xrd.settings import XRDPhaseIDSettings
 from instruments.types import ParamValue
-from instruments.xrd import XRDInstrumentModel, chebyshev_background, scan_points
+from instruments.xrd import XRDInstrumentModel
+from physics.xrd import chebyshev_background
 from policies.protocol import Observation, PlanningContext, Proposal, best_probability_goal
 from policies.space import ContinuousParameter, DesignSpace
 
@@ -124,7 +126,7 @@ class XRDFullScan(_XRDPolicy):
         return [self._request(self.scan, {"step": i, "rule": "full scan"}) for i in range(done, done + n)]
 
 
-def _plausible_scales(best: Hypothesis, rival: Hypothesis) -> list[float]:
+def _plausible_scales(best: PhaseSetHypothesis, rival: PhaseSetHypothesis) -> list[float]:
     # A phase the best set lacks is predicted at no less than its σ: what the data cannot exclude yet.
     return [s if n in best.phases else max(s, ss) for n, s, ss in zip(rival.phases, rival.scales, rival.scale_sigmas)]
 
@@ -138,14 +140,14 @@ class _HypothesisPolicy(_XRDPolicy):
             raise ValueError(f"policy {self.name!r} plans from phase identification: analysis.kind must be 'xrd', not {analysis.get('kind')!r}")
         self.settings = XRDPhaseIDSettings.model_validate(analysis.get("settings", {}))
 
-    def _predictions(self, hypotheses: list[Hypothesis], grid: np.ndarray, covered: tuple[float, float]) -> list[np.ndarray]:
+    def _predictions(self, hypotheses: list[PhaseSetHypothesis], grid: np.ndarray, covered: tuple[float, float]) -> list[np.ndarray]:
         """Rates of each hypothesis on ``grid``; one background (the best's, held flat outside the
         measured range, where its polynomial would be an extrapolation)."""
         best = hypotheses[0]
         background = np.maximum(chebyshev_background(np.clip(grid, *covered), best.background, *self.settings.two_theta_range), 1e-3)
         out = []
         for h in hypotheses:
-            no_bg = Hypothesis(**{**h.__dict__, "background": (0.0,)})
+            no_bg = PhaseSetHypothesis(**{**h.__dict__, "background": (0.0,)})
             scales = h.scales if h is best else _plausible_scales(best, h)
             out.append(background + predict_rate(self.settings, no_bg, grid, scales) - 1e-9)
         return out

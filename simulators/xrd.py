@@ -1,12 +1,13 @@
 """A simulated powder diffractometer (Bragg–Brentano, point or strip detector) on crystal structures.
 
-The sample is a mixture of library phases (``instruments.phases``: CIFs read by pymatgen, reflection
+The sample is a mixture of library phases (``physics.phases``: CIFs read by pymatgen, reflection
 lists from pymatgen's XRD calculator) with weight fractions, and per phase a crystallite size
 (Scherrer broadening), microstrain, lattice strain (peak shifts) and preferred orientation
 (March–Dollase); the sample may sit off the goniometer axis (displacement). The instrument has its
 wavelength lines (Cu Kα1 + Kα2 by default, or a synchrotron energy), Caglioti U, V, W, a Chebyshev
 background, a zero shift and its goniometer range. The profile physics is
-``instruments.xrd.phase_rate`` — the same function the analysis fits.
+``physics.xrd.phase_rate`` — the same function the analysis fits; the request fields and their
+check are the diffractometer contract's (``instruments.xrd``), shared with real drivers.
 
 Counting model, per step at 2θ_i with dwell t::
 
@@ -27,32 +28,20 @@ import math
 import threading
 import time
 from datetime import datetime, timezone
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from instruments.phases import Phase, PhaseLibrary, open_library
-from instruments.protocol import InstrumentLimitError
-from instruments.types import DataKey, Measurement, MeasurementRequest, Timing
-from instruments.xrd import (
-    XRDInstrumentModel,
-    chebyshev_background,
-    march_dollase,
-    phase_rate,
-    resolve_lines,
-    scan_points,
-)
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from instruments.types import DataKey, Measurement, MeasurementRequest, Record, Timing
+from instruments.xrd import XRDInstrumentModel, check_xrd_request
+from physics.phases import Phase, PhaseLibrary, open_library
+from physics.xrd import chebyshev_background, march_dollase, phase_rate, resolve_lines, scan_points
 from simulators.clock import VirtualClock
 from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
 
-REQUEST_FIELDS = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-class PreferredOrientation(_Strict):
+class PreferredOrientation(Record):
     """March–Dollase texture: platelets (r < 1) or needles (r > 1) along the pole ``hkl``."""
 
     hkl: tuple[int, int, int] = Field(description="the preferred pole, Miller indices")
@@ -66,7 +55,7 @@ class PreferredOrientation(_Strict):
         return value
 
 
-class SamplePhase(_Strict):
+class SamplePhase(Record):
     """One phase of the sample."""
 
     phase: str = Field(min_length=1, description="name of a library phase (the CIF's file stem)")
@@ -77,7 +66,7 @@ class SamplePhase(_Strict):
     preferred_orientation: PreferredOrientation | None = None
 
 
-class XRDSample(_Strict):
+class XRDSample(Record):
     phases: list[SamplePhase] = Field(min_length=1)
     displacement_mm: float = Field(default=0.0, ge=-1, le=1, description="sample height error, mm (shifts peaks ∝ cos θ)")
 
@@ -92,11 +81,11 @@ class XRDSample(_Strict):
         return self
 
 
-class XRDSettings(_Strict):
+class XRDSettings(Record):
     """Settings of the simulated diffractometer (campaign file: ``instruments[].settings``)."""
 
     sample: XRDSample
-    library: str | None = Field(default=None, description="folder of phase CIFs; default: experiments/phases")
+    library: str | None = Field(default=None, description="folder of phase CIFs; default: physics/phases (shipped)")
     wavelength: str | float = Field(default="CuKa", description="'CuKa' (Kα1+Kα2), 'CuKa1', 'CoKa', 'MoKa', … or Å")
     energy_kev: float | None = Field(default=None, gt=1, le=200, description="synchrotron energy, keV (replaces wavelength)")
     caglioti_u: float = Field(default=0.010, description="Caglioti U, deg²")
@@ -206,36 +195,7 @@ class XRDDriver(JournalledDriver):
         )
 
     def check(self, request: MeasurementRequest) -> None:
-        s, params = self.settings, request.params
-        unknown = sorted(set(params) - set(REQUEST_FIELDS))
-        if unknown:
-            raise InstrumentLimitError(f"{self.name}: unknown request fields {unknown}; known: {list(REQUEST_FIELDS)}")
-        values: dict[str, float] = {}
-        for field in REQUEST_FIELDS:
-            if field not in params:
-                raise InstrumentLimitError(f"{self.name}: request lacks {field!r}")
-            value = params[field]
-            if isinstance(value, (str, bool)) or not math.isfinite(float(value)):
-                raise InstrumentLimitError(f"{self.name}: {field}={value!r} is not a finite number")
-            values[field] = float(value)
-        start, stop = values["two_theta_start"], values["two_theta_stop"]
-        for field in ("two_theta_start", "two_theta_stop"):
-            if not s.goniometer_min_deg <= values[field] <= s.goniometer_max_deg:
-                raise InstrumentLimitError(
-                    f"{self.name}: {field}={values[field]} is outside the goniometer range "
-                    f"[{s.goniometer_min_deg}, {s.goniometer_max_deg}] degrees"
-                )
-        if not start < stop:
-            raise InstrumentLimitError(f"{self.name}: two_theta_start={start} must be below two_theta_stop={stop}")
-        if values["two_theta_step"] <= 0:
-            raise InstrumentLimitError(f"{self.name}: two_theta_step={values['two_theta_step']} must be positive")
-        if values["two_theta_step"] < s.min_step_deg:
-            raise InstrumentLimitError(f"{self.name}: two_theta_step={values['two_theta_step']} is below the finest step {s.min_step_deg}")
-        if values["dwell_seconds"] <= 0:
-            raise InstrumentLimitError(f"{self.name}: dwell_seconds={values['dwell_seconds']} must be positive")
-        n = len(scan_points(start, stop, values["two_theta_step"]))
-        if n > s.max_points:
-            raise InstrumentLimitError(f"{self.name}: the window has {n} steps; at most {s.max_points}")
+        check_xrd_request(self._model, request, instrument=self.name)
 
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)

@@ -1,6 +1,6 @@
 """``labpilot bench xrd``: adaptive scan steering against the full slow scan and an AdaptiveXRD-style heuristic.
 
-A family of random powder samples is drawn from the phase library (``experiments/phases``): one,
+A family of random powder samples is drawn from the phase library (``physics/phases``): one,
 two or three phases (in turn); half of the multi-phase samples take their phases from one family of
 overlapping structures (TiO2, ZrO2, CaCO3 and SiO2 polymorphs, spinels, iron oxides, rock salts,
 fluorites); a minor phase at 3–10 wt % in every three-phase sample and in half of the two-phase
@@ -77,7 +77,7 @@ class BenchSample:
 
 def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
     """``n`` random samples as in the module docstring."""
-    from instruments.phases import PhaseLibrary
+    from physics.phases import PhaseLibrary
 
     library = PhaseLibrary()
     names = library.names()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings
-from instruments.phases import PhaseLibrary
 from instruments.types import MeasurementRequest
-from instruments.xrd import peak_positions
+from physics.phases import PhaseLibrary
+from physics.xrd import peak_positions
 from policies.protocol import PlanningContext
 from policies.registry import build_policy
 from policies.space import DesignSpace

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from instruments.phases import PhaseLibrary
 from instruments.protocol import InstrumentLimitError
 from instruments.types import MeasurementRequest
-from instruments.xrd import WAVELENGTH_LINES, march_dollase
+from physics.phases import PhaseLibrary
+from physics.xrd import WAVELENGTH_LINES, march_dollase
 from simulators.xrd import XRDDriver, XRDSettings
 
 pytestmark = pytest.mark.timeout(120)

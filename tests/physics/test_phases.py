@@ -11,7 +11,7 @@ from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Composition
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from instruments.phases import DEFAULT_LIBRARY, PhaseLibrary, PhaseLibraryError, read_phase
+from physics.phases import DEFAULT_LIBRARY, PhaseLibrary, PhaseLibraryError, read_phase
 
 pytestmark = pytest.mark.timeout(120)
 

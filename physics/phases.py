@@ -3,12 +3,12 @@
 Both the simulated diffractometer and the phase-identification analysis see a phase the same way:
 its structure read from a CIF by pymatgen, and its reflections as pymatgen's ``XRDCalculator``
 computes them — d-spacing and |F|²·multiplicity per peak, with the Lorentz–polarisation factor of
-pymatgen's calculation divided out, so that one list serves every wavelength (``instruments.xrd``
+pymatgen's calculation divided out, so that one list serves every wavelength (``physics.xrd``
 applies the LP factor at the 2θ of each line). Peaks pymatgen merges (equal d within its
 tolerance, e.g. cubic (333)/(511)) stay one reflection, with the families listed.
 
 A library is a folder of ``<name>.cif`` files; the phase's name is the file's stem. The default
-is ``experiments/phases`` of this repository.
+is ``physics/phases`` beside this module: package data, so an installed wheel has it too.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_LIBRARY = Path(__file__).resolve().parents[1] / "experiments" / "phases"
-"""The phase library shipped with labpilot (``experiments/phases``)."""
+DEFAULT_LIBRARY = Path(__file__).resolve().parent / "phases"
+"""The phase library shipped with labpilot (``physics/phases``, package data)."""
 
 REFERENCE_WAVELENGTH = 0.5
 """Å: reflections are computed at this wavelength, out to d = λ/2 = 0.25 Å at 2θ = 180°."""
@@ -194,7 +194,7 @@ def _distinct_poles(path: Path, mtime: float) -> list[tuple[int, int, int]]:
 
 
 def open_library(folder: str | Path | None) -> PhaseLibrary:
-    """The library in ``folder`` (default: ``experiments/phases``); ValueError naming the field
+    """The library in ``folder`` (default: ``physics/phases``); ValueError naming the field
     ``library`` when it is missing or empty, for settings validators."""
     try:
         return PhaseLibrary(folder or DEFAULT_LIBRARY)

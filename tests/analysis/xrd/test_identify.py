@@ -4,32 +4,14 @@ data flagged, intensity no candidate explains flagged."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
-from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings, hypotheses_of, predict_rate
-from instruments.types import Measurement, MeasurementRequest
-from simulators.xrd import XRDDriver, XRDSettings
+from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings
+from tests.analysis.xrd.patterns import SLOW, SURVEY
+from tests.analysis.xrd.patterns import measure as _measure
 
 pytestmark = pytest.mark.timeout(300)
-SURVEY = (10.0, 60.0, 0.04, 0.1)
-SLOW = (10.0, 90.0, 0.02, 1.0)
-
-
-def _measure(phases: list[dict[str, Any]], windows: list[tuple[float, float, float, float]], seed: int = 0,
-             **settings: Any) -> list[Measurement]:
-    driver = XRDDriver("xrd", XRDSettings.model_validate({"sample": {"phases": phases}, "seed": seed, **settings}))
-    keys = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
-    return [driver.measure(MeasurementRequest(attempt_id=f"w{i}", params=dict(zip(keys, w)), sample_id="s"))
-            for i, w in enumerate(windows)]
-
-
-@pytest.fixture(scope="module")
-def analysis() -> XRDPhaseIdentification:
-    return XRDPhaseIdentification(XRDPhaseIDSettings())
 
 
 @pytest.mark.parametrize("phase", ["tio2_anatase", "caco3_calcite", "zro2_monoclinic", "al2o3_corundum"])
@@ -93,24 +75,3 @@ def test_intensity_no_candidate_explains_is_flagged_and_not_reported_confidently
     assert "unexplained-peaks" in result.flags
     assert any(abs(float(x) - 29.4) < 0.3 for x in str(result.details["unexplained_two_theta"]).split(","))  # calcite (104)
     assert result.estimates["p(best)"].value <= 0.5  # type: ignore[operator]
-
-
-def test_hypotheses_round_trip_through_the_details_and_predict_the_pattern(analysis: XRDPhaseIdentification) -> None:
-    measurements = _measure([{"phase": "tio2_rutile", "weight_fraction": 1.0}], [SURVEY])
-    result = analysis.interpret(measurements)
-    best = hypotheses_of(result.details)[0]
-    assert best.label == "tio2_rutile" and best.probability == result.estimates["p(best)"].value
-    x = measurements[0].data["two_theta"]
-    predicted = predict_rate(analysis.settings, best, x) * 0.1
-    observed = measurements[0].data["counts"]
-    chi2 = float(np.sum((observed - predicted) ** 2 / np.maximum(predicted, 1)))
-    assert chi2 / x.size < 1.5
-
-
-def test_bad_settings_name_the_field() -> None:
-    with pytest.raises(ValidationError, match="candidates: unknown phase.*unobtainium"):
-        XRDPhaseIDSettings(candidates=["si", "unobtainium"])
-    with pytest.raises(ValidationError, match="library: phase library .*nowhere: no such folder"):
-        XRDPhaseIDSettings(library="/nowhere")
-    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
-        XRDPhaseIDSettings(max_phase=2)  # type: ignore[call-arg]

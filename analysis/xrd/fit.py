@@ -4,7 +4,7 @@ The model of the counts at step *i* (2θ_i, dwell t_i), for a set of phases P::
 
     μ_i = t_i · ( Σ_{p∈P} S_p · g_p(2θ_i; ε_p, u_p, e_p, r_p, z) + Σ_k c_k T_k(2θ_i) )
 
-with g_p the phase's rate per unit scale (``instruments.xrd.phase_rate``), S_p ≥ 0 its scale
+with g_p the phase's rate per unit scale (``physics.xrd.phase_rate``), S_p ≥ 0 its scale
 (∝ volume fraction), ε_p its lattice strain (peak positions), u_p = 1/L its inverse crystallite
 size (nm⁻¹, Lorentzian width), e_p its microstrain (Gaussian width ∝ tan θ), r_p its March–Dollase
 texture parameter along a pole chosen per phase (``choose_pole``; texture is the rule, not the
@@ -27,8 +27,9 @@ import numpy as np
 from scipy import optimize, special
 
 from analysis.laplace import log_occam
-from instruments.phases import Phase
-from instruments.xrd import chebyshev_basis, march_dollase, phase_rate
+from analysis.xrd.pattern import Pattern
+from physics.phases import Phase
+from physics.xrd import chebyshev_basis, march_dollase, phase_rate
 
 FD_STEP = {"strain": 2e-5, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "zero": 2e-3, "displacement": 2e-3}
 """Finite-difference steps of the nonlinear parameters (strain, microstrain: relative; u: 1/nm;
@@ -49,19 +50,6 @@ class Optics:
     two_theta_range: tuple[float, float]
     """Domain of the Chebyshev background, degrees."""
     background_terms: int
-
-
-@dataclass
-class Pattern:
-    """All measured steps of a sample, concatenated: 2θ (deg), counts, dwell per step (s)."""
-
-    two_theta: np.ndarray
-    counts: np.ndarray
-    dwell: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.two_theta.size)
 
 
 class PhaseProfiles:
@@ -286,6 +274,88 @@ def choose_pole(
     return best[1], best[2]
 
 
+class SetProblem:
+    """The refinement of one phase set: its parameter vector, box and model of the counts.
+
+    Parameter vector x: scales (n_p), background (k_bg), the ``PER_PHASE`` blocks (n_p each), then
+    the ``GLOBAL`` parameters whose bound is > 0. ``weight`` (n,): 1/sqrt(variance) per step, the
+    Pearson weights of the residuals.
+    """
+
+    def __init__(self, profiles: PhaseProfiles, phases: tuple[str, ...], poles: Sequence[tuple[int, int, int]],
+                 bounds: Bounds, weight: np.ndarray) -> None:
+        self.profiles, self.phases, self.poles, self.weight = profiles, phases, poles, weight
+        self.pattern = profiles.pattern
+        self.n_p, self.k_bg = len(phases), profiles.optics.background_terms
+        self.globals_used = [k for k in GLOBAL if getattr(bounds, k) > 0]
+        n_p, k_bg = self.n_p, self.k_bg
+        self.per_lo = np.concatenate([np.full(n_p, bounds.per_phase(k)[0]) for k in PER_PHASE])
+        self.per_hi = np.concatenate([np.full(n_p, bounds.per_phase(k)[1]) for k in PER_PHASE])
+        g_bound = np.array([getattr(bounds, k) for k in self.globals_used])
+        self.lo = np.concatenate([np.zeros(n_p), np.full(k_bg, -bounds.background), self.per_lo, -g_bound])
+        self.hi = np.concatenate([[bounds.scale_max[n] for n in phases], np.full(k_bg, bounds.background), self.per_hi, g_bound])
+        self.i_per, self.i_glob = n_p + k_bg, n_p + k_bg + len(PER_PHASE) * n_p
+
+    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+        """(scales (n_p,), background (k_bg,), ``PER_PHASE`` name → (n_p,), ``GLOBAL`` name → value)."""
+        n_p, i_per, i_glob = self.n_p, self.i_per, self.i_glob
+        refined = {k: x[i_per + j * n_p:i_per + (j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
+        common = {k: 0.0 for k in GLOBAL} | {k: float(x[i_glob + j]) for j, k in enumerate(self.globals_used)}
+        return x[:n_p], x[n_p:i_per], refined, common
+
+    def rate(self, i: int, refined: Mapping[str, np.ndarray], common: Mapping[str, float], bump: str | None = None,
+             h: float = 0.0) -> np.ndarray:
+        """g of phase ``i`` on the steps, (n,); ``bump`` (a parameter name) moved by ``h``."""
+        v = {k: float(refined[k][i]) + (h if k == bump else 0.0) for k in PER_PHASE}
+        c = {k: common[k] + (h if k == bump else 0.0) for k in GLOBAL}
+        return self.profiles.rate(self.phases[i], v["strain"], v["inverse_size"], c["zero"], v["microstrain"], self.poles[i],
+                                  v["log_r"], c["displacement"])
+
+    def mu(self, x: np.ndarray) -> np.ndarray:
+        """Expected counts per step at ``x``, (n,)."""
+        pat = self.pattern
+        scales, bg, refined, common = self.unpack(x)
+        return pat.dwell * (sum((scales[i] * self.rate(i, refined, common) for i in range(self.n_p)), np.zeros(pat.n))
+                            + self.profiles.background @ bg)
+
+    def jacobian_of_mu(self, x: np.ndarray) -> np.ndarray:
+        """∂μ/∂x, (n, len(x)): exact for scales and background, one-sided differences (``FD_STEP``,
+        stepping back at the upper bound) for the nonlinear parameters."""
+        pat, n_p, hi = self.pattern, self.n_p, self.hi
+        scales, _, refined, common = self.unpack(x)
+        g = [self.rate(i, refined, common) for i in range(n_p)]
+        cols = [pat.dwell * gi for gi in g] + [pat.dwell * self.profiles.background[:, j] for j in range(self.k_bg)]
+        for j, k in enumerate(PER_PHASE):
+            for i in range(n_p):
+                h = FD_STEP[k] * (-1 if refined[k][i] + FD_STEP[k] > hi[self.i_per + j * n_p + i] else 1)
+                cols.append(pat.dwell * scales[i] * (self.rate(i, refined, common, k, h) - g[i]) / h)
+        for j, k in enumerate(self.globals_used):
+            h = FD_STEP[k] * (-1 if common[k] + FD_STEP[k] > hi[self.i_glob + j] else 1)
+            cols.append(pat.dwell * sum((scales[i] * (self.rate(i, refined, common, k, h) - g[i]) / h for i in range(n_p)),
+                                        np.zeros(pat.n)))
+        return np.column_stack(cols)
+
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """Pearson residuals (μ − N)·weight, (n,)."""
+        return (self.mu(x) - self.pattern.counts) * self.weight
+
+    def weighted_jacobian(self, x: np.ndarray) -> np.ndarray:
+        """∂ residual / ∂x, (n, len(x))."""
+        return self.jacobian_of_mu(x) * self.weight[:, None]
+
+    def start(self, start: Mapping[str, Sequence[float]]) -> np.ndarray:
+        """The starting vector: ``start`` per phase pulled just inside the box, the scales and
+        background solved linearly there, the global parameters at 0."""
+        n_p, lo, hi, per_lo, per_hi = self.n_p, self.lo, self.hi, self.per_lo, self.per_hi
+        per0 = np.clip(np.concatenate([np.asarray(start[k], dtype=float) for k in PER_PHASE]),
+                       per_lo + 1e-3 * (per_hi - per_lo), per_hi - 1e-3 * (per_hi - per_lo))
+        refined0 = {k: per0[j * n_p:(j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
+        linear, _ = linear_fit(self.profiles, [self.rate(i, refined0, {k: 0.0 for k in GLOBAL}) for i in range(n_p)],
+                               self.weight)
+        x0 = np.concatenate([linear, per0, np.zeros(len(self.globals_used))])
+        return np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
+
+
 def refine_set(
     profiles: PhaseProfiles,
     phases: tuple[str, ...],
@@ -296,69 +366,32 @@ def refine_set(
 ) -> SetFit:
     """Refine scales, background, the ``PER_PHASE`` and ``GLOBAL`` parameters of ``phases``
     together (starting values ``start[name]`` per phase), then the Laplace Occam term of the
-    result. Never raises on data: a failure is in ``message`` and ``converged`` is False."""
-    pat, k_bg, n_p = profiles.pattern, profiles.optics.background_terms, len(phases)
-    globals_used = [k for k in GLOBAL if getattr(bounds, k) > 0]
-    weight = 1.0 / np.sqrt(np.maximum(variance, 0.5))
-    per_lo = np.concatenate([np.full(n_p, bounds.per_phase(k)[0]) for k in PER_PHASE])
-    per_hi = np.concatenate([np.full(n_p, bounds.per_phase(k)[1]) for k in PER_PHASE])
-    per0 = np.clip(np.concatenate([np.asarray(start[k], dtype=float) for k in PER_PHASE]),
-                   per_lo + 1e-3 * (per_hi - per_lo), per_hi - 1e-3 * (per_hi - per_lo))
-    g_bound = np.array([getattr(bounds, k) for k in globals_used])
-    # Parameter vector: scales (n_p), background (k_bg), PER_PHASE blocks (n_p each), GLOBAL (those bounded > 0).
-    lo = np.concatenate([np.zeros(n_p), np.full(k_bg, -bounds.background), per_lo, -g_bound])
-    hi = np.concatenate([[bounds.scale_max[n] for n in phases], np.full(k_bg, bounds.background), per_hi, g_bound])
-    i_per, i_glob = n_p + k_bg, n_p + k_bg + len(PER_PHASE) * n_p
-
-    def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-        refined = {k: x[i_per + j * n_p:i_per + (j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-        common = {k: 0.0 for k in GLOBAL} | {k: float(x[i_glob + j]) for j, k in enumerate(globals_used)}
-        return x[:n_p], x[n_p:i_per], refined, common
-
-    def rate(i: int, refined: Mapping[str, np.ndarray], common: Mapping[str, float], bump: str | None = None,
-             h: float = 0.0) -> np.ndarray:
-        v = {k: float(refined[k][i]) + (h if k == bump else 0.0) for k in PER_PHASE}
-        c = {k: common[k] + (h if k == bump else 0.0) for k in GLOBAL}
-        return profiles.rate(phases[i], v["strain"], v["inverse_size"], c["zero"], v["microstrain"], poles[i], v["log_r"],
-                             c["displacement"])
-
-    def model(x: np.ndarray) -> np.ndarray:
-        scales, bg, refined, common = unpack(x)
-        return pat.dwell * (sum((scales[i] * rate(i, refined, common) for i in range(n_p)), np.zeros(pat.n)) + profiles.background @ bg)
-
-    def jacobian_of_mu(x: np.ndarray) -> np.ndarray:
-        scales, _, refined, common = unpack(x)
-        g = [rate(i, refined, common) for i in range(n_p)]
-        cols = [pat.dwell * gi for gi in g] + [pat.dwell * profiles.background[:, j] for j in range(k_bg)]
-        for j, k in enumerate(PER_PHASE):
-            for i in range(n_p):
-                h = FD_STEP[k] * (-1 if refined[k][i] + FD_STEP[k] > hi[i_per + j * n_p + i] else 1)
-                cols.append(pat.dwell * scales[i] * (rate(i, refined, common, k, h) - g[i]) / h)
-        for j, k in enumerate(globals_used):
-            h = FD_STEP[k] * (-1 if common[k] + FD_STEP[k] > hi[i_glob + j] else 1)
-            cols.append(pat.dwell * sum((scales[i] * (rate(i, refined, common, k, h) - g[i]) / h for i in range(n_p)),
-                                        np.zeros(pat.n)))
-        return np.column_stack(cols)
-
-    refined0 = {k: per0[j * n_p:(j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-    linear, _ = linear_fit(profiles, [rate(i, refined0, {k: 0.0 for k in GLOBAL}) for i in range(n_p)], weight)
-    x0 = np.concatenate([linear, per0, np.zeros(len(globals_used))])
-    x0 = np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
+    result. ``variance`` (n,): the counts' variance per step, the weights of the residuals. Never
+    raises on data: a failure is in ``message`` and ``converged`` is False."""
+    problem = SetProblem(profiles, phases, poles, bounds, 1.0 / np.sqrt(np.maximum(variance, 0.5)))
+    x0 = problem.start(start)
     try:
-        x, converged, message = projected_levenberg_marquardt(
-            lambda x: (model(x) - pat.counts) * weight, lambda x: jacobian_of_mu(x) * weight[:, None], x0, lo, hi)
+        x, converged, message = projected_levenberg_marquardt(problem.residual, problem.weighted_jacobian, x0,
+                                                              problem.lo, problem.hi)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         x, converged, message = x0, False, f"refinement failed: {exc}"
-    mu = np.maximum(model(x), 1e-9)
-    jac = jacobian_of_mu(x) / np.sqrt(mu)[:, None]
+    return _set_fit(problem, x, converged, message)
+
+
+def _set_fit(problem: SetProblem, x: np.ndarray, converged: bool, message: str) -> SetFit:
+    """The ``SetFit`` at ``x``: Poisson likelihood, deviance, Occam term and the scales' covariance."""
+    pat, n_p, lo, hi = problem.pattern, problem.n_p, problem.lo, problem.hi
+    mu = np.maximum(problem.mu(x), 1e-9)
+    jac = problem.jacobian_of_mu(x) / np.sqrt(mu)[:, None]
     occam, cov, _ = log_occam(x, jac.T @ jac, lo, hi, np.ones(x.size, dtype=bool), -float(np.sum(np.log(hi - lo))))
     # The scales' prior is not uniform but log-uniform with a floor (``scale_log_prior``): replace
     # the uniform density of the Laplace term by the prior density averaged over each scale's posterior.
     for i in range(n_p):
         occam += scale_log_prior(float(x[i]), math.sqrt(max(float(cov[i, i]), 0.0)), float(hi[i])) + math.log(float(hi[i]))
-    scales, bg, refined, common = unpack(x)
+    scales, bg, refined, common = problem.unpack(x)
     return SetFit(
-        phases=phases, poles=tuple(poles), scales=scales.copy(), scale_sigmas=np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None)),
+        phases=problem.phases, poles=tuple(problem.poles), scales=scales.copy(),
+        scale_sigmas=np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None)),
         refined={k: v.copy() for k, v in refined.items()}, zero=common["zero"], displacement=common["displacement"],
         background=bg.copy(),
         log_likelihood=poisson_log_likelihood(pat.counts, mu), deviance=poisson_deviance(pat.counts, mu),

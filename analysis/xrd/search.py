@@ -1,0 +1,243 @@
+"""The search over phase sets: screen, shortlist, rank, refine (``analysis.xrd.identify``).
+
+36 phases give ~8 000 sets of up to three, so the sets are searched, not enumerated:
+
+1. *screen*: every candidate alone, on a grid of lattice strains, scale and background solved
+   exactly; score = χ² drop over background only;
+2. *add*: every candidate added to the best single phase, then to the best pair (finds minor
+   phases whose peaks sit beside a major one's);
+3. *shortlist*: the best of each stage; *sets*: every subset of the shortlist up to
+   ``max_phases``, fitted linearly at the screened refinements and ranked;
+4. *refine*: the ``refine_sets`` best sets (and the best of each size, and simpler versions of
+   the leaders) refined jointly (``analysis.xrd.fit.refine_set``).
+
+Every stage fits with the Pearson weights ``weight`` (n,) of the smoothed counts and a starting
+inverse crystallite size ``u_start`` (1/nm); χ² values are weighted sums of squares.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.xrd.fit import Bounds, PhaseProfiles, SetFit, choose_pole, linear_fit, refine_set
+from analysis.xrd.settings import XRDPhaseIDSettings
+
+STRAIN_GRID_STEP = 0.0008
+"""Spacing of the screening's lattice-strain grid (relative)."""
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What every stage of the search shares: settings, the profiles on the measured steps, the
+    Pearson weights (n,), the strain grid (relative) and the starting inverse size u (1/nm)."""
+
+    settings: XRDPhaseIDSettings
+    profiles: PhaseProfiles
+    weight: np.ndarray
+    strains: np.ndarray
+    u_start: float
+
+    def rate(self, name: str, strain: float) -> np.ndarray:
+        """g of ``name`` at ``strain`` with the starting size, no zero shift, (n,)."""
+        return self.profiles.rate(name, strain, self.u_start, 0.0)
+
+    def chi2(self, columns: list[np.ndarray]) -> float:
+        """χ² of the linear fit of ``columns`` (rates per unit scale) and the background."""
+        return linear_fit(self.profiles, columns, self.weight)[1]
+
+
+@dataclass
+class Screening:
+    """What the screening stages found.
+
+    ``single``: per candidate alone, (χ², best strain); ``chosen``: shortlisted phase → screened
+    strain, in the order taken; ``near_best``: per stage, the phases that did nearly as well as its
+    best; ``base``: the greedy path, (phase, strain) per stage."""
+
+    single: dict[str, tuple[float, float]]
+    chosen: dict[str, float] = field(default_factory=dict)
+    near_best: list[list[str]] = field(default_factory=list)
+    base: list[tuple[str, float]] = field(default_factory=list)
+
+    def strain(self, name: str) -> float:
+        """The screened strain of ``name``."""
+        return self.chosen.get(name, self.single[name][1])
+
+
+def search(settings: XRDPhaseIDSettings, profiles: PhaseProfiles, weight: np.ndarray, shortlist_size: int,
+           refine_sets: int) -> tuple[list[SetFit], int]:
+    """Screen, shortlist, rank sets, refine the best; (refined fits, sets ranked)."""
+    bound = settings.lattice_strain_bound
+    strains = np.linspace(-bound, bound, 2 * round(bound / STRAIN_GRID_STEP) + 1)
+    context = SearchContext(settings, profiles, weight, strains, min(0.01, settings.max_inverse_size / 2))
+    screening = screen(context, per_stage=max(2, shortlist_size // 3))
+    shortlist = shortlist_of(screening, shortlist_size)
+    quick = rank_sets(context, screening, shortlist)
+    to_refine = sets_to_refine(quick, refine_sets, settings.max_phases, screening.near_best[0])
+    bounds = prior_bounds(context, shortlist)
+    poles = texture_poles(context, screening, to_refine)
+    fits = [refine_candidate(context, screening, combo, poles, bounds) for combo in to_refine]
+    return fits, len(quick)
+
+
+def best_addition(context: SearchContext, base: list[tuple[str, float]], exclude: set[str]) -> dict[str, tuple[float, float]]:
+    """χ² of base + candidate, best over the strain grid, per candidate not in ``exclude``: (χ², strain)."""
+    columns = [context.rate(n, e) for n, e in base]
+    out = {}
+    for name in context.profiles.phases:
+        if name in exclude:
+            continue
+        out[name] = _best_strain(context, columns, name)
+    return out
+
+
+def _best_strain(context: SearchContext, columns: list[np.ndarray], name: str) -> tuple[float, float]:
+    """(χ², strain) of ``name`` beside ``columns``: the best grid point, then the vertex of the
+    parabola through it and its neighbours if that fits better."""
+    strains = context.strains
+    chi2 = [context.chi2([*columns, context.rate(name, e)]) for e in strains]
+    j = int(np.argmin(chi2))
+    best = (chi2[j], float(strains[j]))
+    if 0 < j < len(strains) - 1:
+        # The grid is coarser than a sharp peak: refine the strain at the parabola's vertex.
+        c0, c1, c2 = chi2[j - 1], chi2[j], chi2[j + 1]
+        curvature = c0 - 2 * c1 + c2
+        if curvature > 0:
+            e = float(strains[j] + 0.5 * (c0 - c2) / curvature * (strains[1] - strains[0]))
+            best = min(best, (context.chi2([*columns, context.rate(name, e)]), e))
+    return best
+
+
+def screen(context: SearchContext, per_stage: int) -> Screening:
+    """Every candidate alone, then added greedily to the best set so far, up to ``max_phases``;
+    each stage shortlists its best ``per_stage`` and near-equals."""
+    single = best_addition(context, [], set())
+    screening = Screening(single)
+    first = _take(screening, single, context.chi2([]), per_stage)
+    screening.base.append((first, single[first][1]))
+    for _ in range(context.settings.max_phases - 1):
+        base = screening.base
+        added = best_addition(context, base, {n for n, _ in base})
+        if not added:
+            break
+        nxt = _take(screening, added, context.chi2([context.rate(n, e) for n, e in base]), per_stage)
+        base.append((nxt, added[nxt][1]))
+    return screening
+
+
+def _take(screening: Screening, scores: dict[str, tuple[float, float]], reference: float, per_stage: int) -> str:
+    """Shortlist a stage's best few and every phase that does nearly as well as its best (χ² gain
+    over ``reference`` ≥ 80 % of the best's); the stage's best phase."""
+    # An isostructural rival (Au/Ag, the spinels) must not be crowded out by junk.
+    order = sorted(scores, key=lambda n: scores[n][0])
+    gain = reference - scores[order[0]][0]
+    close = [n for n in order if reference - scores[n][0] >= 0.8 * gain][:6]
+    for n in dict.fromkeys(order[:per_stage] + close):
+        screening.chosen.setdefault(n, scores[n][1])
+    screening.near_best.append(close)
+    return order[0]
+
+
+def shortlist_of(screening: Screening, shortlist_size: int) -> list[str]:
+    """Stage by stage (the order they were taken in), at most twice the shortlist size; the
+    greedy path always competes."""
+    shortlist = list(screening.chosen)[: 2 * max(shortlist_size, 1)]
+    return shortlist + [n for n, _ in screening.base if n not in shortlist]
+
+
+def rank_sets(context: SearchContext, screening: Screening, shortlist: list[str]) -> list[tuple[float, tuple[str, ...]]]:
+    """Every subset of the shortlist up to ``max_phases``, ranked by a quick linear fit at the
+    screened refinements: (−χ²/2 + (log prior − 3) × size, sorted names), best first."""
+    s = context.settings
+    log_prior = s.phase_log_prior()
+    quick: list[tuple[float, tuple[str, ...]]] = []
+    for size in range(1, min(s.max_phases, len(shortlist)) + 1):
+        for combo in itertools.combinations(shortlist, size):
+            chi2 = context.chi2([context.rate(n, screening.strain(n)) for n in combo])
+            quick.append((-0.5 * chi2 + (log_prior - 3.0) * size, tuple(sorted(combo))))
+    quick.sort(reverse=True)
+    return quick
+
+
+def sets_to_refine(quick: list[tuple[float, tuple[str, ...]]], refine_sets: int, max_phases: int,
+                   near_best_single: list[str]) -> list[tuple[str, ...]]:
+    """The ``refine_sets`` best ranked sets, the best of each size, the near-equals of the best
+    single phase alone, and every simpler version of the three leading sets."""
+    to_refine = [c for _, c in quick[:refine_sets]]
+    for size in range(1, max_phases + 1):  # the best of each size competes too
+        best_of_size = next((c for _, c in quick if len(c) == size), None)
+        if best_of_size is not None and best_of_size not in to_refine:
+            to_refine.append(best_of_size)
+    # Near-equals of the best single phase compete alone (Au for Ag, one spinel for another).
+    to_refine += [(n,) for n in near_best_single if (n,) not in to_refine]
+    # Every simpler version of the three leading sets competes as well: the quick fit (no texture,
+    # fixed widths) lets extra phases soak up profile misfit, and only a refined simpler set can
+    # show that they were not needed.
+    for combo in list(to_refine[:3]):
+        for size in range(1, len(combo)):
+            to_refine += [c for c in itertools.combinations(combo, size) if c not in to_refine]
+    return to_refine
+
+
+def prior_bounds(context: SearchContext, shortlist: list[str]) -> Bounds:
+    """The refinement's prior box; each scale's: the scale at which that phase alone would carry
+    all net counts, × 3."""
+    s, profiles = context.settings, context.profiles
+    pattern = profiles.pattern
+    background_only = linear_fit(profiles, [], np.ones(pattern.n))[0]
+    net = float(np.sum(np.maximum(pattern.counts - pattern.dwell * (profiles.background @ background_only), 0.0) / pattern.dwell))
+    scale_max = {n: 3.0 * max(net, 1.0) / max(float(np.sum(context.rate(n, 0.0))), 1e-12) for n in shortlist}
+    return Bounds(strain=s.lattice_strain_bound, inverse_size=s.max_inverse_size, microstrain=s.max_microstrain,
+                  log_r=math.log(s.max_march_r), zero=s.zero_shift_bound_deg,
+                  displacement=s.displacement_bound_mm, scale_max=scale_max,
+                  background=10.0 * (float(np.max(pattern.counts / pattern.dwell)) + 1.0))
+
+
+def texture_poles(context: SearchContext, screening: Screening,
+                  to_refine: list[tuple[str, ...]]) -> dict[str, tuple[tuple[int, int, int], float]]:
+    """Texture pole (and starting log r) of each phase, chosen once beside the other phases of
+    the first set to refine that holds it."""
+    poles: dict[str, tuple[tuple[int, int, int], float]] = {}
+    for combo in to_refine:
+        for n in combo:
+            if n not in poles:
+                others = [context.rate(m, screening.strain(m)) for m in combo if m != n]
+                poles[n] = choose_pole(context.profiles, n, screening.strain(n), context.u_start, others, context.weight)
+    return poles
+
+
+def refine_candidate(context: SearchContext, screening: Screening, combo: tuple[str, ...],
+                     poles: dict[str, tuple[tuple[int, int, int], float]], bounds: Bounds) -> SetFit:
+    """Refine one set from its strains re-screened in context and a linear fit there."""
+    profiles, pattern, u_start = context.profiles, context.profiles.pattern, context.u_start
+    strain = _strains_in_context(profiles, combo, [screening.strain(n) for n in combo], context.strains, u_start,
+                                 context.weight)
+    columns = [profiles.rate(n, e, u_start, 0.0) for n, e in zip(combo, strain)]
+    quick_fit, _ = linear_fit(profiles, columns, context.weight)
+    mu0 = pattern.dwell * (sum((a * g for a, g in zip(quick_fit[: len(combo)], columns)), np.zeros(pattern.n))
+                           + profiles.background @ quick_fit[len(combo):])
+    start = {"strain": strain, "inverse_size": [u_start] * len(combo),
+             "microstrain": [0.0] * len(combo), "log_r": [poles[n][1] for n in combo]}
+    return refine_set(profiles, combo, [poles[n][0] for n in combo], start, bounds, np.maximum(mu0, 0.5))
+
+
+def _strains_in_context(profiles: PhaseProfiles, combo: tuple[str, ...], strains: list[float], grid: np.ndarray,
+                        u_start: float, weight: np.ndarray) -> list[float]:
+    """Each phase's starting strain re-screened beside the set's other phases, one pass.
+
+    A minor phase's strain screened alone (or beside other phases) may have lined its peaks up
+    with a major phase's; a local refinement cannot leave that valley, and the set would lose
+    evidence it deserves."""
+    strains = list(strains)
+    for i, name in enumerate(combo):
+        if len(combo) == 1:
+            break
+        others = [profiles.rate(m, strains[j], u_start, 0.0) for j, m in enumerate(combo) if j != i]
+        trials = [(linear_fit(profiles, [*others, profiles.rate(name, float(e), u_start, 0.0)], weight)[1], float(e))
+                  for e in [*grid, strains[i]]]
+        strains[i] = min(trials)[1]
+    return strains
