@@ -1,11 +1,15 @@
 """The report's "sample" section for within-sample campaigns: the data as measured, the best answer's
 prediction over it, and how the answer's probability grew — for SAS (I(Q) per exposure, the most
 probable model's smeared fit) and powder XRD (each 2θ window's count rate, the most probable phase
-set's pattern and each phase's share of it). Figures only need the store and the campaign file."""
+set's pattern and each phase's share of it). Figures only need the store and the campaign file.
+
+The analysis packages are imported when a figure of their kind is drawn: a report does not load the
+analysis code of a kind it does not draw."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,12 +49,15 @@ def _probabilities(ax: Any, interpretations: Sequence[Interpretation], prefix: s
 
 
 def _goal(config: CampaignConfig) -> float | None:
+    """The campaign's p(best) goal (a probability), drawn as the probability plot's target line."""
     goals = [t.at_least for t in config.targets if getattr(t, "estimate", None) == "p(best)" and getattr(t, "at_least", None)]
     return float(goals[0]) if goals else None  # type: ignore[arg-type]
 
 
 def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpretations: Sequence[Interpretation]) -> list[tuple[Figure, str]]:
-    from analysis.xrd import PhaseSetHypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
+    """Count rate (counts/s) per 2θ window (degrees) with the latest most probable phase set's pattern
+    and each phase's share of it; below, each phase's marginal probability after each analysis."""
+    from analysis.xrd import XRDPhaseIDSettings, hypotheses_of, predict_rate
 
     settings = XRDPhaseIDSettings.model_validate(config.analysis.settings)
     latest = interpretations[-1]
@@ -67,7 +74,8 @@ def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpreta
         best = hypotheses[0]
         grid = np.arange(lo, hi, 0.01)
         top.plot(grid, predict_rate(settings, best, grid), color="k", lw=0.8, label=f"{best.label}: p = {best.probability:.3f}")
-        background = PhaseSetHypothesis(**{**best.__dict__, "scales": tuple(0.0 for _ in best.scales)})
+        # The same hypothesis with every phase scaled to zero: its background alone.
+        background = replace(best, scales=tuple(0.0 for _ in best.scales))
         base = predict_rate(settings, background, grid)
         for j, phase in enumerate(best.phases):
             scales = [s if i == j else 0.0 for i, s in enumerate(best.scales)]
@@ -84,6 +92,8 @@ def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpreta
 
 
 def _sas(config: CampaignConfig, measurements: Sequence[Measurement], interpretations: Sequence[Interpretation]) -> list[tuple[Figure, str]]:
+    """I(Q) (1/cm against 1/Å) of each exposure with the latest most probable model's resolution-smeared
+    fit; below, each candidate model's probability after each analysis."""
     from analysis.sas import SASFitSettings, predict_with_jacobian
 
     settings = SASFitSettings.model_validate(config.analysis.settings)

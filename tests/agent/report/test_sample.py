@@ -1,0 +1,73 @@
+"""The within-sample figures (SAS, XRD) from fabricated measurements and interpretations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.config import CampaignConfig
+from agent.report.sample import sample_figures
+from analysis.protocol import Estimate, Interpretation
+from instruments.types import Measurement, Timing
+from tests.agent.campaigns import shipped
+
+pytestmark = pytest.mark.timeout(120)
+TIMING = Timing(exposure_seconds=60.0)
+
+
+def sas_measurement(k: int) -> Measurement:
+    q = np.geomspace(0.002 * (k + 1), 0.02 * (k + 1), 20)
+    intensity = 1.0 / (1.0 + (q * 100) ** 4)
+    return Measurement(attempt_id=f"s-{k}", instrument="sans", params={"configuration": "15m", "exposure_seconds": 60.0},
+                       data={"q": q, "intensity": intensity, "dq": 0.05 * q}, sigma={"intensity": 0.1 * intensity},
+                       timing=TIMING)
+
+
+def sas_interpretation(k: int, p_sphere: float, *, valid: bool = True) -> Interpretation:
+    estimates = {"p(sphere)": Estimate(value=p_sphere), "p(core_shell_sphere)": Estimate(value=1 - p_sphere),
+                 "p(best)": Estimate(value=max(p_sphere, 1 - p_sphere))}
+    # No fitted values in the details: the fit curve is left out, so no sasmodels kernel is built.
+    return Interpretation(attempt_id=f"s-{k}", sample_id="ps", analysis="sas", estimates=estimates, valid=valid,
+                          details={"best_model": "sphere"})
+
+
+def test_sas_figure_shows_each_exposure_and_each_candidates_probability(tmp_path: Path) -> None:
+    config = CampaignConfig.model_validate(shipped("adaptive_sans.yaml", tmp_path))
+    measurements = [sas_measurement(0), sas_measurement(1)]
+    interpretations = [sas_interpretation(0, 0.6), sas_interpretation(1, 0.97)]
+
+    [(fig, alt)] = sample_figures(config, measurements, interpretations)
+
+    top, bottom = fig.axes
+    assert alt.startswith("SAS exposures") and top.get_xscale() == top.get_yscale() == "log"
+    assert top.get_title().endswith("(after 2)")
+    _, labels = bottom.get_legend_handles_labels()
+    assert labels == ["core_shell_sphere", "sphere", "target 0.95"]  # p(best) is not a candidate
+    np.testing.assert_allclose(bottom.lines[1].get_ydata(), [0.6, 0.97])
+
+
+def test_nothing_to_draw_without_a_valid_interpretation_or_for_other_kinds(tmp_path: Path) -> None:
+    config = CampaignConfig.model_validate(shipped("adaptive_sans.yaml", tmp_path))
+    assert sample_figures(config, [sas_measurement(0)], [sas_interpretation(0, 0.5, valid=False)]) == []
+    assert sample_figures(config, [], [sas_interpretation(0, 0.5)]) == []
+    scalar = CampaignConfig.model_validate(shipped("quickstart.yaml", tmp_path))
+    assert sample_figures(scalar, [sas_measurement(0)], [sas_interpretation(0, 0.5)]) == []
+
+
+def test_xrd_figure_draws_each_window_as_a_count_rate(tmp_path: Path) -> None:
+    config = CampaignConfig.model_validate(shipped("adaptive_xrd.yaml", tmp_path))
+    two_theta = np.arange(20.0, 30.0, 0.5)
+    window = Measurement(attempt_id="x-0", instrument="diffractometer", params={"dwell_seconds": 2.0},
+                         data={"two_theta": two_theta, "counts": np.full(two_theta.shape, 100.0)}, timing=TIMING)
+    interpretation = Interpretation(attempt_id="x-0", sample_id="p25", analysis="xrd", valid=True,
+                                    estimates={"p:tio2_anatase": Estimate(value=0.8), "p(best)": Estimate(value=0.8)})
+
+    [(fig, alt)] = sample_figures(config, [window], [interpretation])
+
+    top, bottom = fig.axes
+    assert alt.startswith("XRD windows")
+    np.testing.assert_allclose(top.lines[0].get_ydata(), 50.0)  # counts per second of dwell
+    _, labels = bottom.get_legend_handles_labels()
+    assert labels[0] == "tio2_anatase"
