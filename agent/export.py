@@ -161,6 +161,8 @@ def _write_nxcansas(
 ) -> None:
     import h5py
 
+    from instruments.sas import SASInstrumentModel  # on use: `labpilot status` need not load the SAS contract
+
     columns = _sas_columns(m)
     settings = (instrument or {}).get("settings", {})
     configuration = m.params.get("configuration")
@@ -173,7 +175,8 @@ def _write_nxcansas(
         f.attrs["h5py_version"] = h5py.version.version
         entry = _sas_entry(f, m, campaign_id, config)
         _sas_data(entry, m, columns)
-        _sas_instrument(entry, m, settings.get("radiation"), _sas_wavelength(model, configuration))
+        radiation = model.radiation if isinstance(model, SASInstrumentModel) else None
+        _sas_instrument(entry, m, radiation, _sas_wavelength(model, configuration))
         _sas_sample(entry, m, settings)
         _sas_process(entry, m, campaign_id, instrument, settings)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+from typing import Literal
+
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
@@ -67,6 +69,7 @@ class SASInstrumentModel(Record):
     """The instrument's configurations and its time costs."""
 
     configurations: list[SASConfigurationModel] = Field(min_length=1)
+    radiation: Literal["neutron", "xray"] | None = Field(default=None, description="the probe; None if not told")
     change_seconds: float = Field(ge=0, description="time to change configuration, s")
     overhead_seconds: float = Field(ge=0, description="per-exposure overhead (shutters, readout), s")
 

@@ -27,6 +27,9 @@ class XRDInstrumentModel(Record):
     """The diffractometer's optics and its time costs, as a planner or an analysis needs them."""
 
     lines: list[tuple[float, float]] = Field(min_length=1, description="(wavelength Å, relative intensity) per line")
+    wavelength_name: str | None = Field(
+        default=None, description="how the radiation is named in file headers, e.g. 'CuKa' or '20 keV'; None: by its lines"
+    )
     caglioti_u: float = Field(description="Caglioti U, deg²")
     caglioti_v: float = Field(description="Caglioti V, deg²")
     caglioti_w: float = Field(description="Caglioti W, deg²")

@@ -65,6 +65,13 @@ def resolve_lines(wavelength: str | float, energy_kev: float | None) -> tuple[tu
     return wavelength_lines(wavelength)
 
 
+def source_name(wavelength: str | float, energy_kev: float | None) -> str:
+    """How a settings block names its radiation, for file headers: ``'20 keV'``, ``'CuKa'`` or ``'1.54 angstrom'``."""
+    if energy_kev is not None:
+        return f"{energy_kev:g} keV"
+    return wavelength if isinstance(wavelength, str) else f"{float(wavelength):g} angstrom"
+
+
 def scan_points(start: float, stop: float, step: float) -> np.ndarray:
     """2θ of the steps of a window, start to stop inclusive (to within half a step), degrees."""
     n = int(math.floor((stop - start) / step + 0.5)) + 1

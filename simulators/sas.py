@@ -428,6 +428,7 @@ class SASDriver(JournalledDriver):
                 )
                 for name, state in self._states.items()
             ],
+            radiation=self.settings.radiation,
             change_seconds=self.settings.change_seconds,
             overhead_seconds=self.settings.overhead_seconds,
         )

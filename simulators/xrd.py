@@ -35,7 +35,7 @@ from pydantic import Field, field_validator, model_validator
 from instruments.types import DataKey, Measurement, MeasurementRequest, Record, Timing
 from instruments.xrd import XRDInstrumentModel, check_xrd_request
 from physics.phases import Phase, PhaseLibrary, open_library
-from physics.xrd import chebyshev_background, march_dollase, phase_rate, resolve_lines, scan_points
+from physics.xrd import chebyshev_background, march_dollase, phase_rate, resolve_lines, scan_points, source_name
 from simulators.clock import VirtualClock
 from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
@@ -187,7 +187,7 @@ class XRDDriver(JournalledDriver):
     def planning_model(self) -> XRDInstrumentModel:
         s = self.settings
         return XRDInstrumentModel(
-            lines=list(self.settings.lines()), caglioti_u=s.caglioti_u, caglioti_v=s.caglioti_v, caglioti_w=s.caglioti_w,
+            lines=list(self.settings.lines()), wavelength_name=source_name(s.wavelength, s.energy_kev), caglioti_u=s.caglioti_u, caglioti_v=s.caglioti_v, caglioti_w=s.caglioti_w,
             goniometer_min_deg=s.goniometer_min_deg, goniometer_max_deg=s.goniometer_max_deg,
             goniometer_radius_mm=s.goniometer_radius_mm, setup_seconds=s.setup_seconds,
             motion_deg_per_second=s.motion_deg_per_second, step_overhead_seconds=s.step_overhead_seconds,

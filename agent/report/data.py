@@ -14,7 +14,7 @@ from typing import Any
 from agent.config import CampaignConfig
 from agent.report.formatting import first_line
 from agent.store import Attempt, Campaign, Decision, Store, TargetEvaluation
-from agent.store.schema import ATTEMPT_STATES
+from agent.store.lifecycle import AttemptState
 from analysis.protocol import Interpretation
 from instruments.types import Measurement
 from policies.protocol import Observation
@@ -113,8 +113,9 @@ def load_report_data(store: Store, campaign_id: str) -> ReportData:
 
 def state_counts(attempts: Sequence[Attempt]) -> list[tuple[str, int]]:
     """(state, number of attempts) for every state that occurs: lifecycle order, unknown states last."""
-    counts = Counter(a.state for a in attempts)
-    states = [s for s in ATTEMPT_STATES if counts.get(s)] + sorted(set(counts) - set(ATTEMPT_STATES))
+    counts = Counter(a.state.value for a in attempts)
+    lifecycle = [s.value for s in AttemptState]
+    states = [s for s in lifecycle if counts.get(s)] + sorted(set(counts) - set(lifecycle))
     return [(s, counts[s]) for s in states]
 
 
