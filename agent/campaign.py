@@ -32,7 +32,7 @@ from agent.guard import design_space_refusal
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
 from agent.runtime import LocalHandle
 from agent.store import Attempt, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
-from agent.targets import CampaignState, TargetResult, build_targets
+from agent.targets import CampaignState, TargetResult, build_targets, planning_goals
 from agent.versions import package_versions
 from analysis.actor import AnalysisActor, AnalysisService
 from analysis.protocol import Estimate, Interpretation
@@ -41,7 +41,7 @@ from instruments.protocol import InstrumentUnreachable
 from instruments.types import Measurement, MeasurementRequest, ParamValue
 from policies.baselines import fallback_proposals
 from policies.models import ModelCache
-from policies.protocol import MeasurementPlanner, Observation, PlanningContext, Proposal
+from policies.protocol import ObjectivePolicy, Observation, PlanningContext, Proposal
 from policies.registry import build_policy
 
 RECONNECT_SECONDS = 60.0
@@ -124,10 +124,11 @@ class CampaignRunner:
         self.space = config.design_space
         self.direction = config.objective.direction
         self.models = ModelCache()
+        self.goals = planning_goals(config.targets)  # the policy's and every planning context's
         self.policy = build_policy(
             config.policy.name, self.space, direction=self.direction, seed=config.seed,
             options=config.policy.options, cache=self.models, analysis=config.analysis.model_dump(mode="json"),
-            targets=[t.model_dump(mode="json") for t in config.targets],
+            goals=self.goals,
         )
         self.targets = build_targets(config.targets)
         self.target_results: dict[str, TargetResult] = {
@@ -422,10 +423,7 @@ class CampaignRunner:
             error = f"{self._refused_in_a_row} decisions in a row were refused"
         else:
             try:
-                if isinstance(self.policy, MeasurementPlanner):
-                    proposals = self.policy.plan(self._planning_context(), n)
-                else:
-                    proposals = self.policy.propose(self._history, pending, n)
+                proposals = self.policy.plan(self._planning_context(), n)
                 if len(proposals) != n:
                     raise ValueError(f"policy returned {len(proposals)} proposals, asked for {n}")
                 return proposals, False, None, time.perf_counter() - started
@@ -441,12 +439,16 @@ class CampaignRunner:
             self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
         measurements = list(self._samples.get(sample, [])) if sample is not None else []
         measured = {m.attempt_id for m in measurements}
+        # An objective policy counts every decided, unanalysed point as pending; a measurement
+        # planner finds the measured ones among the sample's measurements, so they are not pending.
+        objective = isinstance(self.policy, ObjectivePolicy)
         return PlanningContext(
             history=list(self._history),
-            pending=[p for a, p in self._open.items() if a not in measured],
+            pending=[p for a, p in self._open.items() if objective or a not in measured],
             measurements=measurements,
             interpretations=list(self._interpretations),
             instrument_models=dict(self._instrument_models),
+            goals=self.goals,
         )
 
     async def _dispatch_to_free(
