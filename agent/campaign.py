@@ -364,7 +364,7 @@ class CampaignRunner:
             return
         seq, dseq = self._next_seq, self._next_decision
         pending = list(self._open.values())
-        proposals, fallback, error, seconds = self._decide(n, seq, pending)
+        proposals, fallback, error, seconds = self._decide(n, seq)
         # The guard and the instruments' checks only ask questions, so their verdicts — and the
         # dispatch itself — are committed in one transaction with the decision, before any
         # measurement is requested: write-ahead, at one commit instead of four.
@@ -416,7 +416,7 @@ class CampaignRunner:
             return len(self._actors)
         return limit - self._n_measurements - len(self._busy) - len(self._backlog)
 
-    def _decide(self, n: int, seq: int, pending: list[dict[str, ParamValue]]) -> tuple[list[Proposal], bool, str | None, float]:
+    def _decide(self, n: int, seq: int) -> tuple[list[Proposal], bool, str | None, float]:
         started = time.perf_counter()
         error: str | None = None
         if self._refused_in_a_row >= REFUSALS_BEFORE_FALLBACK:
@@ -434,17 +434,17 @@ class CampaignRunner:
         return proposals, True, error, time.perf_counter() - started
 
     def _planning_context(self) -> PlanningContext:
-        sample = self.config.sample
+        # An objective policy reads history and pending only: its pending points are every decided,
+        # unanalysed one, and the sample's measurements are not loaded for it. A measurement planner
+        # finds the measured points among the sample's measurements, so they are not pending.
+        sample = None if isinstance(self.policy, ObjectivePolicy) else self.config.sample
         if sample is not None and sample not in self._samples:
             self._samples[sample] = self.store.measurements(self.campaign_id, sample_id=sample)
         measurements = list(self._samples.get(sample, [])) if sample is not None else []
         measured = {m.attempt_id for m in measurements}
-        # An objective policy counts every decided, unanalysed point as pending; a measurement
-        # planner finds the measured ones among the sample's measurements, so they are not pending.
-        objective = isinstance(self.policy, ObjectivePolicy)
         return PlanningContext(
             history=list(self._history),
-            pending=[p for a, p in self._open.items() if objective or a not in measured],
+            pending=[p for a, p in self._open.items() if a not in measured],
             measurements=measurements,
             interpretations=list(self._interpretations),
             instrument_models=dict(self._instrument_models),

@@ -38,7 +38,7 @@ from pydantic import Field, field_validator, model_validator
 
 from analysis.xrd import Hypothesis, XRDPhaseIDSettings, hypotheses_of, predict_rate
 from instruments.types import Record
-from instruments.xrd import XRDInstrumentModel, chebyshev_background, scan_points
+from instruments.xrd import XRDInstrumentModel, chebyshev_background
 from policies.protocol import PlanningContext, PlanningGoals, Proposal
 from policies.space import ContinuousParameter, DesignSpace
 
