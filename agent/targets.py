@@ -2,6 +2,9 @@
 
 The campaign stops when every target is met (or a budget runs out). Model-based targets use the
 same cached GP as the policy (``policies.models.ModelCache``), so a step fits one model, not two.
+
+:func:`planning_goals` is the only place that reads target kinds for planners: it turns the
+targets into the typed :class:`~policies.protocol.PlanningGoals` a measurement planner plans toward.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from agent.errors import first_line
 from analysis.protocol import Interpretation
 from policies.confidence import max_posterior_std, prob_incumbent_near_optimum
 from policies.models import FittedModel, ModelCache
-from policies.protocol import Observation
+from policies.protocol import Observation, PlanningGoals
 from policies.space import DesignSpace
 
 
@@ -173,3 +176,19 @@ def build_targets(configs: Sequence[TargetConfig]) -> list[Target]:
         "estimate_threshold": EstimateThreshold,
     }
     return [kinds[c.kind](c) for c in configs]  # type: ignore[arg-type]
+
+
+def planning_goals(targets: Sequence[TargetConfig]) -> PlanningGoals:
+    """What ``targets`` ask of a planner.
+
+    ``relative_uncertainty`` targets give the relative-precision goal of their estimate (when two
+    name the same estimate, the later one's); ``estimate_threshold`` targets on ``p(best)`` with an
+    ``at_least`` give the probability goal of the most probable answer (the strictest one).
+    """
+    relative = {t.estimate: float(t.goal) for t in targets if isinstance(t, RelativeUncertaintyTarget)}
+    best = [
+        float(t.at_least)
+        for t in targets
+        if isinstance(t, EstimateThresholdTarget) and t.estimate == "p(best)" and t.at_least is not None
+    ]
+    return PlanningGoals(relative_precision=relative, best_probability=max(best) if best else None)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent.config import CampaignConfig, EstimateThresholdTarget, RelativeUncertaintyTarget
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS
+from agent.targets import planning_goals
 from policies.registry import build_policy
 
 
@@ -57,7 +58,7 @@ def semantic_errors(config: CampaignConfig) -> list[tuple[str, str]]:
             seed=config.seed,
             options=config.policy.options,
             analysis=config.analysis.model_dump(mode="json"),
-            targets=[t.model_dump(mode="json") for t in config.targets],
+            goals=planning_goals(config.targets),
         )
     except ValueError as exc:
         field = "policy.options" if "option" in str(exc) else "policy.name"

@@ -87,9 +87,8 @@ def time_labpilot(space: DesignSpace, x: np.ndarray, y: np.ndarray, seed: int) -
     started = time.perf_counter()
     cache.fit(space, history[:-1], "maximize")  # the previous step's model: a cold fit (untimed)
     cold_fit = time.perf_counter() - started
-    policy = BayesianOptimisation(
-        space, seed=seed, num_restarts=NUM_RESTARTS, raw_samples=RAW_SAMPLES, mc_samples=MC_SAMPLES, cache=cache
-    )
+    options = BayesianOptimisation.Options(num_restarts=NUM_RESTARTS, raw_samples=RAW_SAMPLES, mc_samples=MC_SAMPLES)
+    policy = BayesianOptimisation(space, seed=seed, cache=cache, options=options)
     started = time.perf_counter()
     proposal = policy.propose(history, [], 1)[0]
     total = time.perf_counter() - started

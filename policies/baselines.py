@@ -8,11 +8,11 @@ its requests, and a resumed campaign continues the same sequence.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from instruments.types import ParamValue
-from policies.protocol import Observation, Proposal
+from instruments.types import ParamValue, Record
+from policies.protocol import ObjectivePolicy, Observation, Proposal
 from policies.space import DesignSpace
 
 
@@ -33,18 +33,22 @@ def space_filling_points(
         return space.sample(start + n, seed, method)[start:]
 
 
-class SobolPolicy:
+class SobolPolicy(ObjectivePolicy):
     """Feasible scrambled-Sobol points, in sequence order, whatever the batching."""
 
     name = "sobol"
     method: Literal["sobol", "random"] = "sobol"
 
-    def __init__(self, space: DesignSpace, *, seed: int = 0) -> None:
+    class Options(Record):
+        """No options: the sequence is a function of the campaign's seed and the step alone."""
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options | None = None) -> None:
         self.space = space
         self.seed = int(seed)
+        self.options = options if options is not None else self.Options()
 
     def propose(
-        self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int
+        self, history: Sequence[Observation], pending: Sequence[Mapping[str, ParamValue]], n: int
     ) -> list[Proposal]:
         """The next ``n`` points of the sequence; index ``k = len(history) + len(pending)`` onwards."""
         if n < 0:

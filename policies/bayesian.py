@@ -12,15 +12,17 @@ continuous columns are optimised for each. Integer parameters are relaxed and ro
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
 # policies.models must be imported before BoTorch: it silences a torch deprecation raised while
 # BoTorch's dependencies are first imported (see the comment there).
@@ -33,9 +35,9 @@ from botorch.optim.initializers import sample_q_batches_from_polytope  # noqa: E
 from botorch.sampling import SobolQMCNormalSampler  # noqa: E402
 from botorch.utils.sampling import manual_seed  # noqa: E402
 
-from instruments.types import ParamValue  # noqa: E402
+from instruments.types import ParamValue, Record  # noqa: E402
 from policies.baselines import space_filling_points  # noqa: E402
-from policies.protocol import Observation, Proposal  # noqa: E402
+from policies.protocol import ObjectivePolicy, Observation, Proposal  # noqa: E402
 from policies.space import DesignSpace, IntegerParameter  # noqa: E402
 
 #: Most combinations of categorical choices searched per decision; beyond this a random subset
@@ -59,11 +61,42 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
-class _ModelBasedPolicy(ABC):
+@dataclass(frozen=True)
+class _AcquisitionSearch:
+    """What one maximisation of the acquisition found, and what it cost."""
+
+    candidates: torch.Tensor
+    """Encoded points ``(q, n_columns)``."""
+    batch_value: float
+    """Joint acquisition value of the whole batch given the pending points (what was optimised)."""
+    point_values: list[float]
+    """Value of each point alone given the pending points (length q), to rank a batch's members."""
+    fixings: list[dict[int, float]] | None
+    """The combinations of categorical choices searched, or None without categoricals."""
+    warnings: list[str]
+    seconds: float
+
+
+class _ModelBasedPolicy(ObjectivePolicy):
     """Shared machinery: initial design, fitting, constrained (mixed) optimisation, decoding."""
 
     name = ""
     acquisition_name = ""
+    campaign_arguments = ("direction", "cache")
+
+    class Options(Record):
+        """Settings of a model-based policy (counts; no units)."""
+
+        n_initial: int = Field(default=5, ge=1, strict=True, description="points asked for (history + pending) before the model is used")
+        num_restarts: int = Field(default=8, ge=1, strict=True, description="optimize_acqf: starting points of the acquisition's optimisation")
+        raw_samples: int = Field(default=256, ge=1, strict=True, description="optimize_acqf: raw candidates the starting points are chosen from")
+        mc_samples: int = Field(default=128, ge=1, strict=True, description="quasi-MC samples of the acquisition's posterior expectation")
+
+        @model_validator(mode="after")
+        def _enough_raw_samples(self) -> Self:
+            if self.raw_samples < self.num_restarts:
+                raise ValueError(f"raw_samples ({self.raw_samples}) must be >= num_restarts ({self.num_restarts})")
+            return self
 
     def __init__(
         self,
@@ -71,30 +104,19 @@ class _ModelBasedPolicy(ABC):
         *,
         direction: Direction = "maximize",
         seed: int = 0,
-        n_initial: int = 5,
-        num_restarts: int = 8,
-        raw_samples: int = 256,
-        mc_samples: int = 128,
         cache: ModelCache | None = None,
+        options: Options | None = None,
     ) -> None:
         direction_sign(direction)  # validates
-        for option, value, minimum in (
-            ("n_initial", n_initial, 1),
-            ("num_restarts", num_restarts, 1),
-            ("raw_samples", raw_samples, 1),
-            ("mc_samples", mc_samples, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{self.name}: {option} must be an integer >= {minimum}, not {value!r}")
-        if raw_samples < num_restarts:
-            raise ValueError(f"{self.name}: raw_samples ({raw_samples}) must be >= num_restarts ({num_restarts})")
+        options = options if options is not None else self.Options()
+        self.options = options
         self.space = space
         self.direction: Direction = direction
         self.seed = int(seed)
-        self.n_initial = n_initial
-        self.num_restarts = num_restarts
-        self.raw_samples = raw_samples
-        self.mc_samples = mc_samples
+        self.n_initial = options.n_initial
+        self.num_restarts = options.num_restarts
+        self.raw_samples = options.raw_samples
+        self.mc_samples = options.mc_samples
         self.cache = cache if cache is not None else ModelCache()
         ineq, eq = space.linear_constraints_unit()
         self._inequality_constraints = [_constraint_tensors(c) for c in ineq] or None
@@ -102,7 +124,7 @@ class _ModelBasedPolicy(ABC):
 
     # -- the protocol ------------------------------------------------------------------------------
     def propose(
-        self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int
+        self, history: Sequence[Observation], pending: Sequence[Mapping[str, ParamValue]], n: int
     ) -> list[Proposal]:
         """``n`` proposals given analysed ``history`` and in-flight ``pending`` points.
 
@@ -116,14 +138,37 @@ class _ModelBasedPolicy(ABC):
         step = len(history) + len(pending)
         if step < self.n_initial or len(history) < MIN_TRAIN_POINTS:
             return self._initial_design(step, n, n_observed=len(history))
+        return self._model_proposals(history, pending, n, step)
 
+    def _model_proposals(
+        self, history: Sequence[Observation], pending: Sequence[Mapping[str, ParamValue]], n: int, step: int
+    ) -> list[Proposal]:
+        """Fit (or reuse) the model, maximise the acquisition, decode, and say why each point."""
         fits_before = self.cache.stats.fits
         fitted = self.cache.fit(self.space, history, self.direction)
         model_reused = self.cache.stats.fits == fits_before
         X_pending = (
             torch.as_tensor(self.space.encode(list(pending)), dtype=torch.float64) if pending else None
         )
+        search = self._search(fitted, X_pending, n, step)
+        points = self._feasible_points(search.candidates.detach().numpy())
+        shared: dict[str, object] = {
+            "hyperparameters": fitted.hyperparameters(),
+            "n_train": fitted.n_train,
+            "n_pending": len(pending),
+            "fit_seconds": fitted.fit_seconds,
+            "model_reused": model_reused,
+            "acquisition_seconds": search.seconds,
+            "seed": self.seed,
+        }
+        model_warnings = list(dict.fromkeys([*fitted.fit_warnings, *search.warnings]))
+        return [
+            Proposal(params=params, policy=self.name, reason=self._model_reason(search, i, n, shared, model_warnings))
+            for i, params in enumerate(points)
+        ]
 
+    def _search(self, fitted: FittedModel, X_pending: torch.Tensor | None, n: int, step: int) -> _AcquisitionSearch:
+        """Maximise the acquisition for a batch of ``n`` (seeded by the campaign seed and ``step``)."""
         started = time.perf_counter()
         with recorded_model_warnings() as acquisition_warnings, manual_seed(_step_seed(self.seed, step)):
             acquisition = self._acquisition(fitted, X_pending)
@@ -132,36 +177,27 @@ class _ModelBasedPolicy(ABC):
             with torch.no_grad():
                 batch_value = float(acquisition(candidates.unsqueeze(0)).reshape(-1)[0])
                 point_values = [float(acquisition(c.reshape(1, 1, -1)).reshape(-1)[0]) for c in candidates]
-        acquisition_seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        return _AcquisitionSearch(candidates, batch_value, point_values, fixings, acquisition_warnings, seconds)
 
-        points = self._feasible_points(candidates.detach().numpy())
-        hyperparameters = fitted.hyperparameters()
-        model_warnings = list(dict.fromkeys([*fitted.fit_warnings, *acquisition_warnings]))
-        proposals = []
-        for i, (params, point_value) in enumerate(zip(points, point_values, strict=True)):
-            reason: dict[str, object] = {
-                "phase": "model",
-                "acquisition": self.acquisition_name,
-                # Joint value of the whole batch given the pending points (what was optimised).
-                "acquisition_value": _finite_or_none(batch_value),
-                # Value of this point alone given the pending points, to rank a batch's members.
-                "point_acquisition_value": _finite_or_none(point_value),
-                "batch_index": i,
-                "batch_size": n,
-                "hyperparameters": hyperparameters,
-                "n_train": fitted.n_train,
-                "n_pending": len(pending),
-                "fit_seconds": fitted.fit_seconds,
-                "model_reused": model_reused,
-                "acquisition_seconds": acquisition_seconds,
-                "seed": self.seed,
-            }
-            if fixings is not None:
-                reason["categorical_combinations_searched"] = len(fixings)
-            if model_warnings:
-                reason["warnings"] = model_warnings
-            proposals.append(Proposal(params=params, policy=self.name, reason=reason))
-        return proposals
+    def _model_reason(
+        self, search: _AcquisitionSearch, i: int, n: int, shared: Mapping[str, object], model_warnings: list[str]
+    ) -> dict[str, object]:
+        """The reason of batch member ``i``: acquisition values, then the model state in ``shared``."""
+        reason: dict[str, object] = {
+            "phase": "model",
+            "acquisition": self.acquisition_name,
+            "acquisition_value": _finite_or_none(search.batch_value),
+            "point_acquisition_value": _finite_or_none(search.point_values[i]),
+            "batch_index": i,
+            "batch_size": n,
+            **shared,
+        }
+        if search.fixings is not None:
+            reason["categorical_combinations_searched"] = len(search.fixings)
+        if model_warnings:
+            reason["warnings"] = model_warnings
+        return reason
 
     # -- subclass hook ---------------------------------------------------------------------------
     @abstractmethod
@@ -329,10 +365,9 @@ class BayesianOptimisation(_ModelBasedPolicy):
         space: the design space.
         direction: whether the objective is maximised or minimised.
         seed: makes proposals reproducible (initial design, MC base samples, optimiser starts).
-        n_initial: points asked for (history + pending) before the model is used.
-        num_restarts, raw_samples: ``optimize_acqf`` settings (starting points / raw candidates).
-        mc_samples: quasi-MC samples of the acquisition's posterior expectation.
         cache: a :class:`ModelCache` shared with stopping targets; a private one by default.
+        options: :class:`_ModelBasedPolicy.Options` (``n_initial``, ``num_restarts``,
+            ``raw_samples``, ``mc_samples``); the defaults when None.
     """
 
     name = "qlognei"

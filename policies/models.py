@@ -345,36 +345,8 @@ class ModelCache:
 
         started = time.perf_counter()
         with recorded_model_warnings() as fit_warnings:
-            result: tuple[SingleTaskGP, float] | None = None
-            warm_started = False
-            if lineage is not None:
-                try:
-                    result = _fit_gp(train_X, train_Y, train_Yvar, lineage.parameters)
-                    warm_started = True
-                    self.stats.warm_starts += 1
-                except (ModelFittingError, NotPSDError, RuntimeError):
-                    # A warm start can begin in a region where the kernel matrix is ill-conditioned
-                    # for the new data; the default initialisation is the well-tested path.
-                    self.stats.cold_fallbacks += 1
-                    result = None
-            needs_cold_check = (
-                result is not None
-                and self.cold_check_growth is not None
-                and lineage is not None
-                and n >= self.cold_check_growth * max(lineage.n_at_cold_fit, 1)
-            )
-            n_at_cold_fit = lineage.n_at_cold_fit if lineage is not None else n
-            if result is None or needs_cold_check:
-                cold = _fit_gp(train_X, train_Y, train_Yvar, None)
-                n_at_cold_fit = n
-                if needs_cold_check:
-                    self.stats.cold_checks += 1
-                # Keep the warm fit unless the cold one is clearly better (tiny differences are
-                # optimiser tolerance, not a different optimum).
-                if result is None or cold[1] < result[1] - 1e-6 * max(1.0, abs(result[1])):
-                    result, warm_started = cold, False
+            (model, loss), warm_started, n_at_cold_fit = self._fit_from(lineage, n, train_X, train_Y, train_Yvar)
         fit_seconds = time.perf_counter() - started
-        model, loss = result
 
         self._lineages[lineage_key] = _Lineage(
             parameters={name: p.detach().clone() for name, p in model.named_parameters()},
@@ -395,6 +367,49 @@ class ModelCache:
             fit_warnings=fit_warnings,
             key=key,
         )
+
+    def _fit_from(
+        self,
+        lineage: _Lineage | None,
+        n: int,
+        train_X: torch.Tensor,
+        train_Y: torch.Tensor,
+        train_Yvar: torch.Tensor | None,
+    ) -> tuple[tuple[SingleTaskGP, float], bool, int]:
+        """Fit warm from ``lineage`` when there is one, cold when there is not or the warm fit fails,
+        and cold as well when the data (``n`` points) has grown enough since the last cold fit.
+
+        Returns ((model, loss), whether the kept fit was warm-started, n at the last cold fit).
+        """
+        result: tuple[SingleTaskGP, float] | None = None
+        warm_started = False
+        if lineage is not None:
+            try:
+                result = _fit_gp(train_X, train_Y, train_Yvar, lineage.parameters)
+                warm_started = True
+                self.stats.warm_starts += 1
+            except (ModelFittingError, NotPSDError, RuntimeError):
+                # A warm start can begin in a region where the kernel matrix is ill-conditioned
+                # for the new data; the default initialisation is the well-tested path.
+                self.stats.cold_fallbacks += 1
+                result = None
+        needs_cold_check = (
+            result is not None
+            and self.cold_check_growth is not None
+            and lineage is not None
+            and n >= self.cold_check_growth * max(lineage.n_at_cold_fit, 1)
+        )
+        n_at_cold_fit = lineage.n_at_cold_fit if lineage is not None else n
+        if result is None or needs_cold_check:
+            cold = _fit_gp(train_X, train_Y, train_Yvar, None)
+            n_at_cold_fit = n
+            if needs_cold_check:
+                self.stats.cold_checks += 1
+            # Keep the warm fit unless the cold one is clearly better (tiny differences are
+            # optimiser tolerance, not a different optimum).
+            if result is None or cold[1] < result[1] - 1e-6 * max(1.0, abs(result[1])):
+                result, warm_started = cold, False
+        return result, warm_started, n_at_cold_fit
 
 
 def _noise_variances(history: Sequence[Observation], values: np.ndarray) -> tuple[torch.Tensor | None, NoiseModel]:

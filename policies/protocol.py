@@ -1,34 +1,38 @@
-"""The policy protocols: ``propose(history, pending, n)`` → proposals that say why.
+"""The planning protocol: ``plan(context, n)`` → proposals that say why.
 
-A policy is stateless with respect to the campaign: everything it knows comes in ``history``
-(built from the store), so a resumed campaign rebuilds exactly the model it had.
+A policy is stateless with respect to the campaign: everything it knows comes in the
+:class:`PlanningContext` (built from the store), so a resumed campaign rebuilds exactly the model
+it had.
 
-A *measurement planner* decides how to measure one sample (which configuration, how long) and needs
-more than the objective's values: ``plan(context, n)`` receives a :class:`PlanningContext` with the
-sample's raw measurements, the analysis' interpretations and what the instruments say about
-themselves. The campaign calls ``plan`` on a policy that has it, ``propose`` otherwise.
+Two kinds of policy share the one protocol:
+
+- *objective policies* (BO, active learning, Sobol, random) model only the campaign objective: they
+  derive from :class:`ObjectivePolicy` and implement ``propose(history, pending, n)``; the base
+  class supplies ``plan``;
+- *measurement planners* (SAS, XRD) decide how to measure one sample (which configuration, how
+  long) from the sample's raw measurements, the analysis' interpretations, what the instruments say
+  about themselves and the campaign's :class:`PlanningGoals`; they implement ``plan`` directly.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from analysis.protocol import Interpretation
-from instruments.types import Measurement, ParamValue
+from instruments.types import Measurement, ParamValue, Record
 
 
-class Observation(BaseModel):
+class Observation(Record):
     """One analysed point: where it was measured and what the objective estimate was.
 
     ``sigma`` is the analysis' 1-σ standard error of ``value`` (same units); None when unknown, in
     which case the model infers a homoscedastic noise level.
     """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     params: dict[str, ParamValue]
     value: float
@@ -36,49 +40,42 @@ class Observation(BaseModel):
     attempt_id: str = ""
 
 
-class Proposal(BaseModel):
+class Proposal(Record):
     """A point to measure next and the reason it was chosen (acquisition value, model state)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     params: dict[str, ParamValue]
     policy: str
     reason: dict[str, Any] = Field(default_factory=dict)
 
 
-@runtime_checkable
-class Policy(Protocol):
-    """Chooses the next measurements."""
-
-    name: str
-
-    def propose(
-        self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int
-    ) -> list[Proposal]:
-        """Return ``n`` proposals given valid analysed observations and in-flight points."""
-        ...
-
-
 @dataclass(frozen=True)
 class PlanningGoals:
-    """What the campaign's targets ask of a planner (built by ``agent/targets.py:planning_goals``)."""
+    """What the campaign's targets ask of a planner (built by ``agent/targets.py:planning_goals``,
+    the only reader of target kinds).
+
+    ``relative_precision``: estimate name → goal for σ/|value| (dimensionless);
+    ``best_probability``: goal for ``p(best)``, the most probable answer's probability, or None.
+    """
 
     relative_precision: Mapping[str, float] = field(default_factory=dict)
-    """estimate name → goal of σ/|value|"""
     best_probability: float | None = None
-    """goal for p(best), the most probable answer's probability"""
+
+    def is_empty(self) -> bool:
+        """True when the campaign asks a planner for nothing (no precision and no probability goal)."""
+        return not self.relative_precision and self.best_probability is None
 
 
 @dataclass(frozen=True)
 class PlanningContext:
-    """Everything the campaign knows when a planner decides, rebuilt from the store on resume.
+    """Everything the campaign knows when a policy decides, rebuilt from the store on resume.
 
     ``history``: valid analysed observations of the objective; ``pending``: params decided but not
-    yet analysed (an objective policy's pending points), in decision order; ``unmeasured``: those
-    of them not yet measured — what a measurement planner adds to ``measurements``, every
-    measurement of the campaign's sample, oldest first; ``interpretations``: the analysis of them
-    (newest last; may lag the newest measurement by one); ``instrument_models``: instrument name →
-    its ``planning_model()`` (None for a driver that has none); ``goals``: the targets' goals.
+    yet analysed, in decision order (an objective policy's pending points); ``unmeasured``: those of
+    them not yet measured (what a measurement planner adds to ``measurements``, which holds the
+    measured ones); ``measurements``: every measurement of the campaign's sample, oldest first;
+    ``interpretations``: the analysis of them (newest last; may lag the newest measurement by one);
+    ``instrument_models``: instrument name → its ``planning_model()`` (None for a driver that has
+    none); ``goals``: what the campaign's targets ask of a planner.
     """
 
     history: Sequence[Observation] = ()
@@ -93,21 +90,46 @@ class PlanningContext:
         """The newest interpretation marked valid, or None."""
         return next((i for i in reversed(self.interpretations) if i.valid), None)
 
+    def goals_or(self, built_with: PlanningGoals) -> PlanningGoals:
+        """The goals to plan toward: the context's when it has any, else ``built_with`` (the goals
+        the planner was constructed with).
+
+        In a campaign both are the same object. The context's are authoritative so that one step
+        can carry goals of its own (a sample step of a nested campaign plans toward the sample's
+        targets, not the campaign's).
+        """
+        return built_with if self.goals.is_empty() else self.goals
+
 
 @runtime_checkable
-class MeasurementPlanner(Protocol):
-    """Chooses how to measure next from the full planning context."""
+class Policy(Protocol):
+    """Chooses the next measurements."""
 
     name: str
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
-        """Return ``n`` proposals."""
+        """Return ``n`` proposals, each with the reason it was chosen."""
         ...
 
 
-def best_probability_goal(targets: Sequence[Mapping[str, Any]]) -> float | None:
-    """The campaign's goal for the most probable answer's probability (its ``p(best)``
-    estimate_threshold targets, the strictest one), or None if it has none."""
-    goals = [float(t["at_least"]) for t in targets
-             if t.get("kind") == "estimate_threshold" and t.get("estimate") == "p(best)" and t.get("at_least") is not None]
-    return max(goals) if goals else None
+class ObjectivePolicy(ABC):
+    """Base of policies that only model the objective (BO, AL, Sobol, random): ``plan`` calls
+    ``propose(context.history, context.pending, n)``."""
+
+    name: str
+    #: What the campaign passes to the constructor besides the space, the seed and the options
+    #: (see :func:`policies.registry.build_policy`).
+    campaign_arguments: ClassVar[tuple[str, ...]] = ()
+
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        """``n`` proposals from the context's history and pending points (nothing else is read)."""
+        return self.propose(context.history, context.pending, n)
+
+    @abstractmethod
+    def propose(
+        self, history: Sequence[Observation], pending: Sequence[Mapping[str, ParamValue]], n: int
+    ) -> list[Proposal]:
+        """Return ``n`` proposals given valid analysed observations and in-flight points."""
+
+
+__all__ = ["ObjectivePolicy", "Observation", "PlanningContext", "PlanningGoals", "Policy", "Proposal"]

@@ -1,15 +1,22 @@
-"""Policies by name, and construction from a campaign's (name, options) with clear errors."""
+"""Policies by name, and construction from a campaign's (name, options) with clear errors.
+
+Every policy class declares its options as a pydantic ``Options`` model (defaults, units,
+validators) and which of the campaign's own arguments it takes besides the design space and the
+seed (``campaign_arguments``): the direction and model cache (model-based policies), the analysis
+block and the planning goals (measurement planners).
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 from policies.baselines import RandomPolicy, SobolPolicy
 from policies.bayesian import ActiveLearning, BayesianOptimisation
 from policies.models import Direction, ModelCache, direction_sign
-from policies.protocol import Policy
+from policies.protocol import PlanningGoals, Policy
 from policies.sas import SASAdaptivePlanner, SASFixedProtocol, SASOracle, SASRandom, SASRoundRobin
 from policies.space import DesignSpace
 from policies.xrd import XRDAdaptivePlanner, XRDFullScan, XRDHeuristic
@@ -30,28 +37,12 @@ POLICIES: dict[str, type] = {
 }
 
 #: Constructor arguments the campaign supplies itself; they are not per-policy options.
-CAMPAIGN_ARGUMENTS = ("space", "direction", "seed", "cache", "analysis", "targets")
-
-
-def _keyword_arguments(cls: type) -> list[str]:
-    # A constructor that passes **kwargs on to its base accepts the base's keywords too.
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        names += [
-            p.name for p in parameters
-            if p.name != "self" and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        ]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            break
-    return list(dict.fromkeys(names))
+CAMPAIGN_ARGUMENTS = ("space", "direction", "seed", "cache", "analysis", "targets", "goals")
 
 
 def policy_options(name: str) -> list[str]:
-    """The option names policy ``name`` accepts (keyword arguments other than the campaign's)."""
-    return [p for p in _keyword_arguments(_policy_class(name)) if p not in CAMPAIGN_ARGUMENTS]
+    """The option names policy ``name`` accepts (the fields of its ``Options`` model)."""
+    return list(_policy_class(name).Options.model_fields)
 
 
 def build_policy(
@@ -63,17 +54,19 @@ def build_policy(
     options: Mapping[str, Any] | None = None,
     cache: ModelCache | None = None,
     analysis: Mapping[str, Any] | None = None,
-    targets: Sequence[Mapping[str, Any]] | None = None,
+    goals: PlanningGoals | None = None,
 ) -> Policy:
     """Construct policy ``name`` for ``space`` with campaign ``options``.
 
-    ``direction`` and ``cache`` are passed to the policies that use them (model-based ones), the
-    campaign's ``analysis`` block and ``targets`` (as plain dicts) to the measurement planners;
-    nothing in ``options`` is dropped silently.
+    ``options`` are validated by the policy's ``Options`` model; ``direction`` and ``cache`` are
+    passed to the policies that use them (model-based ones), the campaign's ``analysis`` block
+    (``{kind, settings}``) and ``goals`` to the measurement planners; nothing in ``options`` is
+    dropped silently.
 
     Raises:
         ValueError: unknown policy name (listing the valid ones), an option the policy does not
-            have (listing its options), an option that is a campaign argument, or an invalid value.
+            have (listing its options), an option that is a campaign argument, an invalid value,
+            or goals the policy needs and the campaign does not have.
     """
     cls = _policy_class(name)
     direction_sign(direction)  # validates
@@ -85,19 +78,34 @@ def build_policy(
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"policy {name!r} has no option(s) {unknown}; valid options: {valid or 'none'}")
-    accepted = _keyword_arguments(cls)
-    kwargs: dict[str, Any] = {"seed": seed, **options}
-    if "direction" in accepted:
-        kwargs["direction"] = direction
-    if "cache" in accepted and cache is not None:
-        kwargs["cache"] = cache
-    for argument, value in (("analysis", analysis), ("targets", targets)):
-        if argument in accepted:
-            kwargs[argument] = value if value is not None else ({} if argument == "analysis" else [])
     try:
-        return cls(space, **kwargs)
-    except (TypeError, KeyError, AttributeError) as error:  # e.g. a wrongly typed option
+        validated = cls.Options.model_validate(options)
+    except ValidationError as error:
+        raise ValueError(f"policy {name!r}: {_problems(error)}") from None
+    supplied = {
+        "direction": direction,
+        "cache": cache,
+        "analysis": analysis if analysis is not None else {},
+        "goals": goals if goals is not None else PlanningGoals(),
+    }
+    arguments = {argument: supplied[argument] for argument in cls.campaign_arguments}
+    try:
+        return cls(space, seed=seed, options=validated, **arguments)
+    except (TypeError, KeyError, AttributeError) as error:  # e.g. an analysis block of the wrong shape
         raise ValueError(f"policy {name!r}: invalid options {options}: {error}") from error
+
+
+def _problems(error: ValidationError) -> str:
+    """The errors of an ``Options`` validation, one clause each: a validator's own message as it is
+    (it names its option), pydantic's (type, missing, bounds) after the option's path."""
+    problems = []
+    for e in error.errors():
+        if e["type"] == "value_error":
+            problems.append(str(e["ctx"]["error"]))
+        else:
+            path = ".".join(str(part) for part in e["loc"])
+            problems.append(f"option {path}: {e['msg']}")
+    return "; ".join(problems)
 
 
 def _policy_class(name: str) -> type:

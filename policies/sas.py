@@ -2,12 +2,13 @@
 
 Every policy here chooses the request of a SAS instrument on one sample, ``{configuration,
 exposure_seconds}`` (the parameter names are options), through one code path: ``plan(context, n)``
-(see :class:`policies.protocol.PlanningContext`), with the campaign's targets as the stopping rule.
+(see :class:`policies.protocol.PlanningContext`), with the campaign's targets as the stopping rule and,
+for the planners, their :class:`~policies.protocol.PlanningGoals` as what to plan toward.
 
 - ``sas_adaptive``: plans from the current fits. Hypotheses are the candidate models that are
   plausible now (p ≥ ``hypothesis_min_probability``) at their fitted parameters; information so
   far is predicted from the exposures made (``instruments.sas`` counting model); the optimiser of
-  :mod:`policies.sas_plan` finds the cheapest allocation that meets the precision and model targets
+  :mod:`policies.sas_allocation` finds the cheapest allocation that meets the precision and model targets
   under each of them, counting configuration changes. The first configuration of that plan (the
   current one if it is in the plan: no change) is measured next, for the planned time but at most
   ``growth`` × the exposure so far (at least ``first_exposure_seconds``): a plan made from early,
@@ -23,43 +24,61 @@ exposure_seconds}`` (the parameter names are options), through one code path: ``
 - ``sas_random``: a random configuration each step for ``exposure_seconds`` (Kanazawa et al.'s
   baseline).
 
-Planners and baselines need only the design space, so they are built and validated with the
-campaign; the instrument's :class:`instruments.sas.SASInstrumentModel` arrives in the context.
+Planners and baselines need only the design space (planners also the analysis settings and the
+goals), so they are built and validated with the campaign; the instrument's
+:class:`instruments.sas.SASInstrumentModel` arrives in the context. Each policy's options are its
+``Options`` model.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
 from analysis.sas import SASFitAnalysis, SASFitSettings
 from analysis.sas.predict import predict_with_jacobian, prior_precision
 from instruments.sas import SASInstrumentModel
-from instruments.types import Measurement, ParamValue, Timing
-from policies.protocol import Observation, PlanningContext, Proposal, best_probability_goal
-from policies.sas_plan import Allocation, AllocationProblem, Hypothesis, Rival, log_odds, plan_allocation
+from instruments.types import Measurement, Record, Timing
+from policies.protocol import PlanningContext, PlanningGoals, Proposal
+from policies.sas_allocation import (
+    Allocation,
+    AllocationHypothesis,
+    AllocationProblem,
+    Rival,
+    log_odds,
+    plan_allocation,
+)
 from policies.space import CategoricalParameter, ContinuousParameter, DesignSpace
 
 _Linearised = tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # intensity (n,), jacobian (n, k), names
 
 
-class _SASPolicy:
+class _SASPolicy(ABC):
     """What every SAS policy shares: the request's parameters in the design space, and the tally."""
 
     name = "sas"
+    #: What the campaign passes to the constructor besides the space, the seed and the options
+    #: (see :func:`policies.registry.build_policy`).
+    campaign_arguments: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(
-        self,
-        space: DesignSpace,
-        *,
-        seed: int = 0,
-        configuration_parameter: str = "configuration",
-        exposure_parameter: str = "exposure_seconds",
-    ) -> None:
+    class Options(Record):
+        """The names of the request's parameters in the design space."""
+
+        configuration_parameter: str = Field(
+            default="configuration", description="categorical parameter: the instrument configuration"
+        )
+        exposure_parameter: str = Field(default="exposure_seconds", description="continuous parameter: exposure, s")
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options | None = None) -> None:
+        options = options if options is not None else self.Options()
+        self.options = options
+        configuration_parameter, exposure_parameter = options.configuration_parameter, options.exposure_parameter
         self.space, self.seed = space, seed
         self.configuration_parameter, self.exposure_parameter = configuration_parameter, exposure_parameter
         params = {p.name: p for p in space.parameters}
@@ -78,8 +97,9 @@ class _SASPolicy:
         self.configurations: list[str] = [str(c) for c in config.choices]
         self.exposure_bounds = (float(exposure.low), float(exposure.high))
 
-    def propose(self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int) -> list[Proposal]:
-        raise TypeError(f"policy {self.name!r} plans from the campaign's measurements: call plan(context, n)")
+    @abstractmethod
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        """``n`` requests ``{configuration, exposure}`` for the campaign's sample."""
 
     # -- shared helpers ---------------------------------------------------------------------------
     def _tally(self, context: PlanningContext) -> tuple[dict[str, float], str | None, int]:
@@ -106,20 +126,33 @@ class _SASPolicy:
 # -- baselines ----------------------------------------------------------------------------------------
 
 
+class ProtocolStep(Record):
+    """One step of a fixed protocol."""
+
+    configuration: str
+    exposure_seconds: float = Field(description="s")
+
+
 class SASFixedProtocol(_SASPolicy):
     """The facility's protocol chosen up front: each step's configuration and exposure, repeated."""
 
     name = "sas_fixed"
 
-    def __init__(self, space: DesignSpace, *, protocol: Sequence[Mapping[str, Any]], **common: Any) -> None:
-        super().__init__(space, **common)
-        if not protocol:
-            raise ValueError(f"policy {self.name!r}: option protocol needs at least one step")
+    class Options(_SASPolicy.Options):
+        protocol: tuple[ProtocolStep, ...] = Field(description="the steps, measured in order and repeated")
+
+        @field_validator("protocol")
+        @classmethod
+        def _at_least_one_step(cls, protocol: tuple[ProtocolStep, ...]) -> tuple[ProtocolStep, ...]:
+            if not protocol:
+                raise ValueError("option protocol needs at least one step")
+            return protocol
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options) -> None:
+        super().__init__(space, seed=seed, options=options)
         self.protocol: list[tuple[str, float]] = []
-        for i, step in enumerate(protocol):
-            if set(step) != {"configuration", "exposure_seconds"}:
-                raise ValueError(f"policy {self.name!r}: protocol[{i}] must have exactly configuration and exposure_seconds")
-            config, exposure = str(step["configuration"]), float(step["exposure_seconds"])
+        for i, step in enumerate(options.protocol):
+            config, exposure = step.configuration, step.exposure_seconds
             if config not in self.configurations:
                 raise ValueError(f"policy {self.name!r}: protocol[{i}].configuration {config!r} is not one of {self.configurations}")
             if not self.exposure_bounds[0] <= exposure <= self.exposure_bounds[1]:
@@ -143,10 +176,16 @@ class SASRoundRobin(_SASPolicy):
 
     name = "sas_round_robin"
 
-    def __init__(self, space: DesignSpace, *, exposure_seconds: float, order: Sequence[str] | None = None, **common: Any) -> None:
-        super().__init__(space, **common)
-        self.exposure_seconds = float(exposure_seconds)
-        self.order = list(order) if order is not None else list(self.configurations)
+    class Options(_SASPolicy.Options):
+        exposure_seconds: float = Field(description="exposure of every step, s")
+        order: tuple[str, ...] | None = Field(
+            default=None, description="configurations in turn; every configuration, in design-space order, by default"
+        )
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options) -> None:
+        super().__init__(space, seed=seed, options=options)
+        self.exposure_seconds = float(options.exposure_seconds)
+        self.order = list(options.order) if options.order is not None else list(self.configurations)
         unknown = [c for c in self.order if c not in self.configurations]
         if unknown or not self.order:
             raise ValueError(f"policy {self.name!r}: order {self.order} must name configurations of {self.configurations}")
@@ -164,9 +203,12 @@ class SASRandom(_SASPolicy):
 
     name = "sas_random"
 
-    def __init__(self, space: DesignSpace, *, exposure_seconds: float, **common: Any) -> None:
-        super().__init__(space, **common)
-        self.exposure_seconds = float(exposure_seconds)
+    class Options(_SASPolicy.Options):
+        exposure_seconds: float = Field(description="exposure of every step, s")
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options) -> None:
+        super().__init__(space, seed=seed, options=options)
+        self.exposure_seconds = float(options.exposure_seconds)
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         _, _, done = self._tally(context)
@@ -180,45 +222,63 @@ class SASRandom(_SASPolicy):
 # -- planners -----------------------------------------------------------------------------------------
 
 
-def _campaign_targets(name: str, targets: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], float | None]:
-    """(relative-precision goals by estimate name, model-probability goal) from the campaign's targets."""
-    relative = {str(t["estimate"]): float(t["goal"]) for t in targets if t.get("kind") == "relative_uncertainty"}
-    model = best_probability_goal(targets)
-    if not relative and model is None:
-        raise ValueError(
-            f"policy {name!r} plans toward relative_uncertainty targets and a p(best) estimate_threshold; "
-            "the campaign has neither"
-        )
-    return relative, model
-
-
 class _Planner(_SASPolicy):
-    """Builds the hypotheses of :mod:`policies.sas_plan` from candidate fits and the instrument model."""
+    """Builds the hypotheses of :mod:`policies.sas_allocation` from candidate fits and the instrument model.
+
+    ``goals`` are the campaign's (relative precision of fitted parameters, ``p(best)``); at plan
+    time the context's goals win when it has any (see :meth:`PlanningContext.goals_or`).
+    """
+
+    campaign_arguments = ("analysis", "goals")
+
+    class Options(_SASPolicy.Options):
+        safety: float = Field(
+            default=0.9, description="plan for each precision goal × safety (in (0, 1]): the linearised forecast is optimistic"
+        )
+        margin_nats: float = Field(default=1.0, description="log odds beyond the p(best) goal that the plan asks for, nats")
+        instrument: str | None = Field(
+            default=None, description="the instrument whose planning model is used; the first SAS one by default"
+        )
+        first_exposure_seconds: float = Field(default=60.0, description="the longest exposure before anything was measured, s")
+        growth: float = Field(
+            default=1.0, description="a step's exposure is at most growth × the exposure so far (gradual commitment)"
+        )
+
+        @field_validator("safety")
+        @classmethod
+        def _safety_is_a_fraction(cls, safety: float) -> float:
+            if not 0 < safety <= 1:
+                raise ValueError(f"safety must be in (0, 1], got {safety}")
+            return safety
+
+        @model_validator(mode="after")
+        def _positive_commitment(self) -> Self:
+            if self.first_exposure_seconds <= 0 or self.growth <= 0:
+                raise ValueError("first_exposure_seconds and growth must be positive")
+            return self
 
     def __init__(
         self,
         space: DesignSpace,
         *,
+        seed: int = 0,
         analysis: Mapping[str, Any],
-        targets: Sequence[Mapping[str, Any]],
-        safety: float = 0.9,
-        margin_nats: float = 1.0,
-        instrument: str | None = None,
-        first_exposure_seconds: float = 60.0,
-        growth: float = 1.0,
-        **common: Any,
+        goals: PlanningGoals,
+        options: Options | None = None,
     ) -> None:
-        super().__init__(space, **common)
-        if first_exposure_seconds <= 0 or growth <= 0:
-            raise ValueError(f"policy {self.name!r}: first_exposure_seconds and growth must be positive")
-        self.first_exposure_seconds, self.growth = float(first_exposure_seconds), float(growth)
+        options = options if options is not None else self.Options()
+        super().__init__(space, seed=seed, options=options)
+        self.first_exposure_seconds, self.growth = float(options.first_exposure_seconds), float(options.growth)
         if analysis.get("kind") != "sas":
             raise ValueError(f"policy {self.name!r} plans from SAS fits: analysis.kind must be 'sas', not {analysis.get('kind')!r}")
         self.settings = SASFitSettings.model_validate(analysis.get("settings", {}))
-        self.relative, self.model_probability = _campaign_targets(self.name, targets)
-        if not 0 < safety <= 1:
-            raise ValueError(f"policy {self.name!r}: safety must be in (0, 1], got {safety}")
-        self.safety, self.margin_nats, self.instrument = float(safety), float(margin_nats), instrument
+        if goals.is_empty():
+            raise ValueError(
+                f"policy {self.name!r} plans toward relative_uncertainty targets and a p(best) estimate_threshold; "
+                "the campaign has neither"
+            )
+        self.goals = goals
+        self.safety, self.margin_nats, self.instrument = float(options.safety), float(options.margin_nats), options.instrument
 
     def _instrument_model(self, context: PlanningContext) -> SASInstrumentModel:
         models = {k: v for k, v in context.instrument_models.items() if isinstance(v, SASInstrumentModel)}
@@ -244,7 +304,8 @@ class _Planner(_SASPolicy):
         rivals: Mapping[str, tuple[Mapping[str, float], float]],
         seconds_so_far: np.ndarray,
         log_odds_of: Mapping[str, float],
-    ) -> Hypothesis:
+        goals: PlanningGoals,
+    ) -> AllocationHypothesis:
         """Hypothesis "``model`` at ``theta`` is true", its information after ``seconds_so_far`` (C,)."""
         configs = [instrument.configuration(c) for c in self.configurations]
         own = self._linearise(instrument, model, theta)
@@ -253,12 +314,12 @@ class _Planner(_SASPolicy):
         info0 = prior_precision(self.settings, model) + np.einsum("c,ckl->kl", seconds_so_far, f)
         names = own[0][2]
         limits = []
-        for estimate, goal in self.relative.items():
+        for estimate, goal in goals.relative_precision.items():
             if estimate in names and theta[estimate] != 0:
                 limits.append((names.index(estimate), (goal * self.safety * theta[estimate]) ** 2, f"σ({estimate})/{estimate}"))
         rival_terms = []
         for rival, (rival_theta, _) in rivals.items():
-            if self.model_probability is None or rival == model or log_odds_of[rival] > 40:
+            if goals.best_probability is None or rival == model or log_odds_of[rival] > 40:
                 continue  # no model target, or this rival is out of the running already
             other = self._linearise(instrument, rival, rival_theta)
             delta = [i_h - i_r for (i_h, _, _), (i_r, _, _) in zip(own, other)]
@@ -271,7 +332,7 @@ class _Planner(_SASPolicy):
                     f=rf, info0=prior_precision(self.settings, rival) + np.einsum("c,ckl->kl", seconds_so_far, rf),
                 )
             )
-        return Hypothesis(model=model, info0=info0, f=f, variance_limits=limits, rivals=rival_terms)
+        return AllocationHypothesis(model=model, info0=info0, f=f, variance_limits=limits, rivals=rival_terms)
 
     def _solve(self, problem: AllocationProblem) -> Allocation:
         """The plan; when the linearised targets already hold (but the campaign goes on, so the data
@@ -291,8 +352,15 @@ class _Planner(_SASPolicy):
             allocation = plan_allocation(problem)
         return allocation
 
-    def _problem(self, instrument: SASInstrumentModel, current: str | None, hypotheses: list[Hypothesis], offset: np.ndarray | None) -> AllocationProblem:
-        p = self.model_probability
+    def _problem(
+        self,
+        instrument: SASInstrumentModel,
+        current: str | None,
+        hypotheses: list[AllocationHypothesis],
+        offset: np.ndarray | None,
+        goals: PlanningGoals,
+    ) -> AllocationProblem:
+        p = goals.best_probability
         return AllocationProblem(
             configurations=self.configurations,
             min_exposure_seconds=np.array(
@@ -333,17 +401,30 @@ class SASAdaptivePlanner(_Planner):
 
     name = "sas_adaptive"
 
+    class Options(_Planner.Options):
+        hypothesis_min_probability: float = Field(
+            default=0.2, description="candidate models at least this probable are planned for (the most probable always is)"
+        )
+
+        @field_validator("hypothesis_min_probability")
+        @classmethod
+        def _a_minority_probability(cls, probability: float) -> float:
+            if not 0 < probability <= 0.5:
+                raise ValueError("hypothesis_min_probability must be in (0, 0.5]")
+            return probability
+
     def __init__(
         self,
         space: DesignSpace,
         *,
-        hypothesis_min_probability: float = 0.2,
-        **common: Any,
+        seed: int = 0,
+        analysis: Mapping[str, Any],
+        goals: PlanningGoals,
+        options: Options | None = None,
     ) -> None:
-        super().__init__(space, **common)
-        if not 0 < hypothesis_min_probability <= 0.5:
-            raise ValueError(f"policy {self.name!r}: hypothesis_min_probability must be in (0, 0.5]")
-        self.hypothesis_min_probability = float(hypothesis_min_probability)
+        options = options if options is not None else self.Options()
+        super().__init__(space, seed=seed, analysis=analysis, goals=goals, options=options)
+        self.hypothesis_min_probability = float(options.hypothesis_min_probability)
 
     def _state(self, context: PlanningContext) -> tuple[dict[str, tuple[dict[str, float], float]], bool]:
         """Candidate → (fitted values, probability) from the newest valid interpretation, or the
@@ -363,6 +444,7 @@ class SASAdaptivePlanner(_Planner):
         return (out, True) if out else (initial, False)
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        goals = context.goals_or(self.goals)
         instrument = self._instrument_model(context)
         seconds, current, _ = self._tally(context)
         so_far = np.array([seconds[c] for c in self.configurations])
@@ -373,12 +455,20 @@ class SASAdaptivePlanner(_Planner):
             self._hypothesis(
                 instrument, m, state[m][0], state, so_far,
                 {r: log_odds(state[m][1], p_r) for r, (_, p_r) in state.items()},
+                goals,
             )
             for m in plausible
         ]
-        allocation = self._solve(self._problem(instrument, current, hypotheses, None))
+        allocation = self._solve(self._problem(instrument, current, hypotheses, None, goals))
         reason = {"fitted": fitted, "hypotheses": {m: round(state[m][1], 4) for m in plausible}}
         return self._steps(allocation, current, n, so_far, reason)
+
+
+class SASTruth(Record):
+    """What the oracle knows: the sample's true model and parameter values (the fitted ones at least)."""
+
+    model: str
+    parameters: dict[str, float] = Field(default_factory=dict, description="in the candidate's parameter units")
 
 
 class SASOracle(_Planner):
@@ -386,14 +476,25 @@ class SASOracle(_Planner):
 
     name = "sas_oracle"
 
-    def __init__(self, space: DesignSpace, *, truth: Mapping[str, Any], **common: Any) -> None:
-        super().__init__(space, **common)
-        model = truth.get("model")
+    class Options(_Planner.Options):
+        truth: SASTruth
+
+    def __init__(
+        self,
+        space: DesignSpace,
+        *,
+        seed: int = 0,
+        analysis: Mapping[str, Any],
+        goals: PlanningGoals,
+        options: Options,
+    ) -> None:
+        super().__init__(space, seed=seed, analysis=analysis, goals=goals, options=options)
+        model = options.truth.model
         names = [c.name for c in self.settings.candidates]
         if model not in names:
             raise ValueError(f"policy {self.name!r}: truth.model {model!r} is not a candidate; candidates: {names}")
         fitted = list(self.settings.candidate(str(model)).parameters)
-        values = dict(truth.get("parameters", {}))
+        values = dict(options.truth.parameters)
         missing = [p for p in fitted if p not in values]
         if missing:
             raise ValueError(f"policy {self.name!r}: truth.parameters lacks {missing} (candidate {model!r} fits {fitted})")
@@ -424,6 +525,7 @@ class SASOracle(_Planner):
         return self._rivals
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        goals = context.goals_or(self.goals)
         instrument = self._instrument_model(context)
         seconds, current, _ = self._tally(context)
         so_far = np.array([seconds[c] for c in self.configurations])
@@ -434,6 +536,7 @@ class SASOracle(_Planner):
         hypothesis = self._hypothesis(
             instrument, self.true_model, self.true_values, state, np.zeros_like(so_far),
             {r: log_odds(p_true, p_r) for r, (_, p_r) in state.items()},
+            goals,
         )
-        allocation = self._solve(self._problem(instrument, current, [hypothesis], so_far))
+        allocation = self._solve(self._problem(instrument, current, [hypothesis], so_far, goals))
         return self._steps(allocation, current, n, so_far, {"truth": self.true_model})

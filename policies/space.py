@@ -13,20 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy.stats import qmc
 
-from instruments.types import ParamValue
+from instruments.types import ParamValue, Record
 
 #: Relative tolerance on constraints, in units of the parameter ranges involved.
 FEASIBILITY_TOLERANCE = 1e-6
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-class ContinuousParameter(_Strict):
+class ContinuousParameter(Record):
     name: str = Field(min_length=1)
     type: Literal["continuous"] = "continuous"
     low: float
@@ -43,7 +39,7 @@ class ContinuousParameter(_Strict):
         return self
 
 
-class IntegerParameter(_Strict):
+class IntegerParameter(Record):
     name: str = Field(min_length=1)
     type: Literal["integer"] = "integer"
     low: int
@@ -57,7 +53,7 @@ class IntegerParameter(_Strict):
         return self
 
 
-class CategoricalParameter(_Strict):
+class CategoricalParameter(Record):
     name: str = Field(min_length=1)
     type: Literal["categorical"] = "categorical"
     choices: list[str] = Field(min_length=2)
@@ -75,14 +71,14 @@ Parameter = Annotated[
 ]
 
 
-class LinearConstraint(_Strict):
+class LinearConstraint(Record):
     """``sum(coefficients[name] * value[name]) <= upper_bound``, in the parameters' own units."""
 
     coefficients: dict[str, float] = Field(min_length=1)
     upper_bound: float
 
 
-class CompositionGroup(_Strict):
+class CompositionGroup(Record):
     """Fractions that must sum to ``total`` (e.g. mole fractions of a ternary)."""
 
     name: str = "composition"
@@ -90,7 +86,24 @@ class CompositionGroup(_Strict):
     total: float = Field(default=1.0, gt=0)
 
 
-class DesignSpace(_Strict):
+def _value_violations(p: Parameter, v: object) -> list[str]:
+    """Why value ``v`` is not a value of parameter ``p`` (choice, number, integer, bounds); empty when it is."""
+    if isinstance(p, CategoricalParameter):
+        return [] if v in p.choices else [f"{p.name}={v!r} is not one of {p.choices}"]
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return [f"{p.name}={v!r} is not a number"]
+    if not np.isfinite(float(v)):
+        return [f"{p.name}={v!r} is not finite"]
+    errors: list[str] = []
+    if isinstance(p, IntegerParameter) and float(v) != round(float(v)):
+        errors.append(f"{p.name}={v!r} is not an integer")
+    span = p.high - p.low
+    if float(v) < p.low - FEASIBILITY_TOLERANCE * span or float(v) > p.high + FEASIBILITY_TOLERANCE * span:
+        errors.append(f"{p.name}={v} {p.units}".rstrip() + f" is outside [{p.low}, {p.high}]")
+    return errors
+
+
+class DesignSpace(Record):
     parameters: list[Parameter] = Field(min_length=1)
     constraints: list[LinearConstraint] = Field(default_factory=list)
     compositions: list[CompositionGroup] = Field(default_factory=list)
@@ -146,7 +159,11 @@ class DesignSpace(_Strict):
 
     # -- feasibility ---------------------------------------------------------------------------
     def violations(self, params: Mapping[str, object]) -> list[str]:
-        """Every reason ``params`` is not a point of this space; empty when it is feasible."""
+        """Every reason ``params`` is not a point of this space; empty when it is feasible.
+
+        Names and values first; the linear constraints and composition sums only when every
+        value is a valid number within its bounds.
+        """
         errors: list[str] = []
         missing = [n for n in self.names if n not in params]
         unknown = sorted(set(params) - set(self.names))
@@ -155,26 +172,15 @@ class DesignSpace(_Strict):
         if unknown:
             errors.append(f"unknown parameters {unknown}; known: {self.names}")
         for p in self.parameters:
-            if p.name not in params:
-                continue
-            v = params[p.name]
-            if isinstance(p, CategoricalParameter):
-                if v not in p.choices:
-                    errors.append(f"{p.name}={v!r} is not one of {p.choices}")
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                errors.append(f"{p.name}={v!r} is not a number")
-                continue
-            if not np.isfinite(float(v)):
-                errors.append(f"{p.name}={v!r} is not finite")
-                continue
-            if isinstance(p, IntegerParameter) and float(v) != round(float(v)):
-                errors.append(f"{p.name}={v!r} is not an integer")
-            span = p.high - p.low
-            if float(v) < p.low - FEASIBILITY_TOLERANCE * span or float(v) > p.high + FEASIBILITY_TOLERANCE * span:
-                errors.append(f"{p.name}={v} {p.units}".rstrip() + f" is outside [{p.low}, {p.high}]")
+            if p.name in params:
+                errors += _value_violations(p, params[p.name])
         if errors:
             return errors
+        return self._constraint_violations(params)
+
+    def _constraint_violations(self, params: Mapping[str, object]) -> list[str]:
+        """Broken linear constraints and composition sums of a point whose values are all valid."""
+        errors: list[str] = []
         for i, c in enumerate(self.constraints):
             lhs = sum(coef * float(params[n]) for n, coef in c.coefficients.items())  # type: ignore[arg-type]
             scale = sum(abs(coef) * self._span(n) for n, coef in c.coefficients.items())

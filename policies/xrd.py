@@ -2,7 +2,8 @@
 
 Every policy here chooses one window of a diffractometer, ``{two_theta_start, two_theta_stop,
 two_theta_step, dwell_seconds}``, through ``plan(context, n)`` with the campaign's targets as the
-stopping rule (P(most probable phase set) ≥ the ``p(best)`` target).
+stopping rule (P(most probable phase set) ≥ the ``p(best)`` goal of its
+:class:`~policies.protocol.PlanningGoals`). Each policy's options are its ``Options`` model.
 
 - ``xrd_adaptive``: a fast survey scan first (AdaptiveXRD's: 10–60°, 0.04°, 0.1 s per step — half
   that dwell was tried and lost accuracy: a minor phase at 3–5 wt % then hides in the noise and the
@@ -28,17 +29,19 @@ stopping rule (P(most probable phase set) ≥ the ``p(best)`` target).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
 from analysis.xrd.hypotheses import PhaseSetHypothesis, hypotheses_of, predict_rate
 from analysis.xrd.settings import XRDPhaseIDSettings
-from instruments.types import ParamValue
+from instruments.types import Record
 from instruments.xrd import XRDInstrumentModel
 from physics.xrd import chebyshev_background
-from policies.protocol import Observation, PlanningContext, Proposal, best_probability_goal
+from policies.protocol import PlanningContext, PlanningGoals, Proposal
 from policies.space import ContinuousParameter, DesignSpace
 
 REQUEST = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
@@ -46,22 +49,46 @@ Window = tuple[float, float, float, float]
 """(start, stop, step, dwell): degrees, degrees, degrees, seconds per step."""
 
 
-class _XRDPolicy:
+def _window_shape(option: str, value: tuple[float, ...]) -> tuple[float, ...]:
+    """``value`` if it is a window [start, stop, step, dwell_seconds] (degrees, degrees, degrees, s)
+    with start < stop and a positive step and dwell; raises ValueError naming ``option`` otherwise."""
+    if len(value) != 4:
+        raise ValueError(f"option {option} is [start, stop, step, dwell_seconds], got {list(value)}")
+    start, stop, step, dwell = (float(v) for v in value)
+    if not (start < stop and step > 0 and dwell > 0):
+        raise ValueError(f"option {option}: need start < stop and positive step and dwell, got {list(value)}")
+    return value
+
+
+class _XRDPolicy(ABC):
     """What every XRD policy shares: the request in the design space, windows so far, the survey."""
 
     name = "xrd"
+    #: What the campaign passes to the constructor besides the space, the seed and the options
+    #: (see :func:`policies.registry.build_policy`).
+    campaign_arguments: ClassVar[tuple[str, ...]] = ()
     default_survey: Window = (10.0, 60.0, 0.04, 0.1)
     """[start, stop, step, dwell_seconds] of the first look: AdaptiveXRD's fast 10–60° scan."""
 
-    def __init__(
-        self,
-        space: DesignSpace,
-        *,
-        seed: int = 0,
-        instrument: str | None = None,
-        survey: Sequence[float] | None = None,
-    ) -> None:
-        self.space, self.seed, self.instrument = space, seed, instrument
+    class Options(Record):
+        instrument: str | None = Field(
+            default=None, description="the instrument whose planning model is used; the first XRD one by default"
+        )
+        survey: tuple[float, ...] | None = Field(
+            default=None,
+            description="the first look, [start, stop, step, dwell_seconds] (degrees, degrees, degrees, s); "
+            "AdaptiveXRD's fast 10–60° scan by default",
+        )
+
+        @field_validator("survey")
+        @classmethod
+        def _survey_is_a_window(cls, survey: tuple[float, ...] | None) -> tuple[float, ...] | None:
+            return None if survey is None else _window_shape("survey", survey)
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options | None = None) -> None:
+        options = options if options is not None else self.Options()
+        self.options = options
+        self.space, self.seed, self.instrument = space, seed, options.instrument
         params = {p.name: p for p in space.parameters}
         missing = [n for n in REQUEST if not isinstance(params.get(n), ContinuousParameter)]
         if missing:
@@ -70,22 +97,21 @@ class _XRDPolicy:
                 f"missing or not continuous: {missing}"
             )
         self.bounds = {n: (float(params[n].low), float(params[n].high)) for n in REQUEST}  # type: ignore[union-attr]
-        self.survey: Window = self._window("survey", self.default_survey if survey is None else survey)
+        self.survey: Window = self._window("survey", self.default_survey if options.survey is None else options.survey)
 
     def _window(self, option: str, value: Sequence[float]) -> Window:
-        if len(value) != 4:
-            raise ValueError(f"policy {self.name!r}: option {option} is [start, stop, step, dwell_seconds], got {list(value)}")
+        """The window ``value`` of option ``option`` (its shape checked by the options' validator),
+        checked against the design space's bounds."""
         start, stop, step, dwell = (float(v) for v in value)
-        if not (start < stop and step > 0 and dwell > 0):
-            raise ValueError(f"policy {self.name!r}: option {option}: need start < stop and positive step and dwell, got {list(value)}")
         for name, v in zip(REQUEST, (start, stop, step, dwell)):
             lo, hi = self.bounds[name]
             if not lo <= v <= hi:
                 raise ValueError(f"policy {self.name!r}: option {option}: {name}={v} is outside the design space [{lo}, {hi}]")
         return (start, stop, step, dwell)
 
-    def propose(self, history: Sequence[Observation], pending: Sequence[dict[str, ParamValue]], n: int) -> list[Proposal]:
-        raise TypeError(f"policy {self.name!r} plans from the campaign's measurements: call plan(context, n)")
+    @abstractmethod
+    def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
+        """``n`` windows ``{two_theta_start, two_theta_stop, two_theta_step, dwell_seconds}``."""
 
     def _windows(self, context: PlanningContext) -> list[Window]:
         """Windows measured or in flight, oldest first."""
@@ -117,9 +143,21 @@ class XRDFullScan(_XRDPolicy):
 
     name = "xrd_full_scan"
 
-    def __init__(self, space: DesignSpace, *, scan: Sequence[float] = (10.0, 90.0, 0.02, 1.0), **common: Any) -> None:
-        super().__init__(space, **common)
-        self.scan = self._window("scan", scan)
+    class Options(_XRDPolicy.Options):
+        scan: tuple[float, ...] = Field(
+            default=(10.0, 90.0, 0.02, 1.0),
+            description="the one window, [start, stop, step, dwell_seconds] (degrees, degrees, degrees, s)",
+        )
+
+        @field_validator("scan")
+        @classmethod
+        def _scan_is_a_window(cls, scan: tuple[float, ...]) -> tuple[float, ...]:
+            return _window_shape("scan", scan)
+
+    def __init__(self, space: DesignSpace, *, seed: int = 0, options: Options | None = None) -> None:
+        options = options if options is not None else self.Options()
+        super().__init__(space, seed=seed, options=options)
+        self.scan = self._window("scan", options.scan)
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         done = len(self._windows(context))
@@ -134,8 +172,12 @@ def _plausible_scales(best: PhaseSetHypothesis, rival: PhaseSetHypothesis) -> li
 class _HypothesisPolicy(_XRDPolicy):
     """Predicts each reported phase-set hypothesis on a 2θ grid (common background)."""
 
-    def __init__(self, space: DesignSpace, *, analysis: Mapping[str, Any], **common: Any) -> None:
-        super().__init__(space, **common)
+    campaign_arguments = ("analysis",)
+
+    def __init__(
+        self, space: DesignSpace, *, seed: int = 0, analysis: Mapping[str, Any], options: _XRDPolicy.Options | None = None
+    ) -> None:
+        super().__init__(space, seed=seed, options=options)
         if analysis.get("kind") != "xrd":
             raise ValueError(f"policy {self.name!r} plans from phase identification: analysis.kind must be 'xrd', not {analysis.get('kind')!r}")
         self.settings = XRDPhaseIDSettings.model_validate(analysis.get("settings", {}))
@@ -158,21 +200,25 @@ class XRDHeuristic(_HypothesisPolicy):
 
     name = "xrd_heuristic"
 
+    class Options(_XRDPolicy.Options):
+        rescan_step: float = Field(default=0.02, description="2θ step of a rescan, degrees")
+        rescan_dwell: float = Field(default=1.0, description="dwell per step of a rescan, s")
+        min_window_deg: float = Field(default=5.0, description="narrowest rescan window, degrees")
+        extension_deg: float = Field(default=10.0, description="how far the range is extended at once, degrees")
+
+        @model_validator(mode="after")
+        def _positive(self) -> Self:
+            if min(self.rescan_step, self.rescan_dwell, self.min_window_deg, self.extension_deg) <= 0:
+                raise ValueError("rescan_step, rescan_dwell, min_window_deg and extension_deg must be positive")
+            return self
+
     def __init__(
-        self,
-        space: DesignSpace,
-        *,
-        rescan_step: float = 0.02,
-        rescan_dwell: float = 1.0,
-        min_window_deg: float = 5.0,
-        extension_deg: float = 10.0,
-        **common: Any,
+        self, space: DesignSpace, *, seed: int = 0, analysis: Mapping[str, Any], options: Options | None = None
     ) -> None:
-        super().__init__(space, **common)
-        if min(rescan_step, rescan_dwell, min_window_deg, extension_deg) <= 0:
-            raise ValueError(f"policy {self.name!r}: rescan_step, rescan_dwell, min_window_deg and extension_deg must be positive")
-        self.rescan_step, self.rescan_dwell = float(rescan_step), float(rescan_dwell)
-        self.min_window_deg, self.extension_deg = float(min_window_deg), float(extension_deg)
+        options = options if options is not None else self.Options()
+        super().__init__(space, seed=seed, analysis=analysis, options=options)
+        self.rescan_step, self.rescan_dwell = float(options.rescan_step), float(options.rescan_dwell)
+        self.min_window_deg, self.extension_deg = float(options.min_window_deg), float(options.extension_deg)
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         return self._batch(self._next(context), n)
@@ -219,41 +265,58 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
     """Discrimination per second between the top phase-set hypotheses; see the module docstring."""
 
     name = "xrd_adaptive"
+    campaign_arguments = ("analysis", "goals")
+
+    class Options(_XRDPolicy.Options):
+        step: float = Field(default=0.02, description="2θ step of every planned window, degrees")
+        dwell_ladder: tuple[float, ...] = Field(
+            default=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0), description="dwells per step considered, s"
+        )
+        widths_deg: tuple[float, ...] = Field(default=(2.0, 5.0, 10.0, 20.0, 40.0), description="window widths considered, degrees")
+        hypothesis_min_probability: float = Field(
+            default=1e-3, description="rival phase sets at least this probable are planned against"
+        )
+        margin_nats: float = Field(default=1.0, description="log odds beyond the p(best) goal that the plan asks for, nats")
+        growth: float = Field(default=2.0, description="a window costs at most growth × the time spent so far")
+
+        @field_validator("hypothesis_min_probability")
+        @classmethod
+        def _a_minority_probability(cls, probability: float) -> float:
+            if not 0 < probability < 0.5:
+                raise ValueError("hypothesis_min_probability must be in (0, 0.5)")
+            return probability
+
+        @model_validator(mode="after")
+        def _positive(self) -> Self:
+            step, growth, dwell_ladder, widths_deg = self.step, self.growth, self.dwell_ladder, self.widths_deg
+            if step <= 0 or growth <= 0 or not dwell_ladder or not widths_deg or min(dwell_ladder) <= 0 or min(widths_deg) <= 0:
+                raise ValueError("step, growth, dwell_ladder and widths_deg must be positive and non-empty")
+            return self
 
     def __init__(
         self,
         space: DesignSpace,
         *,
-        targets: Sequence[Mapping[str, Any]],
-        step: float = 0.02,
-        dwell_ladder: Sequence[float] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0),
-        widths_deg: Sequence[float] = (2.0, 5.0, 10.0, 20.0, 40.0),
-        hypothesis_min_probability: float = 1e-3,
-        margin_nats: float = 1.0,
-        growth: float = 2.0,
-        **common: Any,
+        seed: int = 0,
+        analysis: Mapping[str, Any],
+        goals: PlanningGoals,
+        options: Options | None = None,
     ) -> None:
-        super().__init__(space, **common)
-        goal = best_probability_goal(targets)
-        if goal is None:
-            raise ValueError(f"policy {self.name!r} plans toward a p(best) estimate_threshold target; the campaign has none")
-        self.target = goal
-        if not 0.5 < self.target < 1:
-            raise ValueError(f"policy {self.name!r}: the p(best) target must be in (0.5, 1), got {self.target}")
-        if step <= 0 or growth <= 0 or not dwell_ladder or not widths_deg or min(dwell_ladder) <= 0 or min(widths_deg) <= 0:
-            raise ValueError(f"policy {self.name!r}: step, growth, dwell_ladder and widths_deg must be positive and non-empty")
-        if not 0 < hypothesis_min_probability < 0.5:
-            raise ValueError(f"policy {self.name!r}: hypothesis_min_probability must be in (0, 0.5)")
-        self.step, self.growth, self.margin_nats = float(step), float(growth), float(margin_nats)
+        options = options if options is not None else self.Options()
+        super().__init__(space, seed=seed, analysis=analysis, options=options)
+        _best_probability_goal(self.name, goals)  # validates: the campaign has a usable p(best) goal
+        self.goals = goals
+        self.step, self.growth, self.margin_nats = float(options.step), float(options.growth), float(options.margin_nats)
         lo, hi = self.bounds["dwell_seconds"]
-        self.dwell_ladder = sorted({min(max(float(d), lo), hi) for d in dwell_ladder})
-        self.widths = sorted(float(w) for w in widths_deg)
-        self.hypothesis_min_probability = float(hypothesis_min_probability)
+        self.dwell_ladder = sorted({min(max(float(d), lo), hi) for d in options.dwell_ladder})
+        self.widths = sorted(float(w) for w in options.widths_deg)
+        self.hypothesis_min_probability = float(options.hypothesis_min_probability)
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         return self._batch(self._next(context), n)
 
     def _next(self, context: PlanningContext) -> Proposal:
+        target = _best_probability_goal(self.name, context.goals_or(self.goals))
         windows = self._windows(context)
         latest = context.latest_valid()
         hypotheses = hypotheses_of(latest.details) if latest is not None else []
@@ -267,7 +330,7 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
         if not rivals:  # a single hypothesis and the target not met: look where nothing was measured
             return self._extension(windows, model, "single hypothesis: extend the range")
         temperature = float(latest.details.get("temperature") or 1.0)  # type: ignore[arg-type]
-        logit = math.log(self.target / (1 - self.target)) + self.margin_nats
+        logit = math.log(target / (1 - target)) + self.margin_nats
         needed = np.array([max(logit - math.log(max(best.probability, 1e-300) / max(r.probability, 1e-300)), 0.25) for r in rivals])
         weights = np.array([r.probability for r in rivals])
         weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(rivals), 1 / len(rivals))
@@ -318,3 +381,13 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
         if stop - hi < 2.0:
             return self._request((self.survey[0], self.survey[1], self.step, 4 * self.survey[3]), {"rule": rule + " (range exhausted)"})
         return self._request((hi, stop, self.survey[2], self.survey[3]), {"rule": rule})
+
+
+def _best_probability_goal(name: str, goals: PlanningGoals) -> float:
+    """The ``p(best)`` goal of ``goals``; raises ValueError (naming policy ``name``) without one in (0.5, 1)."""
+    goal = goals.best_probability
+    if goal is None:
+        raise ValueError(f"policy {name!r} plans toward a p(best) estimate_threshold target; the campaign has none")
+    if not 0.5 < goal < 1:
+        raise ValueError(f"policy {name!r}: the p(best) target must be in (0.5, 1), got {goal}")
+    return goal

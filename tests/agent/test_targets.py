@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import EstimateThresholdTarget, MaxPosteriorStdTarget, RelativeUncertaintyTarget
-from agent.targets import CampaignState, EstimateThreshold, MaxPosteriorStd, RelativeUncertainty
+from agent.config import (
+    EstimateThresholdTarget,
+    IncumbentNearOptimumTarget,
+    MaxPosteriorStdTarget,
+    RelativeUncertaintyTarget,
+)
+from agent.targets import CampaignState, EstimateThreshold, MaxPosteriorStd, RelativeUncertainty, planning_goals
 from analysis.protocol import Estimate, Interpretation
 from policies.models import ModelCache
-from policies.protocol import Observation
+from policies.protocol import Observation, PlanningGoals
 from policies.space import DesignSpace
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,3 +58,28 @@ def test_model_targets_wait_for_enough_data_then_shrink_with_it() -> None:
     coarse, fine = target.evaluate(_state([], some)), target.evaluate(_state([], many))
     assert fine.value < coarse.value  # type: ignore[operator]
     assert fine.met
+
+
+def test_planning_goals_take_relative_precision_by_estimate_and_the_strictest_p_best() -> None:
+    targets = [
+        RelativeUncertaintyTarget(name="r", kind="relative_uncertainty", estimate="radius", goal=0.02),
+        RelativeUncertaintyTarget(name="t", kind="relative_uncertainty", estimate="thickness", goal=0.05, sample="best"),
+        EstimateThresholdTarget(name="p1", kind="estimate_threshold", estimate="p(best)", at_least=0.9),
+        EstimateThresholdTarget(name="p2", kind="estimate_threshold", estimate="p(best)", at_least=0.99),
+        EstimateThresholdTarget(name="p3", kind="estimate_threshold", estimate="p(best)", at_least=0.95),
+        # Not p(best) goals: an upper bound only, and a threshold on another estimate.
+        EstimateThresholdTarget(name="cap", kind="estimate_threshold", estimate="p(best)", at_most=0.999),
+        EstimateThresholdTarget(name="w", kind="estimate_threshold", estimate="radius", at_least=50.0),
+    ]
+    goals = planning_goals(targets)
+    assert goals == PlanningGoals(relative_precision={"radius": 0.02, "thickness": 0.05}, best_probability=0.99)
+
+
+def test_a_campaign_without_planning_targets_has_empty_planning_goals() -> None:
+    targets = [
+        MaxPosteriorStdTarget(name="m", kind="max_posterior_std", goal=0.1),
+        IncumbentNearOptimumTarget(name="i", kind="incumbent_near_optimum", epsilon=0.05, probability=0.9),
+    ]
+    goals = planning_goals(targets)
+    assert goals == PlanningGoals() and goals.is_empty()
+    assert planning_goals([]).is_empty()

@@ -12,7 +12,7 @@ from agent.campaign import CampaignRunner, new_campaign_id, run_campaign
 from agent.config import parse_campaign
 from agent.store import Store
 from instruments.types import ParamValue
-from policies.protocol import Observation, Proposal
+from policies.protocol import ObjectivePolicy, Observation, Proposal
 from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
 from tests.agent.campaign_files import instrument_settings, quickstart
 
@@ -81,7 +81,7 @@ def test_out_of_limits_proposals_are_refused_and_recorded(tmp_path: Path) -> Non
     assert result.n_measurements == 12
 
 
-class _Exploding:
+class _Exploding(ObjectivePolicy):
     """A policy that fails, to exercise the fallback path."""
 
     name = "exploding"
@@ -90,7 +90,7 @@ class _Exploding:
         raise RuntimeError("model diverged")
 
 
-class _OutOfSpace:
+class _OutOfSpace(ObjectivePolicy):
     """A policy that proposes a point outside the design space."""
 
     name = "out-of-space"

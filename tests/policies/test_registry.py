@@ -14,7 +14,7 @@ from tests.policies.spaces import plane_space
 
 PLANNERS = ("sas_", "xrd_")
 """Measurement planners need their instrument's design space and analysis: tested in
-tests/policies/test_policy_sas.py and test_policy_xrd.py."""
+tests/policies/test_sas.py and test_xrd.py."""
 
 
 def test_every_registered_policy_builds_and_follows_the_protocol() -> None:

@@ -12,7 +12,7 @@ from analysis.xrd import XRDPhaseIdentification, XRDPhaseIDSettings
 from instruments.types import MeasurementRequest
 from physics.phases import PhaseLibrary
 from physics.xrd import peak_positions
-from policies.protocol import PlanningContext
+from policies.protocol import PlanningContext, PlanningGoals
 from policies.registry import build_policy
 from policies.space import DesignSpace
 from simulators.xrd import XRDDriver, XRDSettings
@@ -25,14 +25,14 @@ SPACE = DesignSpace.model_validate({"parameters": [
     {"name": "dwell_seconds", "type": "continuous", "low": 0.02, "high": 20.0},
 ]})
 ANALYSIS = {"kind": "xrd", "settings": {}}
-TARGETS = [{"kind": "estimate_threshold", "estimate": "p(best)", "at_least": 0.95}]
+GOALS = PlanningGoals(best_probability=0.95)
 KEYS = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
 QUICK = (10.0, 60.0, 0.04, 0.05)
 """A quick survey: 78 s of instrument time."""
 
 
 def _policy(name: str, **options: Any) -> Any:
-    return build_policy(name, SPACE, direction="maximize", seed=0, options=options, analysis=ANALYSIS, targets=TARGETS)
+    return build_policy(name, SPACE, direction="maximize", seed=0, options=options, analysis=ANALYSIS, goals=GOALS)
 
 
 def _context(driver: XRDDriver, windows: list[tuple[float, ...]], analyse: bool = True) -> PlanningContext:
@@ -106,18 +106,18 @@ def test_the_heuristic_rescans_where_the_top_two_differ_then_extends(titania: XR
         assert extension.params["two_theta_start"] == 60.0 and extension.params["two_theta_stop"] == 70.0
 
 
-@pytest.mark.parametrize(("name", "options", "analysis", "targets", "message"), [
-    ("xrd_adaptive", {"survey": [10, 60, 0.04]}, ANALYSIS, TARGETS, "survey is \\[start, stop, step, dwell_seconds\\]"),
-    ("xrd_adaptive", {"survey": [10, 160, 0.04, 0.1]}, ANALYSIS, TARGETS, "two_theta_stop=160.0 is outside the design space"),
-    ("xrd_adaptive", {}, {"kind": "sas", "settings": {}}, TARGETS, "analysis.kind must be 'xrd'"),
-    ("xrd_adaptive", {}, ANALYSIS, [{"kind": "relative_uncertainty", "estimate": "w:si", "goal": 0.1}], "p\\(best\\) estimate_threshold"),
-    ("xrd_adaptive", {"growth": -1}, ANALYSIS, TARGETS, "must be positive"),
-    ("xrd_full_scan", {"scan": [90, 10, 0.02, 1]}, ANALYSIS, TARGETS, "need start < stop"),
+@pytest.mark.parametrize(("name", "options", "analysis", "goals", "message"), [
+    ("xrd_adaptive", {"survey": [10, 60, 0.04]}, ANALYSIS, GOALS, "survey is \\[start, stop, step, dwell_seconds\\]"),
+    ("xrd_adaptive", {"survey": [10, 160, 0.04, 0.1]}, ANALYSIS, GOALS, "two_theta_stop=160.0 is outside the design space"),
+    ("xrd_adaptive", {}, {"kind": "sas", "settings": {}}, GOALS, "analysis.kind must be 'xrd'"),
+    ("xrd_adaptive", {}, ANALYSIS, PlanningGoals(relative_precision={"w:si": 0.1}), "p\\(best\\) estimate_threshold"),
+    ("xrd_adaptive", {"growth": -1}, ANALYSIS, GOALS, "must be positive"),
+    ("xrd_full_scan", {"scan": [90, 10, 0.02, 1]}, ANALYSIS, GOALS, "need start < stop"),
 ])
 def test_bad_options_are_refused_naming_them(name: str, options: dict[str, Any], analysis: dict[str, Any],
-                                              targets: list[dict[str, Any]], message: str) -> None:
+                                              goals: PlanningGoals, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build_policy(name, SPACE, direction="maximize", seed=0, options=options, analysis=analysis, targets=targets)
+        build_policy(name, SPACE, direction="maximize", seed=0, options=options, analysis=analysis, goals=goals)
 
 
 def test_a_design_space_without_the_window_parameters_is_refused() -> None:

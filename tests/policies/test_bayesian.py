@@ -65,14 +65,14 @@ def test_qlognei_finds_the_bump_within_25_evaluations() -> None:
 
 @pytest.mark.timeout(60)
 def test_minimising_finds_the_bump_of_the_negated_function() -> None:
-    policy = BayesianOptimisation(plane_space(), direction="minimize", seed=4, **FAST)
+    policy = BayesianOptimisation(plane_space(), direction="minimize", seed=4, options=BayesianOptimisation.Options(**FAST))
     history = _run(policy, lambda p: -bump(p), steps=20)
     best = min(history, key=lambda o: o.value)
     assert unit_distance_to_bump_optimum(best.params) < 0.1, best
 
 
 def test_initial_design_is_the_sobol_sequence_whatever_the_batching() -> None:
-    policy = BayesianOptimisation(plane_space(), seed=5, n_initial=5)
+    policy = BayesianOptimisation(plane_space(), seed=5, options=BayesianOptimisation.Options(n_initial=5))
     together = policy.propose([], [], 4)
     first = policy.propose([], [], 1)
     rest = policy.propose([], [first[0].params], 3)
@@ -85,7 +85,7 @@ def test_initial_design_is_the_sobol_sequence_whatever_the_batching() -> None:
 def test_proposals_carry_the_reason_and_are_json() -> None:
     space = plane_space()
     history = observe(_initial_points(space, 6, seed=1), bump, sigma=0.01)
-    proposals = BayesianOptimisation(space, seed=1, **FAST).propose(history, [], 2)
+    proposals = BayesianOptimisation(space, seed=1, options=BayesianOptimisation.Options(**FAST)).propose(history, [], 2)
     assert len(proposals) == 2
     for proposal in proposals:
         assert REASON_KEYS <= set(proposal.reason)
@@ -99,16 +99,16 @@ def test_proposals_carry_the_reason_and_are_json() -> None:
 def test_same_seed_and_inputs_give_the_same_proposals() -> None:
     space = plane_space()
     history = observe(_initial_points(space, 6, seed=2), bump, sigma=0.01)
-    a = BayesianOptimisation(space, seed=2, **FAST).propose(history, [], 2)
-    b = BayesianOptimisation(space, seed=2, **FAST).propose(history, [], 2)
+    a = BayesianOptimisation(space, seed=2, options=BayesianOptimisation.Options(**FAST)).propose(history, [], 2)
+    b = BayesianOptimisation(space, seed=2, options=BayesianOptimisation.Options(**FAST)).propose(history, [], 2)
     assert [p.params for p in a] == [p.params for p in b]
 
 
 @pytest.mark.timeout(60)
 def test_pending_points_change_the_batch() -> None:
     space = plane_space()
-    history = _run(BayesianOptimisation(space, seed=6, **FAST), bump, steps=8)
-    policy = BayesianOptimisation(space, seed=6, **FAST)
+    history = _run(BayesianOptimisation(space, seed=6, options=BayesianOptimisation.Options(**FAST)), bump, steps=8)
+    policy = BayesianOptimisation(space, seed=6, options=BayesianOptimisation.Options(**FAST))
     alone = policy.propose(history, [], 1)[0].params
     batch = policy.propose(history, [alone], 2)
     unit = lambda p: space.encode([p])[0]  # noqa: E731
@@ -123,7 +123,7 @@ def test_pending_points_change_the_batch() -> None:
 @pytest.mark.parametrize("policy_class", [BayesianOptimisation, ActiveLearning])
 def test_composition_group_and_linear_inequality_are_honoured(policy_class) -> None:
     space = ternary_space()
-    policy = policy_class(space, seed=7, n_initial=6, **FAST)
+    policy = policy_class(space, seed=7, options=policy_class.Options(n_initial=6, **FAST))
     history = _run(policy, ternary_objective, steps=3, q=2)  # initial design, then the model
     proposals = policy.propose(history, [history[-1].params], 3)
     assert all(p.reason["phase"] == "model" for p in proposals)
@@ -138,7 +138,7 @@ def test_composition_group_and_linear_inequality_are_honoured(policy_class) -> N
 @pytest.mark.timeout(90)
 def test_categorical_and_integer_parameters_give_valid_points() -> None:
     space = mixed_space()
-    policy = BayesianOptimisation(space, seed=8, n_initial=6, **FAST)
+    policy = BayesianOptimisation(space, seed=8, options=BayesianOptimisation.Options(n_initial=6, **FAST))
     history = _run(policy, mixed_objective, steps=5, q=2)
     proposals = history[6:]
     assert proposals, "the model phase was reached"
@@ -167,7 +167,7 @@ def test_many_categorical_combinations_are_capped() -> None:
         lambda p: float(p["x"]) + (p["c0"] == "b"),
         sigma=0.05,
     )
-    policy = BayesianOptimisation(space, seed=9, num_restarts=2, raw_samples=16, mc_samples=32)
+    policy = BayesianOptimisation(space, seed=9, options=BayesianOptimisation.Options(num_restarts=2, raw_samples=16, mc_samples=32))
     proposal = policy.propose(history, [], 1)[0]
     assert proposal.reason["categorical_combinations_searched"] == MAX_CATEGORICAL_COMBINATIONS
     assert space.violations(proposal.params) == []
@@ -179,7 +179,7 @@ def test_active_learning_reduces_uncertainty_where_nothing_was_measured() -> Non
     # All data in the lower-left corner: the integrated variance is dominated by the rest.
     corner = [{"temperature": 300.0 + 40.0 * i, "time": 1.0 + 1.5 * j} for i in range(3) for j in range(3)]
     history = observe(corner, bump, sigma=0.01)
-    proposal = ActiveLearning(space, seed=10, **FAST).propose(history, [], 1)[0]
+    proposal = ActiveLearning(space, seed=10, options=ActiveLearning.Options(**FAST)).propose(history, [], 1)[0]
     assert proposal.policy == "qnipv" and REASON_KEYS <= set(proposal.reason)
     assert proposal.reason["acquisition"] == "qNegIntegratedPosteriorVariance"
     assert proposal.params["temperature"] > 400.0 or proposal.params["time"] > 5.0
@@ -189,15 +189,15 @@ def test_a_shared_cache_fits_once_per_history() -> None:
     space = plane_space()
     cache = ModelCache()
     history = observe(_initial_points(space, 6, seed=1), bump, sigma=0.01)
-    BayesianOptimisation(space, seed=1, cache=cache, **FAST).propose(history, [], 1)
+    BayesianOptimisation(space, seed=1, cache=cache, options=BayesianOptimisation.Options(**FAST)).propose(history, [], 1)
     fitted = cache.fit(space, history, "maximize")  # what a stopping target would ask for
     assert cache.stats.fits == 1 and cache.stats.hits == 1 and fitted.n_train == 6
 
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="n_initial"):
-        BayesianOptimisation(plane_space(), n_initial=0)
+        BayesianOptimisation(plane_space(), options=BayesianOptimisation.Options(n_initial=0))
     with pytest.raises(ValueError, match="raw_samples"):
-        BayesianOptimisation(plane_space(), num_restarts=8, raw_samples=4)
+        BayesianOptimisation(plane_space(), options=BayesianOptimisation.Options(num_restarts=8, raw_samples=4))
     with pytest.raises(ValueError, match="direction"):
         ActiveLearning(plane_space(), direction="up")  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
-"""SAS measurement planning: the allocation optimiser, the planner's choice of configuration, baselines,
-and errors that name the option. No simulator here (the policy layer must not need one): the
+"""SAS measurement planning: the planner's choice of configuration, baselines, and errors that name
+the option (the allocation optimiser: test_sas_allocation.py). No simulator here (the policy layer must not need one): the
 instrument is described by its planning model, and fits by the interpretation a SAS analysis gives."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import pytest
 from analysis.protocol import Estimate, Interpretation
 from instruments.sas import SASConfigurationModel, SASInstrumentModel
 from instruments.types import Measurement, Timing
-from policies.protocol import MeasurementPlanner, PlanningContext
+from policies.protocol import PlanningContext, PlanningGoals, Policy
 from policies.registry import build_policy
-from policies.sas_plan import AllocationProblem, Hypothesis, plan_allocation
 from policies.space import DesignSpace
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,7 +34,7 @@ SPHERE = {
     "fixed": {"sld": 1.4, "sld_solvent": 6.37, "radius_pd_type": "schulz", "radius_pd_n": 35},
 }
 ANALYSIS = {"kind": "sas", "settings": {"candidates": [SPHERE]}}
-TARGETS = [{"name": "r", "kind": "relative_uncertainty", "estimate": "radius", "goal": 0.02}]
+GOALS = PlanningGoals(relative_precision={"radius": 0.02})
 
 
 def instrument() -> SASInstrumentModel:
@@ -73,42 +72,14 @@ def measured(configuration: str, seconds: float) -> Measurement:
     )
 
 
-def test_one_configuration_gets_exactly_the_cramer_rao_time() -> None:
-    # One parameter, information a per second, prior precision p0: variance 1/(p0 + a t) ≤ L ⇔ t ≥ (1/L − p0)/a.
-    a, p0, limit = 4.0, 1.0, 1e-3
-    problem = AllocationProblem(
-        configurations=["only"], min_exposure_seconds=np.array([1.0]), current=None, change_seconds=100.0,
-        overhead_seconds=5.0,
-        hypotheses=[Hypothesis(model="m", info0=np.array([[p0]]), f=np.array([[[a]]]), variance_limits=[(0, limit, "x")])],
-    )
-    allocation = plan_allocation(problem)
-    expected = (1 / limit - p0) / a
-    assert allocation.feasible and allocation.binding == "x | m"
-    assert allocation.seconds["only"] == pytest.approx(expected, rel=1e-4)
-    assert allocation.cost_seconds == pytest.approx(expected + 5.0 + 100.0, rel=1e-4)
-
-
-def test_a_configuration_change_is_paid_for_and_avoided_when_it_does_not_pay() -> None:
-    # Two configurations carry the same information; the current one saves the change time.
-    f = np.array([[[1.0]], [[1.0]]])
-    hypothesis = Hypothesis(model="m", info0=np.array([[1.0]]), f=f, variance_limits=[(0, 1e-2, "x")])
-    base = dict(configurations=["a", "b"], min_exposure_seconds=np.array([1.0, 1.0]), change_seconds=300.0,
-                overhead_seconds=10.0, hypotheses=[hypothesis])
-    assert set(plan_allocation(AllocationProblem(current="b", **base)).seconds) == {"b"}
-    assert set(plan_allocation(AllocationProblem(current="a", **base)).seconds) == {"a"}
-    # Information that is already there needs no measurement at all.
-    done = Hypothesis(model="m", info0=np.array([[1e3]]), f=f, variance_limits=[(0, 1e-2, "x")])
-    assert plan_allocation(AllocationProblem(current=None, **{**base, "hypotheses": [done]})).binding == "met"
-
-
 @pytest.mark.parametrize(
     ("radius", "scale", "used", "unused"), [(500.0, 1e-5, {"15m", "5m"}, {"1.5m"}), (15.0, 1e-3, {"1.5m"}, {"15m", "5m"})]
 )
 def test_the_planner_goes_where_the_information_is(radius: float, scale: float, used: set, unused: set) -> None:
     """Large particles: Guinier region and first minima at low Q. Small ones: the form factor's fall at high Q."""
-    precise = [{"name": "r", "kind": "relative_uncertainty", "estimate": "radius", "goal": 0.002}]
-    planner = build_policy("sas_adaptive", SPACE, direction="maximize", seed=0, options={}, analysis=ANALYSIS, targets=precise)
-    assert isinstance(planner, MeasurementPlanner)
+    precise = PlanningGoals(relative_precision={"radius": 0.002})
+    planner = build_policy("sas_adaptive", SPACE, direction="maximize", seed=0, options={}, analysis=ANALYSIS, goals=precise)
+    assert isinstance(planner, Policy)
     context = PlanningContext(interpretations=[fitted(radius, scale)], instrument_models={"sans": instrument()})
     proposal = planner.plan(context, 1)[0]
     plan = proposal.reason["plan_seconds"]
@@ -121,7 +92,7 @@ def test_the_planner_goes_where_the_information_is(radius: float, scale: float, 
 
 def test_planner_before_any_fit_starts_from_the_settings_initial_values() -> None:
     planner = build_policy("sas_adaptive", SPACE, direction="maximize", seed=0, options={"first_exposure_seconds": 45},
-                           analysis=ANALYSIS, targets=TARGETS)
+                           analysis=ANALYSIS, goals=GOALS)
     proposal = planner.plan(PlanningContext(instrument_models={"sans": instrument()}), 1)[0]
     assert proposal.params["configuration"] in CONFIGS and proposal.params["exposure_seconds"] <= 45
     assert proposal.reason["fitted"] is False
@@ -129,9 +100,9 @@ def test_planner_before_any_fit_starts_from_the_settings_initial_values() -> Non
 
 def test_oracle_plans_from_the_truth_alone() -> None:
     truth = {"model": "sphere", "parameters": {"radius": 15.0, "radius_pd": 0.1, "scale": 1e-3, "background": 0.02}}
-    precise = [{"name": "r", "kind": "relative_uncertainty", "estimate": "radius", "goal": 0.002}]
+    precise = PlanningGoals(relative_precision={"radius": 0.002})
     oracle = build_policy("sas_oracle", SPACE, direction="maximize", seed=0, options={"truth": truth},
-                          analysis=ANALYSIS, targets=precise)
+                          analysis=ANALYSIS, goals=precise)
     # No data, no interpretation: it still knows where to look.
     proposal = oracle.plan(PlanningContext(instrument_models={"sans": instrument()}), 1)[0]
     assert proposal.params["configuration"] == "1.5m" and set(proposal.reason["plan_seconds"]) == {"1.5m"}
@@ -167,7 +138,7 @@ def test_baselines_follow_their_protocols_and_replay_on_resume() -> None:
 )
 def test_bad_options_are_named(name: str, options: dict, analysis: dict | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build_policy(name, SPACE, direction="maximize", seed=0, options=options, analysis=analysis, targets=TARGETS)
+        build_policy(name, SPACE, direction="maximize", seed=0, options=options, analysis=analysis, goals=GOALS)
 
 
 def test_a_design_space_without_the_request_parameters_is_refused() -> None:
@@ -179,4 +150,4 @@ def test_a_design_space_without_the_request_parameters_is_refused() -> None:
 def test_planner_without_a_planning_target_is_refused() -> None:
     with pytest.raises(ValueError, match="neither"):
         build_policy("sas_adaptive", SPACE, direction="maximize", seed=0, options={}, analysis=ANALYSIS,
-                     targets=[{"name": "t", "kind": "max_posterior_std", "goal": 0.1}])
+                     goals=PlanningGoals())

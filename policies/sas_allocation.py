@@ -63,7 +63,7 @@ class Rival:
 
 
 @dataclass(frozen=True)
-class Hypothesis:
+class AllocationHypothesis:
     """"Model ``model`` is true": its information so far, per second of each configuration, and targets."""
 
     model: str
@@ -81,7 +81,7 @@ class AllocationProblem:
     current: str | None
     change_seconds: float
     overhead_seconds: float
-    hypotheses: Sequence[Hypothesis]
+    hypotheses: Sequence[AllocationHypothesis]
     max_rival_odds: float | None = None
     """(1 − p)/p for a model-probability target p; None: no model target."""
     margin_nats: float = 0.0
