@@ -22,7 +22,7 @@ from agent.campaign import run_campaign
 from agent.config import parse_campaign
 from agent.store import Store
 from tests.agent.campaign_files import quickstart
-from tests.agent.test_resume import _cli, _reap
+from tests.agent.campaign.test_resume import _cli, _reap
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
 

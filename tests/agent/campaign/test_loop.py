@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agent.campaign import CampaignRunner, new_campaign_id, run_campaign
+from agent.ledger import CampaignLedger
 from agent.config import parse_campaign
 from agent.store import Store
 from instruments.types import ParamValue
@@ -58,9 +59,9 @@ def test_nan_data_is_stored_flagged_and_not_trained_on(tmp_path: Path) -> None:
     for i in flagged:
         assert "non-finite-data" in i.flags
         assert np.isnan(store.measurement(i.attempt_id).scalar("yield"))  # type: ignore[union-attr]
-    runner = CampaignRunner(config, store, result.campaign_id)
-    runner._load_from_store()
-    trained = {o.attempt_id for o in runner._history}
+    ledger = CampaignLedger(store, result.campaign_id, objective=config.objective.estimate, sample=config.sample)
+    ledger.load()  # what the loop rebuilds from the store, and trains on
+    trained = {o.attempt_id for o in ledger.history}
     assert trained.isdisjoint({i.attempt_id for i in flagged})
     assert len(trained) == len(interps) - len(flagged)
 

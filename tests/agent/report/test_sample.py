@@ -11,7 +11,7 @@ from agent.config import CampaignConfig
 from agent.report.sample import sample_figures
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import Measurement, Timing
-from tests.agent.campaigns import shipped
+from tests.agent.campaign_files import shipped
 
 pytestmark = pytest.mark.timeout(120)
 TIMING = Timing(exposure_seconds=60.0)
