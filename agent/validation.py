@@ -26,9 +26,19 @@ def _settings_errors(prefix: str, model: type[BaseModel], settings: dict[str, An
     return []
 
 
-def semantic_errors(config: CampaignConfig) -> list[tuple[str, str]]:
+Errors = list[tuple[str, str]]
+"""(field path, message) pairs."""
+
+
+def semantic_errors(config: CampaignConfig) -> Errors:
     """Every reason this schema-valid campaign cannot run, as (field path, message)."""
-    errors: list[tuple[str, str]] = []
+    errors = _instrument_errors(config)
+    analysis_errors, estimates = _analysis_errors(config)
+    return errors + analysis_errors + _estimate_errors(config, estimates) + _policy_errors(config) + _space_errors(config)
+
+
+def _instrument_errors(config: CampaignConfig) -> Errors:
+    errors: Errors = []
     for i, inst in enumerate(config.instruments):
         spec = INSTRUMENT_KINDS.get(inst.kind)
         if spec is None:
@@ -36,35 +46,49 @@ def semantic_errors(config: CampaignConfig) -> list[tuple[str, str]]:
             continue
         settings = spec.complete(inst.settings, config.design_space, Path(config.data_dir))
         errors += _settings_errors(f"instruments[{i}].settings", spec.settings_model(), settings)
-    estimates: list[str] = []
+    return errors
+
+
+def _analysis_errors(config: CampaignConfig) -> tuple[Errors, list[str]]:
+    """(errors of the analysis block, the estimates it produces — empty when it is invalid)."""
     analysis = ANALYSIS_KINDS.get(config.analysis.kind)
     if analysis is None:
-        errors.append(("analysis.kind", f"unknown analysis kind {config.analysis.kind!r}; known: {sorted(ANALYSIS_KINDS)}"))
-    else:
-        found = _settings_errors("analysis.settings", analysis.settings_model(), config.analysis.settings)
-        errors += found
-        if not found:
-            estimates = analysis.estimates(analysis.settings_model().model_validate(config.analysis.settings))
-    if estimates and config.objective.estimate not in estimates:
+        return [("analysis.kind", f"unknown analysis kind {config.analysis.kind!r}; known: {sorted(ANALYSIS_KINDS)}")], []
+    found = _settings_errors("analysis.settings", analysis.settings_model(), config.analysis.settings)
+    if found:
+        return found, []
+    return [], analysis.estimates(analysis.settings_model().model_validate(config.analysis.settings))
+
+
+def _estimate_errors(config: CampaignConfig, estimates: list[str]) -> Errors:
+    """The objective and the targets must name estimates the analysis produces."""
+    if not estimates:
+        return []
+    errors: Errors = []
+    if config.objective.estimate not in estimates:
         errors.append(("objective.estimate", f"analysis does not produce {config.objective.estimate!r}; it produces {estimates}"))
     for i, target in enumerate(config.targets):
-        if isinstance(target, (RelativeUncertaintyTarget, EstimateThresholdTarget)) and estimates and target.estimate not in estimates:
+        if isinstance(target, (RelativeUncertaintyTarget, EstimateThresholdTarget)) and target.estimate not in estimates:
             errors.append((f"targets[{i}].estimate", f"analysis does not produce {target.estimate!r}; it produces {estimates}"))
+    return errors
+
+
+def _policy_errors(config: CampaignConfig) -> Errors:
     try:
         build_policy(
-            config.policy.name,
-            config.design_space,
-            direction=config.objective.direction,
-            seed=config.seed,
-            options=config.policy.options,
-            analysis=config.analysis.model_dump(mode="json"),
+            config.policy.name, config.design_space, direction=config.objective.direction, seed=config.seed,
+            options=config.policy.options, analysis=config.analysis.model_dump(mode="json"),
             goals=planning_goals(config.targets),
         )
     except ValueError as exc:
         field = "policy.options" if "option" in str(exc) else "policy.name"
-        errors.append((field, str(exc)))
+        return [(field, str(exc))]
+    return []
+
+
+def _space_errors(config: CampaignConfig) -> Errors:
     try:
         config.design_space.sample(1, seed=config.seed)
     except ValueError as exc:
-        errors.append(("design_space", str(exc)))
-    return errors
+        return [("design_space", str(exc))]
+    return []

@@ -9,28 +9,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from instruments.types import Measurement
+from instruments.types import Measurement, Record
 
 
-class Estimate(BaseModel):
+class Estimate(Record):
     """One estimated quantity: value and 1-σ standard error, in ``units``.
 
     ``value`` is None when the data did not allow an estimate (then the interpretation is flagged).
     """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     value: float | None
     sigma: float | None = Field(default=None, ge=0, description="1-σ standard error; None if unknown")
     units: str = ""
 
 
-class Interpretation(BaseModel):
+class Interpretation(Record):
     """What an analysis concluded from all measurements of one sample."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     attempt_id: str = Field(description="the attempt whose measurement triggered this interpretation")
     sample_id: str

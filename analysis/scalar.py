@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from analysis.protocol import Estimate, Interpretation
-from instruments.types import Measurement
+from instruments.types import Measurement, Record
 
 
-class ScalarSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
+class ScalarSettings(Record):
     key: str = Field(default="yield", min_length=1, description="data key holding the measured property")
     estimate: str | None = Field(default=None, description="name of the estimate; defaults to `key`")
     units: str = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, SupportsFloat
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -43,13 +43,22 @@ FloatArray = Annotated[
 """A float64 numpy array; may hold NaN/inf (raw data is kept as measured)."""
 
 
+def finite_or_none(x: SupportsFloat | None) -> float | None:
+    """``x`` as a float, or None when it is None, NaN or infinite (how JSON carries those)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float replaced by None, recursively through dicts, lists,
     tuples and numpy scalars/arrays — how JSON (and PostgreSQL's json) carries NaN and inf.
 
-    The one non-finite-to-None helper of labpilot: stores, documents, wire messages and reasons use it."""
+    With ``finite_or_none`` for one number, the one non-finite-to-None rule of labpilot: stores,
+    documents, wire messages, fit details and decision reasons use it."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

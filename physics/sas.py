@@ -35,9 +35,6 @@ from typing import Any
 
 import numpy as np
 
-HC_KEV_ANGSTROM = 12.398419843320026
-"""h·c in keV·Å: X-ray wavelength (Å) = HC_KEV_ANGSTROM / energy (keV)."""
-
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM of a Gaussian in units of its standard deviation (≈ 2.3548)."""
 

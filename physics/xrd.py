@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from physics.constants import HC_KEV_ANGSTROM
 from physics.phases import Reflections
 
 WAVELENGTH_LINES: dict[str, tuple[tuple[float, float], ...]] = {
@@ -38,7 +39,6 @@ WAVELENGTH_LINES: dict[str, tuple[tuple[float, float], ...]] = {
     "MoKa": ((0.7093171, 1.0), (0.7135900, 0.5)),
     "MoKa1": ((0.7093171, 1.0),),
 }
-HC_KEV_ANGSTROM = 12.398419843320026
 SCHERRER_K = 0.9
 PROFILE_REACH_FWHM = 20.0
 """Profiles are evaluated within ± this many FWHM of a peak."""

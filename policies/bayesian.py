@@ -35,7 +35,7 @@ from botorch.optim.initializers import sample_q_batches_from_polytope  # noqa: E
 from botorch.sampling import SobolQMCNormalSampler  # noqa: E402
 from botorch.utils.sampling import manual_seed  # noqa: E402
 
-from instruments.types import ParamValue, Record  # noqa: E402
+from instruments.types import ParamValue, Record, finite_or_none  # noqa: E402
 from policies.baselines import space_filling_points  # noqa: E402
 from policies.protocol import ObjectivePolicy, Observation, Proposal  # noqa: E402
 from policies.space import DesignSpace, IntegerParameter  # noqa: E402
@@ -56,9 +56,6 @@ def _step_seed(seed: int, step: int) -> int:
     """A torch seed for decision ``step`` of a campaign seeded with ``seed`` (reproducible)."""
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(float(x)) else None
 
 
 @dataclass(frozen=True)
@@ -187,8 +184,8 @@ class _ModelBasedPolicy(ObjectivePolicy):
         reason: dict[str, object] = {
             "phase": "model",
             "acquisition": self.acquisition_name,
-            "acquisition_value": _finite_or_none(search.batch_value),
-            "point_acquisition_value": _finite_or_none(search.point_values[i]),
+            "acquisition_value": finite_or_none(search.batch_value),
+            "point_acquisition_value": finite_or_none(search.point_values[i]),
             "batch_index": i,
             "batch_size": n,
             **shared,

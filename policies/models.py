@@ -48,7 +48,7 @@ with warnings.catch_warnings():
     from linear_operator.utils.errors import NotPSDError
     from linear_operator.utils.warnings import NumericalWarning
 
-from instruments.types import ParamValue
+from instruments.types import ParamValue, finite_or_none
 from policies.protocol import Observation
 from policies.space import DesignSpace
 
@@ -117,9 +117,6 @@ def history_key(space: DesignSpace, history: Sequence[Observation], direction: D
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(float(x)) else None
 
 
 class FittedModel:
@@ -203,16 +200,16 @@ class FittedModel:
         lengthscales = [float(v) for v in kernel.lengthscale.detach().reshape(-1)]
         noise = None
         if self.noise_model == "inferred":
-            noise = _finite(float(self.model.likelihood.noise.detach().reshape(-1)[0]) * y_std**2)
+            noise = finite_or_none(float(self.model.likelihood.noise.detach().reshape(-1)[0]) * y_std**2)
         mean_constant = float(self.model.mean_module.constant.detach().reshape(-1)[0]) * y_std + y_mean
         return {
-            "lengthscales": [_finite(v) for v in lengthscales],
+            "lengthscales": [finite_or_none(v) for v in lengthscales],
             # Standardize divides values by y_std, so a unit kernel variance is y_std² in objective units².
-            "outputscale": _finite(scale * y_std**2),
+            "outputscale": finite_or_none(scale * y_std**2),
             "noise": noise,
             "noise_model": self.noise_model,
-            "mean_constant": _finite(self.sign * mean_constant),
-            "neg_log_marginal_likelihood": _finite(self.neg_log_marginal_likelihood),
+            "mean_constant": finite_or_none(self.sign * mean_constant),
+            "neg_log_marginal_likelihood": finite_or_none(self.neg_log_marginal_likelihood),
             "fit_seconds": self.fit_seconds,
             "n_train": self.n_train,
             "warm_started": self.warm_started,

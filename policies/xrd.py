@@ -39,12 +39,12 @@ from pydantic import Field, field_validator, model_validator
 from analysis.xrd.hypotheses import PhaseSetHypothesis, hypotheses_of, predict_rate
 from analysis.xrd.settings import XRDPhaseIDSettings
 from instruments.types import Record
-from instruments.xrd import XRDInstrumentModel
+from instruments.xrd import REQUEST_FIELDS, XRDInstrumentModel
 from physics.xrd import chebyshev_background
 from policies.protocol import PlanningContext, PlanningGoals, Proposal
 from policies.space import ContinuousParameter, DesignSpace
 
-REQUEST = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
+REQUEST = REQUEST_FIELDS  # the diffractometer contract's request: start, stop, step (degrees), dwell (s)
 Window = tuple[float, float, float, float]
 """(start, stop, step, dwell): degrees, degrees, degrees, seconds per step."""
 

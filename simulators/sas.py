@@ -58,9 +58,9 @@ from pydantic import Field, field_validator, model_validator
 
 from instruments.sas import SASConfigurationModel, SASInstrumentModel, check_sas_request
 from instruments.types import DataKey, Measurement, MeasurementRequest, Record, Timing
+from physics.constants import HC_KEV_ANGSTROM
 from physics.sas import (
     FWHM_PER_SIGMA,
-    HC_KEV_ANGSTROM,
     POLYDISPERSITY_SUFFIXES,
     library_models,
     model_info,

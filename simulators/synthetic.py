@@ -11,20 +11,18 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy.optimize import minimize
 
 from instruments.protocol import InstrumentLimitError
-from instruments.types import DataKey, Measurement, MeasurementRequest, ParamValue, Timing
+from instruments.types import DataKey, Measurement, MeasurementRequest, ParamValue, Record, Timing
 from simulators.clock import VirtualClock
 from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
 
 
-class SyntheticSettings(BaseModel):
+class SyntheticSettings(Record):
     """Settings of the synthetic instrument (campaign file: ``instruments[].settings``)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     function: Literal["peaks", "branin"] = Field(
         default="peaks",

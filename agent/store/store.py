@@ -563,9 +563,6 @@ class Store:
                 update(DocumentRow).where(DocumentRow.uid.in_(list(uids))).values(published=True)))
 
     # -- targets --------------------------------------------------------------------------------
-    def record_target_evaluation(self, campaign_id: str, evaluation: TargetEvaluation) -> None:
-        self._write_core("record a target evaluation", lambda conn: _log_evaluation(conn, campaign_id, evaluation))
-
     def target_evaluations(self, campaign_id: str) -> list[TargetEvaluation]:
         return self._read(
             lambda s: [

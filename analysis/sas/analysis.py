@@ -38,7 +38,7 @@ from analysis.protocol import Estimate, Interpretation
 from analysis.sas.fit import FitResult, failed_fit, fit_candidate
 from analysis.sas.merge import MergedBlock, merge_measurements
 from analysis.sas.settings import CandidateModel, SASFitSettings
-from instruments.types import Measurement
+from instruments.types import Measurement, finite_or_none
 from physics.sas import parameter_table
 
 Details = dict[str, float | str | bool | None]
@@ -67,9 +67,6 @@ class SASFitReport:
 def _model_probabilities(fits: Mapping[str, FitResult], log_prior: Mapping[str, float]) -> dict[str, float]:
     return posterior_probabilities({m: log_prior[m] + f.log_evidence for m, f in fits.items()})
 
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if x is not None and np.isfinite(x) else None
 
 
 class SASFitAnalysis:
@@ -156,7 +153,7 @@ class SASFitAnalysis:
         estimates["p(best)"] = Estimate(value=report.probabilities[best.model], sigma=None)
         details.update(
             best_model=best.model, best_model_probability=report.probabilities[best.model],
-            chi2=best.chi2, chi2_reduced=_finite_or_none(chi2_red), converged=best.converged,
+            chi2=best.chi2, chi2_reduced=finite_or_none(chi2_red), converged=best.converged,
         )
         dof = n - best.k
         if dof > 0 and chi2_red > st.poor_fit_chi2_reduced and stats.chi2.sf(best.chi2, dof) < st.poor_fit_p_value:
@@ -183,7 +180,7 @@ class SASFitAnalysis:
                 spec = candidate.parameters[pname]
                 if np.isfinite(sd) and sd > 0.5 * (spec.bounds[1] - spec.bounds[0]):
                     flags.append(f"unconstrained:{pname}")
-                estimates[pname] = Estimate(value=values[pname], sigma=_finite_or_none(sd), units=units)
+                estimates[pname] = Estimate(value=values[pname], sigma=finite_or_none(sd), units=units)
             elif pname in candidate.fixed and not isinstance(candidate.fixed[pname], str):
                 # Fixed by assumption in this model: the value is known, its uncertainty is not.
                 estimates[pname] = Estimate(value=float(candidate.fixed[pname]), sigma=None, units=units)
@@ -212,13 +209,13 @@ def _candidate_details(
 ) -> None:
     """Every candidate's evidence, χ², convergence, fitted values and σ, p(<m>) and failure flags."""
     for m, f in report.fits.items():
-        details[f"log_evidence:{m}"] = _finite_or_none(f.log_evidence)
-        details[f"chi2_reduced:{m}"] = _finite_or_none(f.chi2_reduced)
+        details[f"log_evidence:{m}"] = finite_or_none(f.log_evidence)
+        details[f"chi2_reduced:{m}"] = finite_or_none(f.chi2_reduced)
         details[f"converged:{m}"] = f.converged
         if np.isfinite(f.chi2):
             # Every candidate's fitted values, not only the best's: a planner weighs the rivals.
             details.update({f"fit:{m}:{p}": float(v) for p, v in f.params.items()})
-            details.update({f"sigma:{m}:{p}": _finite_or_none(v) for p, v in f.sigmas.items()})
+            details.update({f"sigma:{m}:{p}": finite_or_none(v) for p, v in f.sigmas.items()})
         if f.message.startswith(("fit failed", "model setup failed", "no local fit")):
             flags.append(f"fit-failed:{m}")
             details[f"error:{m}"] = f.message[:500]

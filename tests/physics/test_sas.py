@@ -16,9 +16,9 @@ import threading
 import numpy as np
 import pytest
 
+from physics.constants import HC_KEV_ANGSTROM
 from physics.sas import (
     FWHM_PER_SIGMA,
-    HC_KEV_ANGSTROM,
     PinholeEvaluator,
     compile_lock,
     fit_resolution,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import constants, integrate
 
+from physics.constants import HC_KEV_ANGSTROM
 from physics.phases import Reflections
 from physics.xrd import (
-    HC_KEV_ANGSTROM,
     WAVELENGTH_LINES,
     _tch,
     chebyshev_background,

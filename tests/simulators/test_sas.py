@@ -15,8 +15,14 @@ import time
 import numpy as np
 import pytest
 
-from instruments import Driver, InstrumentLimitError, MeasurementRequest, RecoverableDriver
-from physics.sas import HC_KEV_ANGSTROM, kernel_model, smeared_intensity
+from instruments import (
+    Driver,
+    InstrumentLimitError,
+    MeasurementRequest,
+    RecoverableDriver,
+)
+from physics.constants import HC_KEV_ANGSTROM
+from physics.sas import kernel_model, smeared_intensity
 from simulators.sas import (
     Material,
     SASConfiguration,

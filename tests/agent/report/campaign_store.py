@@ -13,6 +13,7 @@ from agent.config import CampaignConfig
 from agent.store import ProposedAttempt, Store, TargetEvaluation
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import Measurement, Timing
+from tests.agent.store.rows import log_target_evaluation
 
 CAMPAIGN = "report-test-0001"
 REFUSAL = "instrument limits: time=90 min > 60 min & <max dwell>"
@@ -94,8 +95,8 @@ class Recorder:
             "near_optimum": {"value": near, "goal": 0.9, "met": near is not None and near >= 0.9, "detail": ""},
             "precise": {"value": precise, "goal": 0.1, "met": precise is not None and precise <= 0.1, "detail": ""},
         }
-        self.store.record_target_evaluation(
-            self.campaign_id,
+        log_target_evaluation(
+            self.store, self.campaign_id,
             TargetEvaluation(n_measurements=self.n_measurements, instrument_seconds=self.instrument_seconds,
                              wall_seconds=float(self.n_measurements), results=results,
                              all_met=all(r["met"] for r in results.values())),

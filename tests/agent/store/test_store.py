@@ -10,9 +10,17 @@ import uuid
 import numpy as np
 import pytest
 
-from agent.store import InvalidTransition, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation, UnknownCampaign
+from agent.store import (
+    InvalidTransition,
+    ProposedAttempt,
+    Store,
+    StoreUnavailable,
+    TargetEvaluation,
+    UnknownCampaign,
+)
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import Measurement, Timing
+from tests.agent.store.rows import log_target_evaluation
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -102,7 +110,7 @@ def test_decisions_are_idempotent_on_their_sequence_number(store_url: str) -> No
 def test_campaign_lifecycle_and_target_log(store_url: str) -> None:
     with Store(store_url) as store:
         c2, _ = _campaign(store)
-        store.record_target_evaluation(c2, TargetEvaluation(1, 10.0, 0.5, {"t": {"value": float("inf"), "goal": 1, "met": False}}, False))
+        log_target_evaluation(store, c2, TargetEvaluation(1, 10.0, 0.5, {"t": {"value": float("inf"), "goal": 1, "met": False}}, False))
         store.finish_campaign(c2, "budget_exhausted", "budget: max_measurements (1) reached", 1.5)
         store.mark_resumed(c2)
         c = store.campaign(c2)
