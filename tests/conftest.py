@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,15 @@ def ray_local() -> Iterator[None]:
 
     with ray_runtime(num_cpus=2):
         yield
+
+
+@pytest.fixture(scope="session")
+def fityk_samples() -> Path:
+    """fityk's sample data (Debian package ``fityk``: real measured patterns such as SiC_Zn.dat).
+
+    ``LABPILOT_FITYK_SAMPLES`` names the folder (``.ci/run`` extracts the package there); default
+    ``/usr/share/fityk/samples``, where ``apt-get install fityk`` puts them. Skips, saying so, when absent."""
+    folder = Path(os.environ.get("LABPILOT_FITYK_SAMPLES", "/usr/share/fityk/samples"))
+    if not (folder / "SiC_Zn.dat").is_file():
+        pytest.skip(f"fityk's samples are not at {folder} (apt-get install fityk, or set LABPILOT_FITYK_SAMPLES)")
+    return folder
