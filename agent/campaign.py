@@ -174,7 +174,7 @@ class CampaignRunner:
             self.store.mark_resumed(self.campaign_id)
         else:
             self.store.create_campaign(
-                self.campaign_id, self.config.name, self.config.model_dump(mode="json"), self.config.seed,
+                self.campaign_id, self.config.name, self.config.stored_form(), self.config.seed,
                 str(Path(self.config.data_dir).resolve()), package_versions(),
             )
 

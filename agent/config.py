@@ -146,6 +146,14 @@ class CampaignConfig(Record):
         "and report the targets at the end",
     )
 
+    def stored_form(self) -> dict[str, Any]:
+        """The configuration as it is stored and published (the store, documents, reports): JSON,
+        with the password of the ``storage`` URL masked. The password is never needed again: the
+        store is opened at run time from the command line, ``LABPILOT_DB`` or libpq's ``.pgpass``."""
+        from agent.store.engine import describe_url
+
+        return {**self.model_dump(mode="json"), "storage": describe_url(self.storage)}
+
     @model_validator(mode="after")
     def _unique_names(self) -> CampaignConfig:
         for label, names in (("instruments", [i.name for i in self.instruments]), ("targets", [t.name for t in self.targets])):

@@ -37,7 +37,7 @@ class Recorder:
         campaign = self.store.campaign(self.campaign_id)
         self.composer, previous = composer_for(self.store, self.campaign_id)
         opened = self.composer.open(
-            config=config.model_dump(mode="json"),
+            config=config.stored_form(),
             started=campaign.created_at.timestamp() if previous is None else time.time(),
             data_keys=data_keys, estimates=estimates, previous_start=previous,
         )

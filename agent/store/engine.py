@@ -8,6 +8,7 @@ transaction takes the write lock up front instead of failing on a lock upgrade h
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,19 +29,25 @@ class StoreUnavailable(RuntimeError):
 
 
 def describe_url(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL with its password masked (``***``), for messages, stored configurations and documents.
+
+    A URL SQLAlchemy cannot parse is masked too: whatever stands between ``//`` and an ``@`` (where
+    credentials go) is replaced, so an unparsable URL is never echoed with a password in it."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
+        return _CREDENTIALS.sub("//***@", url)
+
+
+_CREDENTIALS = re.compile(r"//[^/]*@")
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine and prove it works (connect once); raise ``StoreUnavailable`` otherwise."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreUnavailable(f"invalid database URL {url!r}: {exc}") from None
+    except (ArgumentError, ValueError) as exc:
+        raise StoreUnavailable(f"invalid database URL {describe_url(url)!r}: {_first_line(exc)}") from None
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
