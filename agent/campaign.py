@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -492,12 +492,20 @@ def run_campaign(
 
 
 def resume_campaign(
-    store: Store, campaign_id: str, *, on_progress: Callable[[Progress], None] | None = None
+    store: Store, campaign_id: str, *, on_progress: Callable[[Progress], None] | None = None,
+    allowed: Sequence[str] | None = None,
 ) -> CampaignResult:
-    """Continue a campaign from what its store holds (after a kill, a crash or a budget raise)."""
+    """Continue a campaign from what its store holds (after a kill, a crash or a budget raise).
+
+    ``allowed``: the code references the stored configuration may name (``agent/trust.py``; default
+    the installed kinds' and ``LABPILOT_ALLOWED_IMPORTS``) — checked before anything is imported.
+    """
     from agent.config import parse_campaign
+    from agent.trust import allowed_patterns, check_references
 
     stored = store.campaign(campaign_id)
-    config = parse_campaign(stored.config, f"campaign {campaign_id} (stored configuration)")
+    source = f"campaign {campaign_id} (stored configuration)"
+    check_references(stored.config, allowed_patterns() if allowed is None else allowed, source)
+    config = parse_campaign(stored.config, source)
     runner = CampaignRunner(config, store, campaign_id, on_progress=on_progress)
     return asyncio.run(runner.run(resume=True))

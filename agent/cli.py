@@ -113,6 +113,9 @@ def run(
 def resume(
     campaign_id: str,
     db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    file: Path | None = typer.Option(
+        None, "--file", help="the campaign file: the code it names (ophyd devices, factories) may be used again"
+    ),
     as_json: bool = typer.Option(False, "--json"),
     report: bool = typer.Option(True, help="write the HTML report when the campaign ends"),
 ) -> None:
@@ -121,16 +124,19 @@ def resume(
     from agent.campaign import resume_campaign
     from agent.progress import live_progress
     from agent.runtime import ray_runtime
+    from agent.trust import UntrustedConfiguration, allowed_patterns, check_references
 
     try:
         stored = store.campaign(campaign_id)
+        allowed = allowed_patterns(file)
+        check_references(stored.config, allowed, f"campaign {campaign_id} (stored configuration)")
         config = CampaignConfig.model_validate(stored.config)
-    except UnknownCampaign as exc:
-        err.print(f"[red]error:[/] {exc} ({store.database})")
+    except (UnknownCampaign, UntrustedConfiguration, OSError) as exc:
+        err.print(f"[red]error:[/] {exc} ({store.database})", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     err.print(f"resuming [bold]{campaign_id}[/] (was {stored.status}) → {store.database}")
     with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
-        result = resume_campaign(store, campaign_id, on_progress=on_progress)
+        result = resume_campaign(store, campaign_id, on_progress=on_progress, allowed=allowed)
     _finish(result, as_json, store, report)
 
 

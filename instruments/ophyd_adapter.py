@@ -77,6 +77,29 @@ def _check_reference(value: str, what: str) -> str:
     return value
 
 
+def code_references(settings: Any) -> list[tuple[str, str]]:
+    """Every ``module:attribute`` these (unvalidated) settings would import or call, with its field path.
+
+    Read from plain data, importing nothing: a stored configuration is checked against an allow-list
+    (``agent/trust.py``) *before* it is validated, because validating imports the modules it names."""
+    if not isinstance(settings, dict):
+        return []
+    specs: list[tuple[str, Any]] = []
+    movables = settings.get("movables")
+    if isinstance(movables, dict):
+        specs += [(f"movables.{axis}", spec) for axis, spec in movables.items()]
+    detectors = settings.get("detectors")
+    if isinstance(detectors, list):
+        specs += [(f"detectors[{i}]", spec) for i, spec in enumerate(detectors)]
+    out = []
+    for path, spec in specs:
+        if isinstance(spec, str):
+            out.append((path, spec))
+        elif isinstance(spec, dict):
+            out += [(f"{path}.{key}", str(spec[key])) for key in ("object", "factory") if spec.get(key) is not None]
+    return out
+
+
 class DeviceSpec(Record):
     """Where a device comes from: an existing object, or a factory called with keyword arguments.
 

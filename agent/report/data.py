@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import CampaignConfig
+from agent.trust import allowed_patterns, check_references
 from agent.report.formatting import first_line
 from agent.store import Attempt, Campaign, Decision, Store, TargetEvaluation
 from agent.store.lifecycle import AttemptState
@@ -89,6 +90,8 @@ def load_report_data(store: Store, campaign_id: str) -> ReportData:
     campaign = store.campaign(campaign_id)  # raises UnknownCampaign first
     config, config_error = None, None
     try:
+        # Checked before validation: validating imports what the configuration names (agent/trust.py).
+        check_references(campaign.config, allowed_patterns(), f"campaign {campaign_id} (stored configuration)")
         config = CampaignConfig.model_validate(campaign.config)
     except Exception as exc:  # noqa: BLE001 — an old or hand-edited config must not hide the rest
         config_error = f"{type(exc).__name__}: {first_line(exc)}"
