@@ -2,6 +2,11 @@
 
 Two CPUs by default (the lab PC and CI are 2-core machines); ``RAY_ADDRESS`` connects to an existing
 Ray cluster instead. Ray's own log noise stays out of the user's terminal.
+
+A local Ray is a single-node cluster that nobody else should reach: every Ray server (GCS, raylet,
+workers, agents) listens on loopback only, no dashboard is started, and Ray's token authentication
+(on by default for local clusters since Ray 2.59) is left on. A multi-node cluster is the user's to
+secure (README, "Security").
 """
 
 from __future__ import annotations
@@ -26,11 +31,39 @@ def ray_runtime(num_cpus: int = 2) -> Iterator[None]:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], logging_level="ERROR", log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            with _loopback_only():
+                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Start Ray as a loopback-only node.
+
+    Ray binds its servers to the node's IP, and on Linux takes the routable address as the node's IP
+    even for ``ray.init()``; its own switch for a single-machine node (loopback IP, servers on
+    loopback) is ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which Ray reads when it is imported. So the
+    variable is set for the processes Ray starts, and Ray's already-imported constant for this one
+    (written by hand: Ray offers no public option for it)."""
+    from ray._private import ray_constants
+
+    previous = (os.environ.get(_SINGLE_NODE), ray_constants.ENABLE_RAY_CLUSTER)
+    os.environ[_SINGLE_NODE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if previous[0] is None:
+            os.environ.pop(_SINGLE_NODE, None)
+        else:
+            os.environ[_SINGLE_NODE] = previous[0]
+        ray_constants.ENABLE_RAY_CLUSTER = previous[1]
+
+
+_SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class LocalHandle:
