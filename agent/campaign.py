@@ -19,6 +19,7 @@ The policy's model is rebuilt from the store, never carried over in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from agent.guard import Guard, Verdict
 from agent.ledger import CampaignLedger
 from agent.recorder import Recorder
 from agent.store import Attempt, AttemptState, CampaignStatus, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
+from agent.store.lease import HEARTBEAT_SECONDS, new_owner
 from agent.targets import CampaignState, TargetBoard, TargetResult, planning_goals
 from agent.versions import package_versions
 from analysis.protocol import Estimate, Interpretation
@@ -146,6 +148,8 @@ class CampaignRunner:
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._backlog: list[Attempt] = []  # proposed/validated attempts found on resume
         self._refused_in_a_row = 0
+        self.owner = new_owner()
+        self._lease_lost = False
         self._previous_wall = 0.0
         self._started = time.monotonic()
 
@@ -153,6 +157,7 @@ class CampaignRunner:
     async def run(self, *, resume: bool = False) -> CampaignResult:
         self._open_campaign(resume)
         status, reason = CampaignStatus.FAILED, "interrupted before the loop started"
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
         try:
             await self._start(resume)
             status, reason = await self._loop()
@@ -164,12 +169,16 @@ class CampaignRunner:
             status, reason = CampaignStatus.INTERRUPTED, "interrupted by the user"
             raise
         finally:
+            heartbeat.cancel()
             await self._shutdown(status, reason)
         return self._result(status, reason)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _open_campaign(self, resume: bool) -> None:
+        """Create (or mark resumed) the campaign, owning its lease first: a campaign another live
+        process runs is refused (``CampaignOwned``) before anything is written."""
         if resume:
+            self.store.acquire_lease(self.campaign_id, self.owner)
             self._previous_wall = self.store.campaign(self.campaign_id).wall_seconds
             self.store.mark_resumed(self.campaign_id)
         else:
@@ -177,6 +186,18 @@ class CampaignRunner:
                 self.campaign_id, self.config.name, self.config.stored_form(), self.config.seed,
                 str(Path(self.config.data_dir).resolve()), package_versions(),
             )
+            self.store.acquire_lease(self.campaign_id, self.owner)
+
+    async def _heartbeat(self) -> None:
+        """Keep the lease alive; if another process took it over (ours went stale), stop."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                if not self.store.renew_lease(self.campaign_id, self.owner):
+                    self._lease_lost = True
+                    return
+            except StoreUnavailable:
+                pass  # the loop meets the store's outage at its next write and stops there
 
     async def _start(self, resume: bool) -> None:
         """Actors up and described, the run's documents open, the ledger rebuilt, resume reconciled."""
@@ -274,6 +295,8 @@ class CampaignRunner:
             return CampaignStatus.BUDGET_EXHAUSTED, f"budget: max_wall_seconds ({b.max_wall_seconds:g} s) reached"
         if self._refused_in_a_row >= REFUSALS_BEFORE_STOP:
             return CampaignStatus.FAILED, f"{self._refused_in_a_row} decisions in a row were refused entirely; see the decision log"
+        if self._lease_lost:
+            return CampaignStatus.INTERRUPTED, "another process took the campaign over (this one's lease went stale)"
         return None
 
     def _remaining_wall(self) -> float | None:
@@ -462,6 +485,9 @@ class CampaignRunner:
         if self.fleet is not None:
             await self.fleet.stop(status == CampaignStatus.COMPLETED)
         self.recorder.finish(status, reason, time.monotonic() - self._started)
+        if not self._lease_lost:
+            with contextlib.suppress(StoreUnavailable):  # a stale lease is taken over on resume anyway
+                self.store.release_lease(self.campaign_id, self.owner)
         self._report()
 
     def _result(self, status: CampaignStatus, reason: str) -> CampaignResult:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from agent.config import CampaignConfig, CampaignFileError, load_campaign
 from agent.export import ExportFormat
-from agent.store import Store, StoreUnavailable, UnknownCampaign
+from agent.store import CampaignOwned, Store, StoreUnavailable, UnknownCampaign
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labpilot: closed-loop experiment orchestration.")
 err = Console(stderr=True)
@@ -135,8 +135,12 @@ def resume(
         err.print(f"[red]error:[/] {exc} ({store.database})", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     err.print(f"resuming [bold]{campaign_id}[/] (was {stored.status}) → {store.database}")
-    with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
-        result = resume_campaign(store, campaign_id, on_progress=on_progress, allowed=allowed)
+    try:
+        with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
+            result = resume_campaign(store, campaign_id, on_progress=on_progress, allowed=allowed)
+    except CampaignOwned as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     _finish(result, as_json, store, report)
 
 

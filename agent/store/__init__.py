@@ -1,6 +1,7 @@
 """The store: SQLAlchemy tables and a small write-ahead API. SQLite embedded, PostgreSQL by URL."""
 
 from agent.store.engine import StoreUnavailable
+from agent.store.lease import CampaignOwned
 from agent.store.lifecycle import AttemptState, CampaignStatus, InvalidTransition
 from agent.store.store import (
     Attempt,
@@ -19,6 +20,7 @@ __all__ = [
     "Attempt",
     "AttemptState",
     "Campaign",
+    "CampaignOwned",
     "CampaignStatus",
     "Decision",
     "Document",

@@ -68,6 +68,17 @@ class InstrumentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class LeaseRow(Base):
+    """Which process owns a running campaign: one owner at a time, kept alive by its heartbeat."""
+
+    __tablename__ = "leases"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))  # "host:pid:token" of the owning process
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class DecisionRow(Base):
     __tablename__ = "decisions"
     __table_args__ = (UniqueConstraint("campaign_id", "seq"),)

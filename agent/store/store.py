@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.store.engine import describe_url, make_engine, with_retry
+from agent.store import lease
+from agent.store.engine import StoreUnavailable, describe_url, make_engine, with_retry
 from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_transition
 from agent.store.schema import (
     ArrayRow,
@@ -271,6 +273,24 @@ class Store:
             _insert_documents(s.connection(), campaign_id, documents)
 
         self._write("record the campaign's end", act)
+
+    # -- the lease: one owner per campaign ---------------------------------------------------------
+    def acquire_lease(self, campaign_id: str, owner: str, stale_after: float = lease.STALE_AFTER_SECONDS) -> None:
+        """Own the campaign, or raise ``CampaignOwned`` naming the live owner (see ``agent/store/lease.py``)."""
+        what = f"take the lease of {campaign_id}"
+        try:
+            self._write_core(what, lambda conn: lease.acquire(conn, campaign_id, owner, stale_after))
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            # Two processes found no lease and both inserted one: the other won; look again.
+            self._write_core(what, lambda conn: lease.acquire(conn, campaign_id, owner, stale_after))
+
+    def renew_lease(self, campaign_id: str, owner: str) -> bool:
+        return bool(self._write_core(f"renew the lease of {campaign_id}", lambda conn: lease.renew(conn, campaign_id, owner)))
+
+    def release_lease(self, campaign_id: str, owner: str) -> None:
+        self._write_core(f"release the lease of {campaign_id}", lambda conn: lease.release(conn, campaign_id, owner))
 
     # -- instruments ----------------------------------------------------------------------------
     def record_instruments(self, campaign_id: str, instruments: Sequence[InstrumentRecord]) -> None:
