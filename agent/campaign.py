@@ -54,6 +54,8 @@ RECONNECT_SECONDS = 60.0
 REFUSALS_BEFORE_FALLBACK = 3
 #: After this many, stop: the policy and the guard disagree about the space, a human must look.
 REFUSALS_BEFORE_STOP = 10
+#: An instrument whose measurements failed this many times in a row stops the campaign.
+FAILURES_BEFORE_STOP = 5
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class CampaignRunner:
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._backlog: list[Attempt] = []  # proposed/validated attempts found on resume
         self._refused_in_a_row = 0
+        self._failures_in_a_row: dict[str, int] = {}  # instrument → measurements failed in a row
         self.owner = new_owner()
         self._lease_lost = False
         self._previous_wall = 0.0
@@ -167,6 +170,10 @@ class CampaignRunner:
             status, reason = CampaignStatus.FAILED, f"store unavailable: {exc}"
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, reason = CampaignStatus.INTERRUPTED, "interrupted by the user"
+            raise
+        except Exception as exc:
+            # Whatever went wrong is the campaign's recorded reason (not "interrupted before the loop").
+            status, reason = CampaignStatus.FAILED, f"unexpected error: {type(exc).__name__}: {first_line(exc)}"
             raise
         finally:
             heartbeat.cancel()
@@ -211,6 +218,9 @@ class CampaignRunner:
         open_attempts = self.ledger.load()
         if resume:
             await self._reconcile(open_attempts)
+            revision = self.store.campaign(self.campaign_id).runs  # one new document per resume
+            for a in self.ledger.failed_analyses:  # the analysis may work now (fixed, or only crashed)
+                self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id, revision=revision))
         self._evaluate_targets()
 
     # -- resume ---------------------------------------------------------------------------------
@@ -411,7 +421,9 @@ class CampaignRunner:
         except Exception as exc:  # noqa: BLE001 — instrument faults are recorded, the loop goes on
             self._fail(attempt_id, f"instrument error: {first_line(exc)}")
             self.fleet.release(actor_name)
+            self._count_failure(actor_name, first_line(exc))
             return
+        self._failures_in_a_row.pop(actor_name, None)
         failpoint("before-record-measurement")
         self.recorder.measurement(measurement)
         self.ledger.measured(measurement)
@@ -421,6 +433,13 @@ class CampaignRunner:
         self.fleet.release(actor_name)
         failpoint("after-measured")
         self._spawn(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id))
+
+    def _count_failure(self, actor_name: str, error: str) -> None:
+        """An instrument that fails every request must stop the campaign, not spin it (and the budget)."""
+        n = self._failures_in_a_row[actor_name] = self._failures_in_a_row.get(actor_name, 0) + 1
+        if n >= FAILURES_BEFORE_STOP:
+            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} failed {n} measurements in a row; "
+                                               f"last error: {error}")
 
     async def _unreachable(self, attempt_id: str, actor_name: str, exc: Exception) -> None:
         """A remote instrument stopped answering: it may have measured. Unknown until it is back;
@@ -434,22 +453,34 @@ class CampaignRunner:
                                                f"during {attempt_id}; resume to reconcile")
         await self._reconcile_unrecorded(self.store.attempt(attempt_id))
 
-    async def _analyse(self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
+    async def _analyse(self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None,
+                       *, revision: int = 0) -> None:
+        """Analyse every measurement of the attempt's sample; ``revision`` > 0: a re-analysis of an
+        attempt whose analysis had failed (its interpretation is replaced)."""
         assert self.fleet is not None
         self.ledger.analysing.add(attempt_id)
         sample = sample_id or attempt_id
         measurements = self.ledger.measurements_of(sample)
         try:
             interpretation: Interpretation = await self.fleet.analysis.interpret.remote(measurements)
+        except ray.exceptions.RayActorError as exc:
+            # The analysis process is gone (after its restarts): analysing blind would spend the budget
+            # on nothing. The measurement stays `measured`, and resume analyses it.
+            raise _Stop(CampaignStatus.FAILED, f"the analysis died during {attempt_id} ({first_line(exc)}); "
+                                               "resume to analyse what was measured") from None
         except Exception as exc:  # noqa: BLE001 — a failed analysis is a flagged interpretation, not a crash
             interpretation = Interpretation(
                 attempt_id=attempt_id, sample_id=sample, analysis=self.config.analysis.kind,
                 estimates={self.config.objective.estimate: Estimate(value=None)},
                 flags=[f"analysis-error: {first_line(exc)}"], valid=False,
             )
-        self.ledger.ingest(interpretation, params)
-        # Targets are evaluated with this interpretation included and logged in the same commit.
-        self.recorder.interpretation(interpretation, self._evaluate_targets())
+        if revision:
+            self.ledger.replace(interpretation, params)
+            self.recorder.reanalysis(interpretation, self._evaluate_targets(), revision)
+        else:
+            self.ledger.ingest(interpretation, params)
+            # Targets are evaluated with this interpretation included and logged in the same commit.
+            self.recorder.interpretation(interpretation, self._evaluate_targets())
         self.ledger.analysing.discard(attempt_id)
         failpoint("after-analysed")
 

@@ -219,8 +219,10 @@ def _driver_class(target: str) -> type:
     module_name, sep, class_name = target.partition(":")
     if not (sep and module_name and class_name):
         _fail(f"{target!r}: expected MODULE:CLASS, e.g. simulators.synthetic:SyntheticPropertyDriver")
-    if os.getcwd() not in sys.path:  # a driver module in the current folder, as `python -m` would find it
-        sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:
+        # A driver module in the current folder is found, but after every installed module: a stray
+        # file here named like a library (zmq.py, numpy.py) must not replace it.
+        sys.path.append(os.getcwd())
     try:
         return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
     except (ImportError, AttributeError) as exc:
@@ -318,9 +320,9 @@ def keys(
         err.print(f"[red]error:[/] {', '.join(existing)} already exist(s); a new pair would lock out whoever holds the old "
                   "one — remove it first or choose another name", highlight=False)
         raise typer.Exit(2)
-    directory.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0o077)  # the secret file is never readable by others, not even for a moment
+    umask = os.umask(0o077)  # the folder and the secret file are never readable by others, not even for a moment
     try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         public_file, secret_file = zmq.auth.create_certificates(directory, name)
     finally:
         os.umask(umask)

@@ -145,12 +145,15 @@ class RunComposer:
             data[f"{k}_sigma"] = array.tolist() if array.size != 1 else float(array.reshape(-1)[0])
         return self._event("primary", m.attempt_id, data, m.timing.started_at.timestamp())
 
-    def interpretation(self, i: Interpretation, time: float) -> Document:
+    def interpretation(self, i: Interpretation, time: float, *, revision: int = 0) -> Document:
+        """The interpretations-stream event of ``i``; ``revision`` > 0 for a re-analysis (a new event,
+        its own uid: the first one was published already)."""
         data: dict[str, Any] = {"attempt_id": i.attempt_id, "valid": i.valid, "flags": ",".join(i.flags)}
         for name, e in i.estimates.items():
             data[name] = json_safe(e.value)
             data[f"{name}_sigma"] = json_safe(e.sigma)
-        return self._event("interpretations", i.attempt_id, data, time)
+        key = i.attempt_id if revision == 0 else f"{i.attempt_id}/r{revision}"
+        return self._event("interpretations", key, data, time)
 
     def decision(self, seq: int, policy: str, fallback: bool, proposals: Sequence[dict[str, Any]],
                  reasons: Sequence[dict[str, Any]], seconds: float, time: float) -> Document:

@@ -28,6 +28,10 @@ from instruments.protocol import planning_model_kind
 from instruments.types import DataKey
 
 
+#: How often Ray may restart a crashed analysis process (and retry its call) before the campaign stops.
+ANALYSIS_RESTARTS = 2
+
+
 def actor_names(config: CampaignConfig) -> list[tuple[str, InstrumentConfig]]:
     """(actor name, its instrument entry): ``name``, or ``name-1`` … ``name-k`` of a ``count: k`` entry."""
     out = []
@@ -73,8 +77,12 @@ class Fleet:
             )
             self.kinds[name] = inst.kind
         factory = analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
+        # The analysis holds no state between calls, so Ray may restart its process and retry the call
+        # (a crash in native fitting code is not the end of the campaign); instruments are never
+        # restarted behind the campaign's back: their outcome must be reconciled.
         self.analysis = (
-            LocalHandle(AnalysisService(factory)) if self.in_process else AnalysisActor.options(num_cpus=0).remote(factory)
+            LocalHandle(AnalysisService(factory)) if self.in_process
+            else AnalysisActor.options(num_cpus=0, max_restarts=ANALYSIS_RESTARTS, max_task_retries=ANALYSIS_RESTARTS).remote(factory)
         )
 
     async def ready(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import first_line
 from agent.store import AttemptState
 from instruments.types import MeasurementRequest, ParamValue
 from policies.space import DesignSpace
@@ -56,7 +57,10 @@ class Guard:
             path = (AttemptState.VALIDATED,)
         name = free[0]
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
-        refusal = await self.instruments[name].check.remote(request)
+        try:
+            refusal = await self.instruments[name].check.remote(request)
+        except Exception as exc:  # noqa: BLE001 — a check that breaks refuses the request, with its reason
+            return Verdict((*path, AttemptState.REFUSED), reason=f"instrument check failed on {name}: {first_line(exc)}")
         if refusal is not None:
             return Verdict((*path, AttemptState.REFUSED), reason=f"instrument limits: {refusal}")
         free.pop(0)

@@ -8,7 +8,7 @@ ledger what was written (``decided``, ``measured``, ``ingest``, ``ended``).
 from __future__ import annotations
 
 from agent.store import Attempt, AttemptState, Store
-from agent.store.lifecycle import OPEN_STATES
+from agent.store.lifecycle import ANALYSIS_ERROR, OPEN_STATES
 from analysis.protocol import Interpretation
 from instruments.types import Measurement, ParamValue
 from policies.protocol import Observation, PlanningContext, PlanningGoals
@@ -27,6 +27,7 @@ class CampaignLedger:
         self.objective, self.sample = objective, sample
         self.history: list[Observation] = []  # valid analysed observations of the objective
         self.interpretations: list[Interpretation] = []
+        self._params: dict[str, dict[str, ParamValue]] = {}  # attempt id → params, of every interpretation
         # Decided, not yet analysed or ended (attempt id → params), in decision order: the pending points.
         self.open: dict[str, dict[str, ParamValue]] = {}
         self.samples: dict[str, list[Measurement]] = {}  # sample → its measurements, oldest first (loaded lazily)
@@ -37,6 +38,7 @@ class CampaignLedger:
         self.instrument_seconds = 0.0
         self.next_seq = 0  # the next attempt's sequence number
         self.next_decision = 0  # the next decision's sequence number
+        self.failed_analyses: list[Attempt] = []  # analysed attempts whose analysis failed (re-analysed on resume)
 
     # -- rebuilding -------------------------------------------------------------------------------
     def load(self) -> list[Attempt]:
@@ -51,6 +53,8 @@ class CampaignLedger:
         self.history, self.interpretations = [], []
         for interpretation in self.store.interpretations(self.campaign_id):
             self.ingest(interpretation, attempts[interpretation.attempt_id].params)
+        self.failed_analyses = [attempts[i.attempt_id] for i in self.interpretations
+                                if any(f.startswith(ANALYSIS_ERROR) for f in i.flags)]
         return open_attempts
 
     # -- what happened ------------------------------------------------------------------------------
@@ -74,9 +78,19 @@ class CampaignLedger:
             self.samples[sample].append(m)
         # else: loaded from the store (which now holds m too) when the sample is first needed
 
+    def replace(self, interpretation: Interpretation, params: dict[str, ParamValue]) -> None:
+        """A re-analysis replaced the failed interpretation of its attempt: same place in the order,
+        and the history rebuilt in that order (as a fresh ``load`` would build it)."""
+        previous = self.interpretations
+        self.interpretations, self.history = [], []
+        for i in previous:
+            self.ingest(interpretation if i.attempt_id == interpretation.attempt_id else i, self._params[i.attempt_id])
+        self._params[interpretation.attempt_id] = params
+
     def ingest(self, interpretation: Interpretation, params: dict[str, ParamValue]) -> None:
         """An analysis was recorded: the attempt is no longer pending; a valid objective value is history."""
         self.interpretations.append(interpretation)
+        self._params[interpretation.attempt_id] = params
         self.open.pop(interpretation.attempt_id, None)
         estimate = interpretation.estimates.get(self.objective)
         if interpretation.valid and estimate is not None and estimate.value is not None:

@@ -90,6 +90,13 @@ class Recorder:
         self._publish(recorded, documents)
         return recorded
 
+    def reanalysis(self, interpretation: Interpretation, evaluation: TargetEvaluation, revision: int) -> None:
+        """A new interpretation for an attempt whose analysis had failed (on resume)."""
+        documents = [] if self.composer is None else [
+            self.composer.interpretation(interpretation, time.time(), revision=revision)]
+        self.store.record_reanalysis(self.campaign_id, interpretation, evaluation, documents=documents)
+        self._publish(True, documents)
+
     def transition(self, attempt_id: str, to_state: str, **details: Any) -> bool:
         """Move an attempt (refused, failed, unknown, re-run, …): a state change carries no document."""
         return self.store.transition(attempt_id, to_state, **details)

@@ -60,6 +60,11 @@ class RemoteInstrumentError(RuntimeError):
         self.error_type = error_type
         self.message = message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from its two fields when it crosses a process boundary (Ray pickles task errors):
+        # the default rebuilds from the one formatted message and fails, losing the reason.
+        return (type(self), (self.error_type, self.message))
+
 
 class SerializerUnavailable(RuntimeError):
     """The chosen serializer's package is not installed."""
@@ -297,6 +302,11 @@ def load_secret_certificate(path: str | Path, what: str) -> tuple[bytes, bytes]:
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"{what}: {file} does not exist (create a key pair with `labpilot keys NAME`)")
+    mode = file.stat().st_mode
+    if mode & 0o077:
+        raise ValueError(
+            f"{what}: {file} is readable by others (mode {mode & 0o777:o}); a secret key must be private: chmod 600 {file}"
+        )
     public, secret = zmq.auth.load_certificate(file)
     if secret is None:
         raise ValueError(f"{what}: {file} holds only a public key; pass the NAME.key_secret file")

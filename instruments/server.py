@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 import zmq.auth
 from pydantic import ValidationError
 from zmq.auth.thread import ThreadAuthenticator
@@ -99,6 +101,41 @@ class _Job:
     started: float = field(default_factory=time.monotonic)
     ok: bool = False
     value: Any = None
+
+
+def _handshake_failure(event: int, value: int) -> str:
+    """What a failed CURVE handshake most likely was, from the monitor's event and value."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "a client without CURVE keys"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return "a client with the wrong server key (or a corrupted handshake)"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        # libzmq reports a plain-text client that gives up on the CURVE greeting this way.
+        return f"a client that broke off the handshake ({os.strerror(value)}): typically one without CURVE keys"
+    return f"a failed handshake (event {event:#x}, value {value:#x})"
+
+
+class RefusalLog:
+    """Logs connections refused in the CURVE handshake: the first of each kind at once, then at most
+    one line per ``every_seconds`` with how many more there were (a refused client retries every
+    100 ms: one line each would flood the log)."""
+
+    def __init__(self, every_seconds: float = 30.0) -> None:
+        self.every_seconds = every_seconds
+        self._last: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def record(self, address: str, event: int, value: int) -> None:
+        what = _handshake_failure(event, value)
+        now = time.monotonic()
+        last = self._last.get(what)
+        self._unlogged[what] = self._unlogged.get(what, 0) + 1
+        if last is not None and now - last < self.every_seconds:
+            return
+        count = self._unlogged.pop(what)
+        more = f" ({count} connection attempts since the last report)" if last is not None else ""
+        log.warning("refused a connection on %s: %s%s", address, what, more)
+        self._last[what] = now
 
 
 def _check_server_options(
@@ -186,6 +223,11 @@ class InstrumentServer:
             self._configure_curve(Path(server_secret_key_file), Path(authorized_clients_dir))
         self._router.bind(bind)
         self.address: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        # CURVE refuses a client without keys, or with the wrong server key, inside the handshake —
+        # before any authenticator sees it; the socket's monitor is the only place that learns of it.
+        self._monitor = (self._router.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+                         if server_secret_key_file is not None else None)
+        self._refusals = RefusalLog()
         # Worker threads wake the loop through this pair instead of touching the ROUTER socket.
         wake = f"inproc://labpilot-server-wake-{next(_server_ids)}"
         self._wake_pull = self._context.socket(zmq.PULL)
@@ -226,6 +268,8 @@ class InstrumentServer:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._wake_pull, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         next_beat = time.monotonic() + self.heartbeat_interval_seconds
         try:
             while not self._stopping.is_set():
@@ -235,11 +279,21 @@ class InstrumentServer:
                     self._drain_wakes()
                 if self._router in events:
                     self._read_requests()
+                if self._monitor is not None and self._monitor in events:
+                    self._read_handshake_failures()
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval_seconds
         finally:
             self._loop_exited.set()
+
+    def _read_handshake_failures(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._refusals.record(self.address, int(event["event"]), int(event["value"]))
 
     def _drain_wakes(self) -> None:
         while True:

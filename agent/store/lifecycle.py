@@ -6,6 +6,7 @@ Attempt lifecycle (every state is committed before the action it describes)::
         └──────────┴→ refused        ├→ failed     (instrument raised; terminal)
                                      └→ unknown    (outcome not known after a crash/disconnect)
     unknown → measured (adopted from the instrument's records) | dispatched (re-run once) | failed
+    analysed → analysed (re-analysed on resume: only an interpretation whose analysis failed)
 
 States and statuses are ``StrEnum``s: they are stored and published as their plain values, and
 compare equal to them, so records written before the enums existed read back unchanged. Every
@@ -71,6 +72,18 @@ def check_transition(attempt_id: str, before: str, after: str, *, rerun: bool = 
         return
     if AttemptState(after) not in TRANSITIONS[AttemptState(before)]:
         raise InvalidTransition(f"attempt {attempt_id}: {before} → {after} is not allowed")
+
+
+ANALYSIS_ERROR = "analysis-error"
+"""Flag prefix of an interpretation recorded because the analysis itself failed (not the data)."""
+
+
+def check_reanalysis(attempt_id: str, state: str, flags: Iterable[str]) -> None:
+    """Raise ``InvalidTransition`` unless the attempt is analysed and its analysis failed: the one
+    interpretation that may be replaced (on resume, when the analysis may work again)."""
+    if state != AttemptState.ANALYSED or not any(f.startswith(ANALYSIS_ERROR) for f in flags):
+        raise InvalidTransition(f"attempt {attempt_id}: only an analysed attempt whose analysis failed is re-analysed "
+                                f"(it is {state}, flags {list(flags)})")
 
 
 def check_path(attempt_id: str, start: str, path: Iterable[str]) -> list[AttemptState]:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store import lease
 from agent.store.engine import StoreUnavailable, describe_url, make_engine, with_retry
-from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_transition
+from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_reanalysis, check_transition
 from agent.store.schema import (
     ArrayRow,
     AttemptRow,
@@ -541,6 +541,29 @@ class Store:
             return True
 
         return self._write_core(f"record the interpretation of {interpretation.attempt_id}", act)
+
+    def record_reanalysis(
+        self, campaign_id: str, interpretation: Interpretation, evaluation: TargetEvaluation, documents: Sequence[Document] = (),
+    ) -> None:
+        """Replace the interpretation of an attempt whose analysis failed (``lifecycle.check_reanalysis``)
+        with a new one, logging the re-analysis and the targets, in one transaction."""
+        attempt_id = interpretation.attempt_id
+
+        def act(conn: Connection) -> None:
+            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
+            flags = conn.execute(select(InterpretationRow.flags).where(InterpretationRow.attempt_id == attempt_id)).scalar()
+            check_reanalysis(attempt_id, state or "missing", flags or [])
+            conn.execute(update(InterpretationRow).where(InterpretationRow.attempt_id == attempt_id).values(
+                estimates={k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
+                flags=list(interpretation.flags), valid=interpretation.valid, details=json_safe(interpretation.details),
+                created_at=utcnow(),
+            ))
+            _log_transition(conn, attempt_id, state, AttemptState.ANALYSED.value,
+                            "re-analysed: " + (",".join(interpretation.flags) or "the earlier analysis had failed"))
+            _log_evaluation(conn, campaign_id, evaluation)
+            _insert_documents(conn, campaign_id, documents)
+
+        self._write_core(f"record the re-analysis of {attempt_id}", act)
 
     def interpretations(self, campaign_id: str) -> list[Interpretation]:
         def act(s: Session) -> list[Interpretation]:

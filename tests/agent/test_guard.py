@@ -58,3 +58,19 @@ def test_a_resumed_validated_attempt_goes_straight_to_the_instrument(tmp_path: P
     verdict = asyncio.run(_guard(tmp_path).verdict("c-00003", {"temperature": 400.0, "time": 10.0}, None, free,
                                                    state=AttemptState.VALIDATED))
     assert verdict.path == (AttemptState.DISPATCHED,) and verdict.instrument == "r-1" and free == []
+
+
+class _BrokenCheck(SyntheticPropertyDriver):
+    """A driver whose check has a bug: it raises something other than InstrumentLimitError."""
+
+    def check(self, request):  # type: ignore[no-untyped-def]
+        raise KeyError("calibration table has no entry for this temperature")
+
+
+def test_a_check_that_raises_refuses_the_request_with_its_reason(tmp_path: Path) -> None:
+    settings = SyntheticSettings(inputs={"temperature": (300.0, 500.0), "time": (1.0, 60.0)}, journal_dir=str(tmp_path))
+    guard = Guard(SPACE, {"r-1": LocalHandle(InstrumentService(partial(_BrokenCheck, "r-1", settings)))})
+    free = ["r-1"]
+    verdict = asyncio.run(guard.verdict("c-00000", {"temperature": 400.0, "time": 10.0}, None, free))
+    assert verdict.path == (AttemptState.VALIDATED, AttemptState.REFUSED) and free == ["r-1"]
+    assert verdict.reason == "instrument check failed on r-1: 'calibration table has no entry for this temperature'"
