@@ -13,6 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import pickle
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,28 @@ import ray
 
 from instruments.protocol import Driver, InstrumentLimitError, PlanningModelDriver, RecoverableDriver
 from instruments.types import DataKey, Measurement, MeasurementRequest
+
+
+class DriverError(RuntimeError):
+    """A driver's exception that could not cross a process boundary as itself, kept as plain data:
+    the exception's class name and message (so the campaign records the driver's own words)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type, self.message = error_type, message
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.error_type, self.message))
+
+
+def crossable(exc: BaseException) -> BaseException:
+    """``exc`` itself if it survives pickling (how Ray sends it to the campaign), else a ``DriverError``
+    carrying its class name and message: Ray would otherwise deliver "Failed to deserialize exception"."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 — any failure to round-trip means it cannot cross
+        return DriverError(type(exc).__name__, str(exc))
+    return exc
 
 
 class InstrumentService:
@@ -75,9 +98,16 @@ class InstrumentService:
             self._measured += 1
             future.set_result(measurement)
             return measurement
+        except Exception as exc:
+            error = crossable(exc)
+            future.set_exception(error)
+            future.exception()  # mark retrieved: the caller gets it through the raise below
+            if error is exc:
+                raise
+            raise error from None
         except BaseException as exc:
             future.set_exception(exc)
-            future.exception()  # mark retrieved: the caller gets it through the raise below
+            future.exception()
             raise
         finally:
             del self._in_flight[request.attempt_id]

@@ -55,3 +55,26 @@ def test_ray_actors_measure_in_parallel(ray_local, tmp_path) -> None:  # type: i
     assert ray.get(reborn.recover.remote("p0")).scalar("yield") == results[0].scalar("yield")
     for a in [*actors, reborn]:
         ray.kill(a)
+
+
+class _Unpicklable(Exception):
+    """An exception a driver library might define: it cannot be rebuilt from its args."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code {code}: {detail}")
+
+
+class _FaultyDriver(SyntheticPropertyDriver):
+    def measure(self, request):  # type: ignore[no-untyped-def]
+        raise _Unpicklable(7, "shutter stuck")
+
+
+def test_a_driver_error_that_cannot_be_pickled_still_reaches_the_campaign_with_its_words(ray_local, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agent.errors import first_line
+
+    settings = SyntheticSettings(inputs={"x": (0.0, 1.0)}, journal_dir=str(tmp_path))
+    actor = InstrumentActor.options(num_cpus=0).remote(partial(_FaultyDriver, "probe", settings))
+    with pytest.raises(Exception) as info:
+        ray.get(actor.measure.remote(MeasurementRequest(attempt_id="a1", params={"x": 0.5})))
+    assert first_line(info.value) == "_Unpicklable: code 7: shutter stuck"
+    ray.kill(actor)

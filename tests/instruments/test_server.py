@@ -57,8 +57,11 @@ def test_a_client_without_keys_or_with_the_wrong_server_key_is_logged_once(tmp_p
         _knock(server.address, wrong)
         time.sleep(0.3)
     refused = [r.getMessage() for r in caplog.records if "refused a connection" in r.getMessage()]
-    assert sum("without CURVE keys" in m for m in refused) == 1, refused
-    assert sum("wrong server key" in m for m in refused) == 1, refused  # many retries, one line
+    # A keyless client is reported as a mechanism mismatch or, depending on timing, as a broken-off
+    # handshake: each kind once, however many times the client retried.
+    assert any("without CURVE keys" in m for m in refused), refused
+    assert sum("wrong server key" in m for m in refused) == 1, refused
+    assert len(refused) == len(set(refused)), refused
 
 
 def test_a_remote_error_keeps_its_reason_across_ray(ray_local: None) -> None:
