@@ -70,6 +70,8 @@ INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "ophyd": InstrumentKind("instruments.ophyd_adapter:OphydSettings", "instruments.ophyd_adapter:OphydDriver",
                             _complete_unchanged),
     "remote": InstrumentKind("instruments.remote:RemoteSettings", "instruments.remote:RemoteDriver", _complete_unchanged),
+    "replay": InstrumentKind("instruments.files.replay:ReplaySettings", "instruments.files.replay:ReplayDriver",
+                             _complete_unchanged),
 }
 
 
