@@ -38,8 +38,8 @@ def _floats(path: Path, node: ET.Element | None, field: str) -> np.ndarray:
         raise DataFileError(path, field, "holds a value that is not a number", XRDML_EXPECTED) from None
 
 
-def _radiation(path: Path, measurement: ET.Element) -> str | float:
-    """A known line name when the file's lines match one (within 1e-4 Å), else Kα1 in Å."""
+def _radiation(path: Path, measurement: ET.Element) -> tuple[str | float, float]:
+    """(a known line name when the file's lines match one within 1e-4 Å, else Kα1 in Å; the file's Kα1 in Å)."""
     used = _child(measurement, "usedWavelength")
     if used is None:
         raise DataFileError(path, "usedWavelength", "is missing: the file does not give the wavelength", XRDML_EXPECTED)
@@ -51,8 +51,8 @@ def _radiation(path: Path, measurement: ET.Element) -> str | float:
         lines.append((float(_floats(path, alpha2_node, "kAlpha2")[0]), float(_floats(path, ratio_node, "ratio")[0])))
     for name, known in WAVELENGTH_LINES.items():
         if len(known) == len(lines) and all(abs(a - b) < 1e-4 and abs(w - v) < 1e-3 for (a, w), (b, v) in zip(lines, known)):
-            return name
-    return alpha1
+            return name, alpha1
+    return alpha1, alpha1
 
 
 def _two_theta(path: Path, points: ET.Element, n: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def _two_theta(path: Path, points: ET.Element, n: int) -> np.ndarray:
     return np.linspace(start, end, n)
 
 
-def _scan(path: Path, scan: ET.Element, radiation: tuple[str | float, str], index: int, count: int,
+def _scan(path: Path, scan: ET.Element, radiation: tuple[str | float, str, float | None], index: int, count: int,
           sample_id: str | None) -> Measurement:
     points = _child(scan, "dataPoints")
     if points is None:
@@ -82,9 +82,12 @@ def _scan(path: Path, scan: ET.Element, radiation: tuple[str | float, str], inde
     check_two_theta(path, two_theta, None)
     time_node = _child(points, "commonCountingTime")
     dwell = float(_floats(path, time_node, "commonCountingTime")[0]) if time_node is not None else None
-    return powder_record(path, two_theta, y, None, radiation=radiation[0], wavelength_source=radiation[1], header=[],
-                         format_name="XRDML", dwell=dwell, counts_declared=True, sample_id=sample_id,
-                         attempt_id=path.stem if count == 1 else f"{path.stem}#scan{index + 1}")
+    record = powder_record(path, two_theta, y, None, radiation=radiation[0], wavelength_source=radiation[1], header=[],
+                           format_name="XRDML", dwell=dwell, counts_declared=True, sample_id=sample_id,
+                           attempt_id=path.stem if count == 1 else f"{path.stem}#scan{index + 1}")
+    if radiation[2] is not None:
+        record.params["wavelength_angstrom"] = radiation[2]  # the file's own Kα1, not the named line's tabulated one
+    return record
 
 
 def read_xrdml(path: str | Path, *, wavelength_angstrom: str | float | None = None,
@@ -100,8 +103,11 @@ def read_xrdml(path: str | Path, *, wavelength_angstrom: str | float | None = No
     if not measurements:
         raise DataFileError(path, "xrdMeasurement", "is missing", XRDML_EXPECTED)
     for measurement in measurements:
-        radiation = (resolve_wavelength(path, wavelength_angstrom, []) if wavelength_angstrom is not None
-                     else (_radiation(path, measurement), "file"))
+        if wavelength_angstrom is not None:
+            radiation: tuple[str | float, str, float | None] = (*resolve_wavelength(path, wavelength_angstrom, []), None)
+        else:
+            named, alpha1 = _radiation(path, measurement)
+            radiation = (named, "file", alpha1)
         scans = [s for s in measurement if _local(s.tag) == "scan"]
         out.extend(_scan(path, s, radiation, i, len(scans), sample_id) for i, s in enumerate(scans))
     if not out:
