@@ -400,7 +400,7 @@ def analyse(
     except AnalyseInputError as exc:
         if as_json:
             _print_json({"error": str(exc)})
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)  # a path is not broken across lines
         raise typer.Exit(2) from None
     if as_json:
         _print_json(answer_json(result))
