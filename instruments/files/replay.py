@@ -48,6 +48,23 @@ def resolve_file(name: str) -> Path:
     return Path(name)
 
 
+def absolute_files(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (a replay settings mapping) with relative file paths made absolute (package paths kept)."""
+
+    def absolute(name: Any) -> Any:
+        if not isinstance(name, str) or resolve_file(name) != Path(name):
+            return name
+        return str(Path(name).absolute())
+
+    out = dict(settings)
+    if isinstance(out.get("xrd"), dict):
+        out["xrd"] = {**out["xrd"], "file": absolute(out["xrd"].get("file"))}
+    if isinstance(out.get("sas"), dict) and isinstance(out["sas"].get("recordings"), list):
+        recordings = [{**r, "file": absolute(r.get("file"))} if isinstance(r, dict) else r for r in out["sas"]["recordings"]]
+        out["sas"] = {**out["sas"], "recordings": recordings}
+    return out
+
+
 class ReplayXRD(Record):
     """A recorded powder pattern and the diffractometer facts a planner needs."""
 
@@ -63,6 +80,14 @@ class ReplayXRD(Record):
     step_overhead_seconds: float = Field(default=0.0, ge=0)
     max_points: int = Field(default=20000, ge=2)
 
+    @model_validator(mode="after")
+    def _readable(self) -> ReplayXRD:
+        # The campaign is checked before anything starts: the file must read as a counted pattern now.
+        from instruments.files.replay_xrd import load_pattern
+
+        load_pattern(self)
+        return self
+
 
 class ReplayRecording(Record):
     """One recorded SAS block: which sample and configuration it answers, and its exposure."""
@@ -73,6 +98,13 @@ class ReplayRecording(Record):
     sample: str | None = Field(default=None, description="the sample id it answers; None: any sample")
     exposure_seconds: float = Field(gt=0, description="the recorded exposure, s")
     q_units: str | None = Field(default=None, description="for files that do not say: '1/A' or '1/nm'")
+
+    @model_validator(mode="after")
+    def _readable(self) -> ReplayRecording:
+        from instruments.files.replay_sas import load_recording
+
+        load_recording(self)  # the file, its block and its σ column are checked before anything starts
+        return self
 
 
 class ReplaySAS(Record):

@@ -27,7 +27,8 @@ class _Left:
     exposure: float
 
 
-def _load(recording: ReplayRecording) -> _Left:
+def load_recording(recording: ReplayRecording) -> _Left:
+    """The recorded block of ``recording``; ``DataFileError`` naming the file for anything unusable."""
     path = resolve_file(recording.file)
     blocks = read_measurements(path, kind="sas", q_units=recording.q_units)
     names = [str(b.params["configuration"]) for b in blocks]
@@ -47,7 +48,7 @@ class SASReplay:
 
     def __init__(self, name: str, settings: ReplaySAS, seed: int) -> None:
         self.name, self.settings, self.seed = name, settings, seed
-        self.left = {(r.sample, r.configuration): _load(r) for r in settings.recordings}
+        self.left = {(r.sample, r.configuration): load_recording(r) for r in settings.recordings}
         self.model = self._planning_model()
 
     def _configuration(self, name: str) -> SASConfigurationModel:

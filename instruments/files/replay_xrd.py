@@ -16,16 +16,22 @@ from instruments.xrd import XRDInstrumentModel, check_xrd_request
 from physics.xrd import scan_points, wavelength_lines
 
 
+def load_pattern(settings: ReplayXRD) -> Measurement:
+    """The recorded pattern of ``settings``; ``DataFileError`` naming the file unless it holds counts."""
+    path = resolve_file(settings.file)
+    m = read_measurements(path, kind="xrd", wavelength_angstrom=settings.wavelength)[0]
+    if "counts" not in m.data:
+        raise DataFileError(path, "intensity column", "holds scaled intensities, not counts: binomial thinning "
+                            "needs counts", "a counted pattern (non-negative integers)")
+    return m
+
+
 class PatternReplay:
     """The recorded pattern and what is left of it: counts (n,) and dwell (n,) s per recorded step."""
 
     def __init__(self, name: str, settings: ReplayXRD, seed: int) -> None:
         self.name, self.settings, self.seed = name, settings, seed
-        path = resolve_file(settings.file)
-        m = read_measurements(path, kind="xrd", wavelength_angstrom=settings.wavelength)[0]
-        if "counts" not in m.data:
-            raise DataFileError(path, "intensity column", "holds scaled intensities, not counts: binomial thinning "
-                                "needs counts", "a counted pattern (non-negative integers)")
+        m = load_pattern(settings)
         order = np.argsort(m.data["two_theta"])
         self.two_theta = np.asarray(m.data["two_theta"], float)[order]
         self.counts = np.rint(np.asarray(m.data["counts"], float)[order]).astype(np.int64)

@@ -35,7 +35,7 @@ def test_shipped_sas_replay_serves_the_recorded_blocks_within_their_exposure(tmp
     assert last.valid and 1500 < last.estimates["radius"].value < 2600  # type: ignore[operator]
 
 
-def test_adaptive_xrd_planner_runs_on_a_recorded_pattern(tmp_path: Path) -> None:
+def test_adaptive_xrd_planner_runs_on_a_recorded_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from instruments.types import MeasurementRequest
     from simulators.xrd import XRDDriver, XRDSettings
 
@@ -48,7 +48,8 @@ def test_adaptive_xrd_planner_runs_on_a_recorded_pattern(tmp_path: Path) -> None
     np.savetxt(pattern, np.column_stack([full.data["two_theta"], full.data["counts"], full.sigma["counts"]]), fmt="%.17g",
                header="wavelength: CuKa\ndwell: 4 s per step", comments="# ")
     data = shipped("adaptive_xrd.yaml", tmp_path)
-    data["instruments"] = [{"name": "replayed", "kind": "replay", "settings": {"seed": 1, "xrd": {"file": str(pattern)}}}]
+    monkeypatch.chdir(tmp_path)  # the file is named relative to where the campaign starts, not where actors run
+    data["instruments"] = [{"name": "replayed", "kind": "replay", "settings": {"seed": 1, "xrd": {"file": "recorded.xye"}}}]
     data["analysis"]["settings"]["candidates"] = ["tio2_anatase", "tio2_rutile", "tio2_brookite", "si"]
     data["budgets"] = {"max_measurements": 4, "max_instrument_seconds": 8000}
     config = parse_campaign(data)
@@ -63,3 +64,17 @@ def test_adaptive_xrd_planner_runs_on_a_recorded_pattern(tmp_path: Path) -> None
         assert all(recorded[x] >= n for x, n in zip(np.round(m.data["two_theta"], 6), m.data["counts"]))
     last = store.interpretations("replay-xrd")[-1]
     assert last.details["best_set"] == "tio2_anatase+tio2_rutile"
+
+
+def test_a_replay_campaign_naming_a_missing_or_unusable_file_is_refused_before_it_starts(tmp_path: Path) -> None:
+    from agent.config import CampaignFileError
+
+    data = shipped("replay_sas.yaml", tmp_path)
+    data["instruments"][0]["settings"]["sas"]["recordings"][1]["file"] = str(tmp_path / "absent.xml")
+    with pytest.raises(CampaignFileError, match=r"(?s)instruments\[0\]\.settings.*absent\.xml: no such file"):
+        parse_campaign(data)
+    data = shipped("replay_sas.yaml", tmp_path)
+    data["instruments"][0]["settings"]["sas"]["recordings"][0]["block"] = "latex_waxs"
+    with pytest.raises(CampaignFileError, match=r"(?s)latex_smeared\.xml: block: no block 'latex_waxs'"):
+        parse_campaign(data)
+    assert not (tmp_path / "labpilot.db").exists()
