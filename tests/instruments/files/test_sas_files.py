@@ -114,3 +114,22 @@ def test_unknown_format_and_missing_file_are_named(tmp_path: Path) -> None:
     bad_xml.write_text("<SASroot><SASentry>")
     with pytest.raises(DataFileError, match=r"bad\.xml: "):
         read_measurements(bad_xml)
+
+
+def test_a_canSAS_file_in_inverse_nanometres_gives_q_in_inverse_angstrom(tmp_path: Path) -> None:
+    """TK49 rewritten with Q in 1/nm (values × 10), and I in 1/m (× 100): read back in 1/Å and 1/cm it is TK49."""
+    import re
+
+    text = (DATA / "ISIS_Polymer_Blend_TK49.xml").read_text()
+    text = re.sub(r'<Q unit="1/A">([^<]+)</Q>', lambda m: f'<Q unit="1/nm">{float(m.group(1)) * 10!r}</Q>', text)
+    text = re.sub(r'<(I|Idev) unit="1/cm">([^<]+)</\1>', lambda m: f'<{m.group(1)} unit="1/m">{float(m.group(2)) * 100!r}</{m.group(1)}>', text)
+    converted = tmp_path / "tk49_nm.xml"
+    converted.write_text(text)
+    [nm] = read_measurements(converted)
+    [ref] = _cansas_columns(DATA / "ISIS_Polymer_Blend_TK49.xml")
+    np.testing.assert_allclose(nm.data["q"], ref["Q"], rtol=1e-12)
+    np.testing.assert_allclose(nm.data["intensity"], ref["I"], rtol=1e-12)
+    np.testing.assert_allclose(nm.sigma["intensity"], ref["Idev"], rtol=1e-12)
+    assert nm.params["intensity_units"] == "1/cm"
+    with pytest.raises(DataFileError, match=r"tk49_nm\.xml: Q units: the file says .*q_units='1/nm' disagrees"):
+        read_measurements(converted, q_units="1/nm")  # sasdata converted the file's 1/nm: nothing to apply twice
