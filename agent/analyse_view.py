@@ -46,9 +46,14 @@ def print_answer(console: Console, result: AnalyseResult) -> None:
     console.print(probs)
     if unlikely:
         console.print(f"({len(unlikely)} phases with p < 0.001 not shown; --json lists all)")
-    console.print("flags: " + (", ".join(answer["flags"]) if answer["flags"] else "none"), highlight=False)
+    console.print("flags: " + (", ".join(answer["flags"]) if answer["flags"] else "none"), highlight=False, soft_wrap=True)
+    relative = sorted({str(m["params"].get("intensity_units")) for m in answer["measurements"]
+                       if str(m["params"].get("intensity_units", "1/cm")) not in ("1/cm", "scaled")})
+    if relative:
+        console.print(f"note: intensity {', '.join(relative)}: estimates in intensity units (scale, I0, background) are "
+                      "in the file's units, not 1/cm", highlight=False, soft_wrap=True)
     for m in answer["measurements"]:
-        console.print(f"  read {m['file']} → {m['attempt_id']}: {m['points']} points", highlight=False)
+        console.print(f"  read {m['file']} → {m['attempt_id']}: {m['points']} points", highlight=False, soft_wrap=True)
 
 
 def _curves(result: AnalyseResult, m: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str]:

@@ -94,14 +94,15 @@ def dwell_in_header(header: list[str]) -> float | None:
 
 
 def is_poisson(y: np.ndarray, esd: np.ndarray | None) -> bool:
-    """True when ``y`` are counts: finite non-negative integers whose esd (if any) is √max(y, 1) to the
-    file's rounding."""
+    """True when ``y`` are counts: finite non-negative integers whose esd (if any) is the Poisson one,
+    √max(y, 1) or √y (programs differ at zero counts), to the file's rounding."""
     if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(y == np.rint(y))):
         return False
     if esd is None:
         return True
-    expected = np.sqrt(np.maximum(y, 1.0))
-    return bool(np.all(np.abs(esd - expected) <= 0.005 * expected + 0.006))
+    root = np.sqrt(y)
+    tolerance = 0.005 * np.maximum(root, 1.0) + 0.006
+    return bool(np.all((np.abs(esd - np.sqrt(np.maximum(y, 1.0))) <= tolerance) | (np.abs(esd - root) <= tolerance)))
 
 
 def powder_record(path: Path, two_theta: np.ndarray, y: np.ndarray, esd: np.ndarray | None, *,
