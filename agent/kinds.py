@@ -66,7 +66,7 @@ def _complete_replay(settings: dict[str, Any], space: DesignSpace, data_dir: Pat
     # Recorded files named relative to where the campaign starts: an actor process may run elsewhere.
     from instruments.files.replay import absolute_files
 
-    return absolute_files(settings)
+    return {**absolute_files(settings), "journal_dir": settings.get("journal_dir") or str(data_dir)}
 
 
 INSTRUMENT_KINDS: dict[str, InstrumentKind] = {

@@ -12,8 +12,9 @@
   of thinning (the recorded I ± σ split into independent parts of the requested exposure), so again
   what is served never sums to more than was recorded.
 
-Noise is seeded per attempt (``attempt_seed``), so one attempt always draws the same counts; the
-"what is left" state lives in the driver and starts afresh with the process. The planning models
+Noise is seeded per attempt (``attempt_seed``), so one attempt always draws the same counts; each
+served request is logged (``journal_dir``) and a restarted driver serves the log again, which
+rebuilds exactly what is left of the recording and what ``recover`` returns. The planning models
 are built from the recording alone: the pattern's range, step and wavelength; per SAS configuration
 its q, resolution and k(Q) = I / (σ² t₀) counts per second per 1/cm (background taken as 0).
 File names may be paths or ``package:relative/path`` inside an installed package
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +130,9 @@ class ReplaySettings(Record):
     xrd: ReplayXRD | None = None
     sas: ReplaySAS | None = None
     seed: int = 0
+    journal_dir: str | None = Field(
+        default=None, description="folder of the served-request log (default: the campaign's data folder); without "
+        "it a restarted driver would serve the recording's counts again")
 
     @model_validator(mode="after")
     def _one(self) -> ReplaySettings:
@@ -154,6 +159,20 @@ class ReplayDriver:
             self._impl: PatternReplay | SASReplay = PatternReplay(name, settings.xrd, settings.seed)
         else:
             self._impl = SASReplay(name, settings.sas, settings.seed)  # type: ignore[arg-type]
+        self._served: dict[str, Measurement] = {}
+        self._log = Path(settings.journal_dir) / "replay-served.jsonl" if settings.journal_dir else None
+        self._replay_log()
+
+    def _replay_log(self) -> None:
+        """Serve again, in order, every request logged before a restart: draws are seeded per attempt,
+        so this rebuilds exactly what is left of the recording (and what ``recover`` returns)."""
+        if self._log is None or not self._log.exists():
+            return
+        for line in self._log.read_text().splitlines():
+            if line.strip():
+                request = MeasurementRequest.model_validate_json(line)
+                if request.attempt_id not in self._served:
+                    self._served[request.attempt_id] = self._impl.measure(request)
 
     def describe(self) -> dict[str, DataKey]:
         if self.settings.kind == "xrd":
@@ -171,7 +190,22 @@ class ReplayDriver:
         self._impl.check(request)
 
     def measure(self, request: MeasurementRequest) -> Measurement:
-        return self._impl.measure(request)
+        if request.attempt_id in self._served:  # the same attempt twice is not measured twice
+            return self._served[request.attempt_id]
+        measurement = self._impl.measure(request)
+        self._served[request.attempt_id] = measurement
+        if self._log is not None:
+            self._log.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._log, "a") as log:
+                log.write(request.model_dump_json() + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+        return measurement
+
+    def recover(self, attempt_id: str) -> Measurement | None:
+        """The measurement served for ``attempt_id`` (before a restart too, through the log), or None."""
+        found = self._served.get(attempt_id)
+        return None if found is None else found.model_copy(update={"recovered": True})
 
     def stop(self, success: bool) -> None:
         self.stopped = success

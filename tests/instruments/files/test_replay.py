@@ -118,3 +118,21 @@ def test_sas_planning_model_and_unknown_configuration() -> None:
     bad = MeasurementRequest(attempt_id="u", params={"configuration": "sans", "exposure_seconds": 60.0})
     with pytest.raises(InstrumentLimitError, match=r"configuration='sans' is not a configuration"):
         driver.check(bad)
+
+
+def test_a_restarted_driver_rebuilds_what_is_left_from_its_log_and_recovers_served_attempts(tmp_path: Path) -> None:
+    settings = ReplaySettings.model_validate({"xrd": {"file": str(_flat_pattern(tmp_path))}, "journal_dir": str(tmp_path / "log")})
+    first = ReplayDriver("replay", settings)
+    served = first.measure(_window("c-1", 20.0, 40.0, 1.5))
+    assert first.measure(_window("c-1", 20.0, 40.0, 1.5)) is served  # the same attempt is not measured twice
+    first.measure(_window("c-2", 30.0, 50.0, 2.0))
+    after_crash = ReplayDriver("replay", settings)
+    recovered = after_crash.recover("c-1")
+    assert recovered is not None and recovered.recovered
+    np.testing.assert_array_equal(recovered.data["counts"], served.data["counts"])
+    assert after_crash.recover("c-9") is None
+    # What is left at 30–40° is 4 − 1.5 − 2 = 0.5 s in both drivers, with the same counts.
+    with pytest.raises(InstrumentLimitError, match=r"dwell left at these steps \(0.5 s of 4 s"):
+        after_crash.check(_window("c-3", 30.0, 40.0, 1.0))
+    np.testing.assert_array_equal(after_crash.measure(_window("c-3", 30.0, 40.0, 0.5)).data["counts"],
+                                  first.measure(_window("c-3", 30.0, 40.0, 0.5)).data["counts"])
