@@ -1,7 +1,7 @@
 """The ``labpilot`` command line: validate, run, resume, status, report, analyse, export, bench, serve-instrument, keys.
 
 Human output (progress, tables) goes to stderr; ``--json`` prints one JSON object on stdout, so
-scripts can pipe it. Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
+scripts can pipe it (``analyse`` prints its answer on stdout: the answer is the command's output). Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
 2 bad input (campaign file, database URL, unknown campaign), 130 interrupted.
 """
 
