@@ -1,7 +1,7 @@
-"""The ``labpilot`` command line: validate, run, resume, status, report, bench, serve-instrument, keys.
+"""The ``labpilot`` command line: validate, run, resume, status, report, analyse, export, bench, serve-instrument, keys.
 
 Human output (progress, tables) goes to stderr; ``--json`` prints one JSON object on stdout, so
-scripts can pipe it. Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
+scripts can pipe it (``analyse`` prints its answer on stdout: the answer is the command's output). Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
 2 bad input (campaign file, database URL, unknown campaign), 130 interrupted.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -357,6 +358,56 @@ def export(
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     err.print(f"{format.value}: {path}")
+
+
+class AnalysisKindOption(str, Enum):
+    sas = "sas"
+    xrd = "xrd"
+
+
+def _wavelength_option(text: str | None) -> str | float | None:
+    """``--wavelength``: a line name ('CuKa1') or λ in Å ('1.5406')."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+@app.command()
+def analyse(
+    files: list[Path] = typer.Argument(..., help="data files (SAS: .xml .h5 .abs .txt .csv .dat .pdh; powder: .xy "
+                                       ".xye .dat .gsa .fxye .std .esd .xrdml)"),
+    analysis: AnalysisKindOption = typer.Option(..., "--analysis", help="sas | xrd"),
+    settings: Path | None = typer.Option(None, "--settings", help="YAML: the analysis settings (or a campaign's "
+                                         "analysis: {kind, settings} block)"),
+    as_json: bool = typer.Option(False, "--json", help="print the answer as one JSON object on stdout"),
+    report: Path | None = typer.Option(None, "--report", help="write an HTML page with the fit and residuals"),
+    wavelength: str | None = typer.Option(None, "--wavelength", help="powder files without one: 'CuKa1', 'CuKa' or Å"),
+    q_units: str | None = typer.Option(None, "--q-units", help="SAS files that do not say: '1/A' or '1/nm'"),
+    ignore_resolution: bool = typer.Option(False, "--ignore-resolution", help="drop an implausible dQ column"),
+) -> None:
+    """Interpret data you already have: estimates ± σ, model or phase-set probabilities, flags.
+
+    Exit 0 with an answer (valid or flagged), 2 on bad input (nothing written)."""
+    from agent.analyse import AnalyseInputError, analyse as run_analysis, answer_json
+    from agent.analyse_view import print_answer, write_report
+
+    try:
+        result = run_analysis(files, analysis.value, settings_file=settings, wavelength=_wavelength_option(wavelength),
+                              q_units=q_units, ignore_resolution=ignore_resolution)
+    except AnalyseInputError as exc:
+        if as_json:
+            _print_json({"error": str(exc)})
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)  # a path is not broken across lines
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json(answer_json(result))
+    else:
+        print_answer(Console(), result)
+    if report is not None:
+        err.print(f"report: {write_report(result, report)}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,13 @@ def _complete_unchanged(settings: dict[str, Any], space: DesignSpace, data_dir: 
     return dict(settings)
 
 
+def _complete_replay(settings: dict[str, Any], space: DesignSpace, data_dir: Path) -> dict[str, Any]:
+    # Recorded files named relative to where the campaign starts: an actor process may run elsewhere.
+    from instruments.files.replay import absolute_files
+
+    return {**absolute_files(settings), "journal_dir": settings.get("journal_dir") or str(data_dir)}
+
+
 INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "synthetic": InstrumentKind("simulators.synthetic:SyntheticSettings", "simulators.synthetic:SyntheticPropertyDriver",
                                 _complete_synthetic),
@@ -70,6 +77,8 @@ INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "ophyd": InstrumentKind("instruments.ophyd_adapter:OphydSettings", "instruments.ophyd_adapter:OphydDriver",
                             _complete_unchanged),
     "remote": InstrumentKind("instruments.remote:RemoteSettings", "instruments.remote:RemoteDriver", _complete_unchanged),
+    "replay": InstrumentKind("instruments.files.replay:ReplaySettings", "instruments.files.replay:ReplayDriver",
+                             _complete_replay),
 }
 
 
