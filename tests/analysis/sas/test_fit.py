@@ -69,5 +69,6 @@ def test_three_candidates_on_three_configurations_is_fast_enough():
     out = analysis.interpret(data)
     elapsed = time.perf_counter() - start
     assert out.details["n_points"] == 240 and out.details["best_model"] == "sphere"
-    # Target ≲ 2 s on a quiet 2-core machine; the bound leaves room for a busy CI runner.
-    assert elapsed < 8.0, elapsed
+    # Target ≲ 4 s on a quiet 2-core machine (the global search's check round — an independent scan
+    # and a box around the best — about doubles the cost); the bound leaves room for a busy CI runner.
+    assert elapsed < 14.0, elapsed
