@@ -33,6 +33,7 @@ from analysis.sas.evaluator import CandidateEvaluator, interior, jacobian
 from analysis.sas.merge import MergedBlock
 from analysis.sas.search import SearchOutcome, global_search, near_optima
 from analysis.sas.settings import CandidateModel, FitParameter, SASFitSettings
+from physics.sas import parameter_table
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,9 @@ def fit_candidate(
         ev = block_evaluator(candidate, blocks)
     except Exception as exc:  # a kernel that cannot be built on this data is a failed fit
         return failed_fit(candidate, n, f"model setup failed: {exc}")
+    q_max = max(float(np.max(b.q)) for b in blocks)
     try:
-        return _fit(candidate, ev, y, s, settings)
+        return _fit(candidate, ev, y, s, settings, q_max)
     except Exception as exc:  # never raise on data: the failure is flagged with its message
         return failed_fit(candidate, n, f"fit failed: {type(exc).__name__}: {exc}")
     finally:
@@ -201,16 +203,18 @@ class _ProjectedProblem:
 
 
 def _fit(
-    candidate: CandidateModel, ev: CandidateEvaluator, y: np.ndarray, s: np.ndarray, settings: SASFitSettings
+    candidate: CandidateModel, ev: CandidateEvaluator, y: np.ndarray, s: np.ndarray, settings: SASFitSettings,
+    q_max: float = 0.0,
 ) -> FitResult:
     problem = _ProjectedProblem(candidate, ev, y, s)
+    fringes = _fringes(candidate, problem, q_max)
     near: list[np.ndarray] = []
     outcome = SearchOutcome(best=None)
     if not problem.nl:
         x, _ = problem.project(np.empty(0))
         converged, message = True, "linear parameters only: solved exactly"
     else:
-        outcome = global_search(problem, settings.n_scan, settings.n_starts, settings.max_nfev, settings.seed)
+        outcome = global_search(problem, settings.n_scan, settings.n_starts, settings.max_nfev, settings.seed, fringes)
         best = outcome.best
         if best is None or not np.isfinite(best.cost):
             return failed_fit(candidate, y.size, "no local fit succeeded")
@@ -220,6 +224,18 @@ def _fit(
     x = np.clip(x, problem.lo, problem.hi)
     result = _fit_result(candidate, problem, x, converged, message, settings)
     return _with_near_minima(result, problem, near, outcome)
+
+
+def _fringes(candidate: CandidateModel, problem: _ProjectedProblem, q_max: float) -> float:
+    """Σ (hi − lo)·q_max/π over the non-linear parameters measured in Å: the form-factor fringes the
+    search must not skip (a fringe of a size L is Δq ≈ π/L, so of L at fixed q it is ΔL ≈ π/q)."""
+    units = {name: entry[2] for name, entry in parameter_table(candidate.model).fittable.items()}
+    total = 0.0
+    for j, i in enumerate(problem.nl):
+        spec = candidate.parameters[problem.names[i]]
+        if (spec.units or units.get(problem.names[i], "")) in ("Ang", "Å", "A"):
+            total += (problem.hi_nl[j] - problem.lo_nl[j]) * q_max / math.pi
+    return total
 
 
 def _with_near_minima(

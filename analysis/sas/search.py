@@ -4,10 +4,13 @@ A SAS fit is multimodal in its size parameters (a sphere's radius against the os
 form factor; on 0.5 µm latex SANS alone the default 16-point scan stopped at R = 1713 ± 102 Å, with
 better minima near 2000–2560 Å). So:
 
-- **budget** (:func:`search_budget`): the scan grows with the number of non-linear parameters and
-  the decades their bounds span (:math:`n_\\text{scan} = 4 k (1 + Σ \\text{decades})`, at most 1024),
+- **budget** (:func:`search_budget`): the scan grows with the number of non-linear parameters, the
+  form-factor fringes their length ranges sweep through at the data's q_max, and the decades their
+  bounds span (:math:`n_\\text{scan} = 4 k (1 + Σ \\text{decades})`, at most 1024),
   the local fits with the parameter count (k, at most 16); the settings' ``n_scan`` and ``n_starts``
   are floors. A scan point costs one model evaluation, a local fit ~30–100;
+- **first round**: a local fit from the settings' initial values, then from the best distinct scan
+  points;
 - **check** (:func:`global_search`): a second, independent scan (another seed, half the size) with
   half the local fits, and a scan of a box around the best (16 k points, ±20 % in a log-scanned
   parameter, ±15 % of the range in a linear one) with one local fit, each from points away from the
@@ -36,6 +39,9 @@ from analysis.sas.evaluator import interior
 IMPROVEMENT_CHI2 = 0.1
 """A verification start that beats the best χ² by more than this means the first round missed."""
 
+SEPARATION = 0.1
+"""Starts are at least this far apart in some coordinate of the scan's unit cube."""
+
 NEAR_CHI2 = 4.0
 """Local optima within this Δχ² of the best are near-equivalent (≈ a 2-σ likelihood ratio)."""
 
@@ -52,14 +58,20 @@ class SearchOutcome:
     n_local_fits: int = 0
 
 
-def search_budget(lo: np.ndarray, hi: np.ndarray, n_scan: int, n_starts: int) -> tuple[int, int]:
+def search_budget(
+    lo: np.ndarray, hi: np.ndarray, n_scan: int, n_starts: int, oscillations: float = 0.0
+) -> tuple[int, int]:
     """(scan points, local fits) for non-linear parameters with bounds ``lo``, ``hi`` (k,).
 
     A range counts its decades when it is log-scanned (positive, spanning more than a decade), else 1.
+    ``oscillations``: how many form-factor oscillations the size parameters' ranges sweep through at
+    the data's largest q (Σ (hi − lo)·q_max/π over lengths); the scan takes 3 points per oscillation
+    up to 64 per parameter (a scan point costs a model evaluation, and a cylinder's is ~10× a
+    sphere's), so a monodisperse sphere's radius is not left one fringe off.
     """
     k = lo.size
     decades = float(np.sum([_decades(a, b) for a, b in zip(lo, hi)]))
-    scan = max(n_scan, min(1024, int(4 * k * (1 + decades))))
+    scan = max(n_scan, min(1024, int(max(4 * k * (1 + decades), min(3 * oscillations, 64 * k)))))
     starts = max(n_starts, min(16, k))
     return scan, starts
 
@@ -70,11 +82,17 @@ def _decades(lo: float, hi: float) -> float:
     return 1.0
 
 
-def global_search(problem: Any, n_scan: int, n_starts: int, max_nfev: int, seed: int) -> SearchOutcome:
+def global_search(
+    problem: Any, n_scan: int, n_starts: int, max_nfev: int, seed: int, oscillations: float = 0.0
+) -> SearchOutcome:
     """Multistart local fits of ``problem`` (a ``_ProjectedProblem``), then the check; see the module."""
-    scan, starts = search_budget(problem.lo_nl, problem.hi_nl, n_scan, n_starts)
+    scan, starts = search_budget(problem.lo_nl, problem.hi_nl, n_scan, n_starts, oscillations)
     outcome = SearchOutcome(best=None)
-    first = scan_starts(problem, scan, starts, seed, include_initial=True)
+    # The settings' initial values always start a local fit: a user's guess is information, and the
+    # best scan points may all sit in one broad basin away from it.
+    initial = interior(problem.x_init[problem.nl], problem.lo_nl, problem.hi_nl)
+    _run_local_fits(problem, [initial], max_nfev, outcome)
+    first = scan_starts(problem, scan, max(1, starts - 1), seed, exclude=list(outcome.optima) + [(0.0, initial)])
     _run_local_fits(problem, first, max_nfev, outcome)
     if outcome.best is None:
         return outcome
@@ -118,23 +136,26 @@ def scan_starts(
     exclude: list[tuple[float, np.ndarray]] | None = None, box: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """The best ``n_starts`` points of a quasi-random scan of the non-linear parameters (log-uniform
-    for sizes) over their bounds or ``box``, each at least 5 % of the scanned range from the others
-    and from the optima in ``exclude``."""
+    for sizes) over their bounds or ``box``, each at least :data:`SEPARATION` apart (in the scan's
+    unit cube: log for sizes) from the others and from the optima in ``exclude``, so the local fits
+    start in different basins rather than all in the broadest one."""
     lo_nl, hi_nl = problem.lo_nl, problem.hi_nl
     scan_lo, scan_hi = box if box is not None else (lo_nl, hi_nl)
     points = [problem.x_init[problem.nl]] if include_initial else []
     points += list(to_bounds(halton(n_scan - len(points), len(problem.nl), seed), scan_lo, scan_hi))
-    width = np.maximum(scan_hi - scan_lo, 1e-12 * (hi_nl - lo_nl))
     scored = []
     for theta in points:
         cost = float(np.sum(np.square(problem.residuals(theta))))
         scored.append((cost if np.isfinite(cost) else math.inf, interior(theta, lo_nl, hi_nl)))
     scored.sort(key=_cost_of)
-    taken = [theta for _, theta in exclude or []]
+    taken = [to_unit(theta, scan_lo, scan_hi) for _, theta in exclude or []]
     chosen: list[np.ndarray] = []
+    chosen_u: list[np.ndarray] = []
     for _, theta in scored:
-        if all(np.max(np.abs(theta - c) / width) > 0.05 for c in chosen + taken):
+        u = to_unit(theta, scan_lo, scan_hi)
+        if all(np.max(np.abs(u - c)) > SEPARATION for c in chosen_u + taken):
             chosen.append(theta)
+            chosen_u.append(u)
         if len(chosen) >= n_starts:
             break
     return chosen
@@ -178,3 +199,14 @@ def to_bounds(u: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     if logish.any():
         out[..., logish] = np.exp(np.log(lo[logish]) + u[..., logish] * np.log(hi[logish] / lo[logish]))
     return out
+
+
+def to_unit(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_bounds`: points (…, d) inside [lo, hi] → the unit cube (clipped)."""
+    logish = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) > 10)
+    width = np.where(hi > lo, hi - lo, 1.0)
+    u = (theta - lo) / width
+    if logish.any():
+        safe = np.maximum(theta[..., logish], lo[logish])
+        u[..., logish] = np.log(safe / lo[logish]) / np.log(hi[logish] / lo[logish])
+    return np.clip(u, 0.0, 1.0)
