@@ -28,9 +28,10 @@ from policies.protocol import Observation, PlanningGoals
 from policies.space import DesignSpace
 
 
-UNTRUSTED_FLAGS = frozenset({"poor-fit", "second-minimum", "not-identified"})
-"""Flags of an interpretation whose answer must not meet a target: the model does not describe the
-data, another minimum is near-equivalent, or nothing was identified. The value is still shown."""
+UNTRUSTED_FLAGS = frozenset({"poor-fit", "not-identified"})
+"""Flags of an interpretation whose answer must not meet any target: the model does not describe the
+data, or nothing was identified. The value is still shown. Per estimate, ``second-minimum:<name>``
+(a near-equivalent minimum disagrees on it) and ``unconstrained:<name>`` also block its targets."""
 
 
 def untrusted_flags(interpretation: Interpretation, estimate: str) -> list[str]:

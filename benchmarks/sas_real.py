@@ -198,7 +198,7 @@ def measure_once(instrument: dict[str, Any], with_usans: bool) -> list[Measureme
 
 def _confident(interpretation: Any) -> bool:
     p_best = interpretation.estimates["p(best)"].value
-    untrusted = any(f in UNTRUSTED_FLAGS for f in interpretation.flags)
+    untrusted = any(f in UNTRUSTED_FLAGS or f.startswith("second-minimum") for f in interpretation.flags)
     return bool(interpretation.valid and not untrusted and p_best is not None and p_best >= 0.95)
 
 

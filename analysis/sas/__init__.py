@@ -28,7 +28,8 @@ candidate model (``p(<name>)``), and quality flags. One stage per module, in ord
 Flags: ``non-finite-data``, ``non-positive-sigma``, ``non-positive-q``, ``negative-dq``,
 ``missing-key:<k>``, ``shape-mismatch``, ``q-grid-mismatch:<configuration>``, ``no-data``,
 ``too-few-points``, ``fit-not-converged:<m>``, ``fit-failed:<m>``, ``ill-conditioned:<m>``,
-``poor-fit``, ``second-minimum`` (another optimum within Δχ² < 4; σ widened to cover it),
+``poor-fit``, ``second-minimum`` and ``second-minimum:<param>`` (another optimum within Δχ² < 4,
+more than 2 σ away in that parameter; σ widened to cover it),
 ``search-widened`` (the check round found a better optimum than the first round),
 ``at-bound:<param>`` and ``unconstrained:<param>`` (best model), ``no-signal``.
 ``interpret`` never raises on data.

@@ -266,6 +266,11 @@ def _search_details(best: FitResult, details: Details, flags: list[str]) -> None
         flags.append("search-widened")
     if best.second_minimum:
         flags.append("second-minimum")
+        own = np.sqrt(np.clip(np.diag(best.covariance), 0, None))
+        spread = best.minima_spread if best.minima_spread is not None else np.zeros(best.k)
+        # Per parameter: which estimates the near-equivalent minima disagree on (a target on one of
+        # them is not met; one on a parameter they agree on may be).
+        flags.extend(f"second-minimum:{n}" for n, d, sd in zip(best.names, spread, own) if d > 2 * sd)
         details["second_minimum_chi2"] = best.alternative_chi2[0]
         details["second_minimum_delta_chi2"] = best.alternative_chi2[0] - best.chi2
 
