@@ -28,6 +28,28 @@ from policies.protocol import Observation, PlanningGoals
 from policies.space import DesignSpace
 
 
+UNTRUSTED_FLAGS = frozenset({"poor-fit", "not-identified"})
+"""Flags of an interpretation whose answer must not meet any target: the model does not describe the
+data, or nothing was identified. The value is still shown. Per estimate, ``second-minimum:<name>``
+(a near-equivalent minimum disagrees on it) and ``unconstrained:<name>`` also block its targets."""
+
+
+def untrusted_flags(interpretation: Interpretation, estimate: str) -> list[str]:
+    """The flags of ``interpretation`` that keep a target on ``estimate`` from being met."""
+    return [
+        f for f in interpretation.flags
+        if f in UNTRUSTED_FLAGS or f == f"unconstrained:{estimate}" or f == f"second-minimum:{estimate}"
+    ]
+
+
+def _flagged(result: TargetResult, interpretation: Interpretation, estimate: str) -> TargetResult:
+    """``result``, not met if the interpretation it was read from is flagged (the flags in its detail)."""
+    flags = untrusted_flags(interpretation, estimate)
+    if not flags or not result.met:
+        return result
+    return TargetResult(result.value, result.goal, False, f"{result.detail}; flagged: {', '.join(flags)}")
+
+
 @dataclass(frozen=True)
 class TargetResult:
     value: float | None
@@ -111,7 +133,7 @@ class RelativeUncertainty:
         assert est.value is not None and est.sigma is not None
         value = est.sigma / abs(est.value) if est.value != 0 else float("inf")
         relative = value if value != float("inf") else None
-        return TargetResult(relative, goal, value <= goal, f"sample {interp.sample_id}")
+        return _flagged(TargetResult(relative, goal, value <= goal, f"sample {interp.sample_id}"), interp, name)
 
 
 class EstimateThreshold:
@@ -132,7 +154,7 @@ class EstimateThreshold:
         value = latest.estimates[c.estimate].value
         assert value is not None
         met = (c.at_least is None or value >= c.at_least) and (c.at_most is None or value <= c.at_most)
-        return TargetResult(value, goal, met, f"sample {latest.sample_id}")
+        return _flagged(TargetResult(value, goal, met, f"sample {latest.sample_id}"), latest, c.estimate)
 
 
 def goal_of(config: TargetConfig) -> float:

@@ -9,8 +9,10 @@ One place for what both need from sasmodels:
 - **compiled kernels** (:func:`kernel_model`): built once per process (double precision, C DLL),
   serialised across threads *and* processes, because sasmodels compiles a missing kernel straight
   into its shared DLL folder (:func:`compile_lock`);
-- **pinhole resolution** (:class:`PinholeEvaluator`): sasmodels' own Gaussian ``Pinhole1D`` of 1-σ
-  width ``dq`` per point, on a kernel grid chosen by a :class:`ResolutionBlock` builder —
+- **resolution** (:class:`SmearedEvaluator`, one evaluator for every block): per block either
+  sasmodels' own Gaussian ``Pinhole1D`` of 1-σ width ``dq`` per point, or its ``Slit1D`` of slit
+  length / width (1/Å, a Bonse–Hart USANS), chosen by the block's keys in :func:`resolution_block`;
+  pinhole blocks are sampled on a kernel grid chosen by a :class:`ResolutionBlock` builder —
   :func:`fit_resolution` (kernel directly on a log grid, for a fit's many evaluations),
   :func:`truth_resolution` (kernel on a coarser log grid, cubic-spline interpolated onto a dense one:
   a simulator's accurate ground truth) and :func:`sasmodels_resolution` (sasmodels' default sampling at
@@ -293,8 +295,56 @@ def sasmodels_resolution(q: np.ndarray, dq: np.ndarray) -> ResolutionBlock:
     return ResolutionBlock(pinhole, pinhole.q_calc)
 
 
-class PinholeEvaluator:
-    """Smeared I(q) of one sasmodels model on a set of resolution blocks.
+def slit_resolution(
+    q: np.ndarray, slit_length: np.ndarray | float, slit_width: np.ndarray | float = 0.0, dense: bool = False
+) -> ResolutionBlock:
+    """sasmodels' slit resolution (``Slit1D``) of one block: slit length and width (1/Å, scalars or (n,)).
+
+    The kernel runs on a log grid from the lowest q (less the width) to the far end of the slit,
+    ``√((q+w)² + L²)``: sasmodels' own ``slit_extend_q`` sampling (as SasView) misses a USANS block
+    by ~2 % at its high-q end (0.5 µm latex, L = 0.117/Å), so a fit (``dense=False``) uses ≥ 1000
+    points (≥ 8 per data point, within ~0.05 % there) and a simulator's truth (``dense=True``)
+    ≥ 8000 (≥ 16 per data point), so the truth does not share the fit's quadrature.
+    """
+    from sasmodels import resolution
+
+    q = np.asarray(q, dtype=float)
+    length = np.broadcast_to(np.asarray(slit_length, dtype=float), q.shape)
+    width = np.broadcast_to(np.asarray(slit_width, dtype=float), q.shape)
+    lo = max(float(np.min(q - width)), resolution.MINIMUM_ABSOLUTE_Q * float(np.min(q)))
+    hi = float(np.max(np.sqrt((q + width) ** 2 + length**2)))
+    n_kernel = max(8000, 16 * q.size) if dense else max(1000, 8 * q.size)
+    q_calc = np.geomspace(lo, hi, n_kernel)
+    res = resolution.Slit1D(q, q_length=length, q_width=width, q_calc=q_calc)
+    return ResolutionBlock(res, np.asarray(res.q_calc, dtype=float))
+
+
+def resolution_block(
+    q: np.ndarray,
+    dq: np.ndarray | None = None,
+    slit_length: np.ndarray | float | None = None,
+    slit_width: np.ndarray | float | None = None,
+    dense: bool = False,
+) -> ResolutionBlock:
+    """The block's resolution, chosen by which widths it has (all in 1/Å, arrays of shape (n,)).
+
+    A slit length (or width) with any value > 0 → :func:`slit_resolution`; else a pinhole ``dq`` →
+    :func:`fit_resolution` (``dense``: :func:`truth_resolution`); neither → unsmeared.
+    """
+    q = np.asarray(q, dtype=float)
+    slit = [np.zeros_like(q) if a is None else np.broadcast_to(np.asarray(a, dtype=float), q.shape)
+            for a in (slit_length, slit_width)]
+    if slit_length is not None or slit_width is not None:
+        if np.any(slit[0] > 0) or np.any(slit[1] > 0):
+            return slit_resolution(q, slit[0], slit[1], dense=dense)
+    dq_arr = np.zeros_like(q) if dq is None else np.asarray(dq, dtype=float)
+    if dense and np.all(dq_arr > 0):
+        return truth_resolution(q, dq_arr)
+    return fit_resolution(q, dq_arr)
+
+
+class SmearedEvaluator:
+    """Smeared I(q) of one sasmodels model on a set of resolution blocks (pinhole, slit or none).
 
     All blocks share one kernel (their ``q_kernel`` concatenated) and one kernel call per
     evaluation; each block then applies its own resolution. Kernels hold native buffers: call
@@ -338,8 +388,12 @@ def smeared_intensity(
     exposure there, at the cost of a few kernel points per σ.
     """
     block = truth_resolution(q, dq) if dense else sasmodels_resolution(q, dq)
-    evaluator = PinholeEvaluator(model, [block])
+    evaluator = SmearedEvaluator(model, [block])
     try:
         return evaluator(parameters)
     finally:
         evaluator.release()
+
+
+PinholeEvaluator = SmearedEvaluator
+"""The evaluator's former name (it evaluated pinhole blocks only)."""

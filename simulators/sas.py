@@ -6,7 +6,13 @@ given directly (1e-6/Å²) or computed from a chemical formula and mass density 
 (neutron SLD for ``radiation="neutron"``, X-ray SLD at ``xray_energy_kev`` for ``"xray"``). The
 instrument is a list of named configurations (Q range, binning, flux, resolution, backgrounds); a
 request names one configuration and an exposure time. No form factor is written here: I(Q) comes
-from sasmodels kernels, smeared with sasmodels' pinhole resolution (Gaussian, 1-σ ΔQ per point).
+from sasmodels kernels, smeared with sasmodels' pinhole resolution (Gaussian, 1-σ ΔQ per point), or
+for a USANS (Bonse–Hart) configuration with sasmodels' slit resolution (``slit_length``).
+
+Samples need not be among an analysis' candidates: a model expression such as
+``sphere@hardsphere`` (interacting spheres) or ``sphere+power_law`` (spheres and their aggregates'
+low-Q power law) is a sample no single-sphere candidate describes — the "model-mismatch" samples
+of the benchmarks.
 
 Counting model (per configuration, per Q bin *i*; all in the sample's absolute units)::
 
@@ -30,8 +36,10 @@ exposures of one configuration add counts: the driver keeps N_tot = Σ N and k_t
 configuration, and ``accumulated`` reports N_tot/k_tot − B with σ = sqrt(N_tot)/k_tot — which equals
 the inverse-variance combination of the single exposures up to terms of relative order 1/N.
 
-Resolution: each configuration's ``dq_over_q_fwhm`` is the fractional FWHM of the (Gaussian) Q
-resolution; the returned ``dq`` is the 1-σ width, dq = q · fwhm / (2 sqrt(2 ln 2)), which is what
+Resolution: a configuration with ``slit_length`` (1/Å, and optionally ``slit_width``) is
+slit-smeared, its data carry ``dq_slit_length`` / ``dq_slit_width`` (1/Å) instead of ``dq``, and its
+truth is sasmodels' ``Slit1D`` on a dense grid to the end of the slit. Otherwise the configuration's
+``dq_over_q_fwhm`` is the fractional FWHM of the (Gaussian) Q resolution; the returned ``dq`` is the 1-σ width, dq = q · fwhm / (2 sqrt(2 ln 2)), which is what
 sasmodels' ``Pinhole1D`` (and an analysis smearing its model) expects. The ground truth is smeared
 with ``Pinhole1D`` on a dense grid so that it is accurate, not just consistent with sasmodels'
 default sampling at the data points, which can be off by several σ of a long exposure (see
@@ -65,7 +73,9 @@ from physics.sas import (
     library_models,
     model_info,
     model_parts,
+    SmearedEvaluator,
     polydispersity_types,
+    resolution_block,
     smeared_intensity,
     user_parameters,
 )
@@ -135,9 +145,17 @@ class SASConfiguration(Record):
     q_max: float = Field(gt=0, description="centre of the last Q bin, 1/Å")
     n_points: int = Field(default=100, ge=2, le=5000, description="number of log-spaced Q bins")
     flux: float = Field(gt=0, description="incident flux onto the sample, neutrons or photons per second")
-    dq_over_q_fwhm: float = Field(
-        gt=0, le=0.5, description="Q resolution ΔQ/Q as a fraction, FWHM of a Gaussian (the data's dq is 1-σ)"
+    dq_over_q_fwhm: float | None = Field(
+        default=None, gt=0, le=0.5,
+        description="Q resolution ΔQ/Q as a fraction, FWHM of a Gaussian (the data's dq is 1-σ); required "
+        "unless slit_length is given",
     )
+    slit_length: float | None = Field(
+        default=None, gt=0,
+        description="USANS (Bonse–Hart) slit half-length, 1/Å (e.g. 0.117): slit-smeared data with keys "
+        "dq_slit_length / dq_slit_width instead of dq",
+    )
+    slit_width: float = Field(default=0.0, ge=0, description="slit half-width, 1/Å (with slit_length)")
     wavelength: float | None = Field(
         default=None,
         gt=0,
@@ -157,7 +175,15 @@ class SASConfiguration(Record):
     def _q_order(self) -> SASConfiguration:
         if not self.q_min < self.q_max:
             raise ValueError(f"configuration {self.name!r}: q_min ({self.q_min}) must be below q_max ({self.q_max})")
+        if (self.dq_over_q_fwhm is None) == (self.slit_length is None):
+            raise ValueError(
+                f"configuration {self.name!r}: give exactly one of dq_over_q_fwhm (pinhole) and slit_length (slit)"
+            )
         return self
+
+    @property
+    def is_slit(self) -> bool:
+        return self.slit_length is not None
 
 
 class SASSettings(Record):
@@ -344,10 +370,11 @@ class _ConfigurationState:
     """Fixed per-configuration arrays, and the running totals of its exposures."""
 
     q: np.ndarray  # bin centres, 1/Å
-    dq: np.ndarray  # 1-σ resolution, 1/Å
+    dq: np.ndarray  # 1-σ resolution, 1/Å (0 for a slit configuration)
     truth: np.ndarray  # smeared I(q) with the sample's incoherent background, 1/cm
     cell: np.ndarray  # empty-cell/solvent background B(q), 1/cm
     k_per_second: np.ndarray  # expected counts per second per 1/cm: Φ T d ε ΔΩ
+    slit: tuple[np.ndarray, np.ndarray] | None = None  # slit length and width, 1/Å, of a slit configuration
     counts: np.ndarray = field(init=False)
     exposure_seconds: float = 0.0
     attempts: set[str] = field(default_factory=set)
@@ -388,16 +415,23 @@ class SASDriver(JournalledDriver):
     def _build_state(self, configuration: SASConfiguration) -> _ConfigurationState:
         s = self.settings
         q = _bin_centres(configuration)
-        dq = q * configuration.dq_over_q_fwhm / FWHM_PER_SIGMA
+        slit = None
+        if configuration.is_slit:
+            slit = (np.full(q.size, float(configuration.slit_length)), np.full(q.size, configuration.slit_width))
+            dq = np.zeros_like(q)
+        else:
+            dq = q * float(configuration.dq_over_q_fwhm) / FWHM_PER_SIGMA
         edges = _bin_edges(configuration)
         wavelength = configuration_wavelength(s, configuration)
         solid_angle = wavelength**2 * (edges[1:] ** 2 - edges[:-1] ** 2) / (4 * math.pi)
         k_per_second = (
             configuration.flux * s.sample.transmission * s.sample.thickness_cm * configuration.efficiency * solid_angle
         )
-        truth = smeared_intensity(s.sample.model, self.true_parameters, q, dq)
+        truth = _slit_truth(s.sample.model, self.true_parameters, q, slit) if slit else smeared_intensity(
+            s.sample.model, self.true_parameters, q, dq
+        )
         cell = configuration.cell_background + configuration.cell_background_porod * q**-4.0
-        return _ConfigurationState(q=q, dq=dq, truth=truth, cell=cell, k_per_second=k_per_second)
+        return _ConfigurationState(q=q, dq=dq, truth=truth, cell=cell, k_per_second=k_per_second, slit=slit)
 
     # -- the driver protocol ---------------------------------------------------------------------
     def describe(self) -> dict[str, DataKey]:
@@ -413,12 +447,24 @@ class SASDriver(JournalledDriver):
                 description="background-subtracted absolute intensity dΣ/dΩ of this exposure; σ from counting statistics",
             ),
             "dq": DataKey(
-                dtype="array", shape=[n], units="1/angstrom", description="1-σ Gaussian Q resolution per point (pinhole)"
+                dtype="array", shape=[n], units="1/angstrom",
+                description="1-σ Gaussian Q resolution per point (pinhole configurations)",
+            ),
+            **(
+                {
+                    key: DataKey(dtype="array", shape=[n], units="1/angstrom", description=f"{what} (slit configurations)")
+                    for key, what in (("dq_slit_length", "slit half-length"), ("dq_slit_width", "slit half-width"))
+                }
+                if any(c.is_slit for c in self.settings.configurations) else {}
             ),
         }
 
     def planning_model(self) -> SASInstrumentModel:
-        """The configurations and counting model a planner may know (no ground truth in it)."""
+        """The configurations and counting model a planner may know (no ground truth in it).
+
+        A slit configuration appears with ``dq`` = 0: the planning contract (``instruments.sas``) has no
+        slit fields yet, so a planner predicts it unsmeared (an approximation for planning only).
+        """
         return SASInstrumentModel(
             configurations=[
                 SASConfigurationModel(
@@ -458,7 +504,7 @@ class SASDriver(JournalledDriver):
             instrument=self.name,
             params=dict(request.params),
             sample_id=request.sample_id,
-            data={"q": state.q.copy(), "intensity": intensity, "dq": state.dq.copy()},
+            data={"q": state.q.copy(), "intensity": intensity, **_resolution_data(state)},
             sigma={"intensity": sigma},
             timing=Timing(
                 exposure_seconds=exposure,
@@ -534,6 +580,24 @@ class SASDriver(JournalledDriver):
         state = self._state(configuration)
         k = state.k_per_second * exposure_seconds
         return np.sqrt(k * (state.truth + state.cell)) / k
+
+
+def _resolution_data(state: _ConfigurationState) -> dict[str, np.ndarray]:
+    """A measurement's resolution keys: ``dq`` (pinhole) or ``dq_slit_length`` / ``dq_slit_width`` (slit)."""
+    if state.slit is None:
+        return {"dq": state.dq.copy()}
+    return {"dq_slit_length": state.slit[0].copy(), "dq_slit_width": state.slit[1].copy()}
+
+
+def _slit_truth(
+    model: str, parameters: dict[str, float | str], q: np.ndarray, slit: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Slit-smeared I(q) (1/cm) on the dense truth grid (``physics.sas.slit_resolution(dense=True)``)."""
+    evaluator = SmearedEvaluator(model, [resolution_block(q, slit_length=slit[0], slit_width=slit[1], dense=True)])
+    try:
+        return evaluator(parameters)
+    finally:
+        evaluator.release()
 
 
 def _reduce(counts: np.ndarray, k: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -64,8 +64,34 @@ class SASFitReport:
         return self.fits[max(usable, key=lambda m: (self.probabilities[m], self.fits[m].log_evidence))]
 
 
-def _model_probabilities(fits: Mapping[str, FitResult], log_prior: Mapping[str, float]) -> dict[str, float]:
-    return posterior_probabilities({m: log_prior[m] + f.log_evidence for m, f in fits.items()})
+def probability_temperature(
+    fits: Mapping[str, FitResult], log_prior: Mapping[str, float], p_value: float = 1e-3
+) -> float:
+    """χ²_red of the candidate with the highest untempered posterior when its χ² is improbable
+    (survival p < ``p_value``) and χ²_red > 1; else 1 (no tempering where the model fits).
+
+    When even the best model misses the data (χ²_red ≫ 1) the Gaussian likelihood is too sharp: log
+    evidences differ by hundreds of nats between models that are all wrong, and the winner's
+    probability rounds to 1. Dividing every log evidence by this temperature is the usual correction
+    (it is the likelihood with σ scaled by √χ²_red, the "learning-rate" / safe-Bayes tempering), so
+    model probabilities spread as far as the misfit warrants.
+    """
+    usable = {m: log_prior[m] + f.log_evidence for m, f in fits.items() if np.isfinite(f.log_evidence)}
+    if not usable:
+        return 1.0
+    best = fits[max(usable, key=usable.__getitem__)]
+    dof = best.n_points - best.k
+    if dof <= 0 or not np.isfinite(best.chi2) or best.chi2_reduced <= 1:
+        return 1.0
+    return float(best.chi2_reduced) if stats.chi2.sf(best.chi2, dof) < p_value else 1.0
+
+
+def _model_probabilities(
+    fits: Mapping[str, FitResult], log_prior: Mapping[str, float], p_value: float = 1e-3
+) -> dict[str, float]:
+    """p(m) ∝ prior(m) · Z_m^(1/T), T = :func:`probability_temperature`."""
+    temperature = probability_temperature(fits, log_prior, p_value)
+    return posterior_probabilities({m: log_prior[m] + f.log_evidence / temperature for m, f in fits.items()})
 
 
 
@@ -89,7 +115,7 @@ class SASFitAnalysis:
                 fits[c.name] = failed_fit(c, n, "fewer points than parameters")
             else:
                 fits[c.name] = fit_candidate(c, blocks, st)
-        probs = _model_probabilities(fits, st.log_model_prior())
+        probs = _model_probabilities(fits, st.log_model_prior(), st.poor_fit_p_value)
         return SASFitReport(blocks, fits, probs, flags, counts, time.perf_counter() - t0)
 
     def interpret(self, measurements: Sequence[Measurement]) -> Interpretation:
@@ -155,9 +181,14 @@ class SASFitAnalysis:
             best_model=best.model, best_model_probability=report.probabilities[best.model],
             chi2=best.chi2, chi2_reduced=finite_or_none(chi2_red), converged=best.converged,
         )
+        details["probability_temperature"] = probability_temperature(
+            report.fits, st.log_model_prior(), st.poor_fit_p_value
+        )
         dof = n - best.k
         if dof > 0 and chi2_red > st.poor_fit_chi2_reduced and stats.chi2.sf(best.chi2, dof) < st.poor_fit_p_value:
             flags.append("poor-fit")
+        _search_details(best, details, flags)
+        _block_details(report.blocks, best, self.settings.candidate(best.model), details)
         factor = 1.0
         if st.scale_errors and dof > 0 and chi2_red > 1:
             factor = math.sqrt(chi2_red)
@@ -224,6 +255,52 @@ def _candidate_details(
         if f.ill_conditioned:
             flags.append(f"ill-conditioned:{m}")
         estimates[f"p({m})"] = Estimate(value=report.probabilities[m], sigma=None)
+
+
+def _search_details(best: FitResult, details: Details, flags: list[str]) -> None:
+    """The global search's record of the best model: near-equivalent minima and a widened search."""
+    details["n_local_fits"] = best.n_local_fits
+    details["search_widened"] = best.search_widened
+    if best.search_widened:
+        # The first round of starts missed the optimum that the check found: worth knowing, not a fault.
+        flags.append("search-widened")
+    if best.second_minimum:
+        flags.append("second-minimum")
+        own = np.sqrt(np.clip(np.diag(best.covariance), 0, None))
+        spread = best.minima_spread if best.minima_spread is not None else np.zeros(best.k)
+        # Per parameter: which estimates the near-equivalent minima disagree on (a target on one of
+        # them is not met; one on a parameter they agree on may be).
+        flags.extend(f"second-minimum:{n}" for n, d, sd in zip(best.names, spread, own) if d > 2 * sd)
+        details["second_minimum_chi2"] = best.alternative_chi2[0]
+        details["second_minimum_delta_chi2"] = best.alternative_chi2[0] - best.chi2
+
+
+def _block_details(blocks: Sequence[MergedBlock], best: FitResult, candidate: CandidateModel, details: Details) -> None:
+    """Per block: its resolution kind, χ²_red, and the scale factor the block alone would want.
+
+    The blocks share one ``scale`` (SANS and USANS on one absolute scale, as SasView fits them by
+    default); ``block_scale:<configuration>`` = Σ w·f·(y−b) / Σ w·f², f the best model without
+    background, is how far a block's own calibration is from the shared one (1 = consistent).
+    """
+    if len(blocks) < 2:
+        return
+    from analysis.sas.fit import block_evaluator
+
+    ev = block_evaluator(candidate, blocks)
+    try:
+        model = ev(best.values)
+    finally:
+        ev.release()
+    params = best.params
+    bg = params.get("background", float(candidate.fixed.get("background", 0.0)))  # type: ignore[arg-type]
+    start = 0
+    for b in blocks:
+        f, y, w = model[start : start + b.q.size] - bg, b.intensity - bg, 1 / np.square(b.sigma)
+        start += b.q.size
+        details[f"resolution:{b.configuration}"] = "slit" if b.is_slit else "pinhole"
+        details[f"chi2_reduced_block:{b.configuration}"] = float(np.mean(np.square((f - y) / b.sigma)))
+        swff = float(np.sum(w * f * f))
+        details[f"block_scale:{b.configuration}"] = float(np.sum(w * f * y) / swff) if swff > 0 else None
 
 
 def _signal_check(blocks: Sequence[MergedBlock], details: Details, flags: list[str]) -> None:

@@ -1,8 +1,9 @@
 """A candidate model's smeared I(q) on merged blocks, and its Jacobian by finite differences.
 
 The model is a sasmodels kernel compiled once per process (double precision, C DLL) and smeared by
-sasmodels' own ``Pinhole1D`` at each point's ``dq`` — :class:`physics.sas.PinholeEvaluator` on
-:func:`physics.sas.fit_resolution` blocks, the same evaluator the simulated instrument uses.
+each block's own resolution — sasmodels' ``Pinhole1D`` at each point's ``dq``, or its ``Slit1D`` for
+a slit-smeared block — :class:`physics.sas.SmearedEvaluator` on :func:`physics.sas.resolution_block`
+blocks, the same evaluator the simulated instrument uses.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any
 import numpy as np
 
 from analysis.sas.settings import CandidateModel
-from physics.sas import PinholeEvaluator, fit_resolution, kernel_defaults
+from physics.sas import SmearedEvaluator, kernel_defaults, resolution_block
+
+Slit = tuple[np.ndarray, np.ndarray]
+"""A block's slit length and width (1/Å), each (n,)."""
 
 
 def kernel_parameters(candidate: CandidateModel) -> dict[str, float | int | str]:
@@ -27,23 +31,31 @@ def kernel_parameters(candidate: CandidateModel) -> dict[str, float | int | str]
 
 
 class CandidateEvaluator:
-    """I(q) of one candidate on a set of (q, dq) blocks, smeared by sasmodels' pinhole resolution.
+    """I(q) of one candidate on a set of (q, dq) blocks, smeared by each block's resolution.
 
     All blocks share one kernel call (their q_calc concatenated); each block then applies its own
     resolution matrix. ``__call__(theta)`` → concatenated model intensity (1/cm), shape (Σ n_block,),
-    ``theta`` (k,) in the order of ``names`` (the candidate's fitted parameters).
+    ``theta`` (k,) in the order of ``names`` (the candidate's fitted parameters). ``slits``: per block
+    its (slit length, slit width) for a slit-smeared block, None for a pinhole one (default: all pinhole).
     """
 
-    def __init__(self, candidate: CandidateModel, qs: Sequence[np.ndarray], dqs: Sequence[np.ndarray]) -> None:
+    def __init__(
+        self, candidate: CandidateModel, qs: Sequence[np.ndarray], dqs: Sequence[np.ndarray],
+        slits: Sequence[Slit | None] | None = None,
+    ) -> None:
         self.candidate = candidate
         self.names = list(candidate.parameters)
         self.base = kernel_parameters(candidate)
         self.background = float(self.base.pop("background", 0.0))  # type: ignore[arg-type]
         # Repeated q values give zero-width bins in the weight matrix (0/0, then renormalised);
         # numpy's warning about it is noise here.
+        slits = list(slits) if slits is not None else [None] * len(qs)
         with np.errstate(all="ignore"):
-            blocks = [fit_resolution(q, dq) for q, dq in zip(qs, dqs)]
-        self.pinhole = PinholeEvaluator(candidate.model, blocks)
+            blocks = [
+                resolution_block(q, dq) if slit is None else resolution_block(q, slit_length=slit[0], slit_width=slit[1])
+                for q, dq, slit in zip(qs, dqs, slits)
+            ]
+        self.pinhole = SmearedEvaluator(candidate.model, blocks)
         self.n_evaluations = 0
 
     def raw(self, values: Mapping[str, float]) -> np.ndarray:

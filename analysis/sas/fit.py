@@ -1,13 +1,18 @@
 """Fitting one candidate model to all merged blocks of a sample, with uncertainty and evidence.
 
 - **Fit**: weighted least squares (:func:`scipy.optimize.least_squares`, trust-region reflective,
-  bounds from the settings). Starts: a quasi-random (Halton) scan of the non-linear parameters
-  inside their bounds with ``scale`` and ``background`` solved linearly at each scan point, then
-  local fits from the ``n_starts`` best distinct scan points; the lowest cost wins. Optional
-  Gaussian priors enter as extra residuals (so the optimum is the MAP point).
+  bounds from the settings) of all blocks jointly, each with its own resolution (pinhole or slit),
+  one shared ``scale`` and ``background``. Starts: :func:`analysis.sas.search.global_search` — a
+  quasi-random (Halton) scan of the non-linear parameters whose size grows with their number and
+  log-range, ``scale`` and ``background`` solved linearly at each scan point, local fits from the best
+  distinct scan points, then an independent check scan (widened once more if it finds a lower χ²);
+  the lowest cost wins. Optional Gaussian priors enter as extra residuals (the optimum is the MAP).
 - **Uncertainty**: covariance ``C = (JᵀWJ + P)⁻¹`` at the optimum, J the Jacobian of the model
   (central differences, one-sided at a bound), ``W = diag(1/σ²)``, ``P`` the Gaussian priors'
-  precision (zero for uniform priors).
+  precision (zero for uniform priors). Other local optima within Δχ² < 4 that lie more than 2 σ
+  away in some parameter are near-equivalent answers: ``second_minimum`` is set and the reported σ
+  (:attr:`FitResult.sigmas`) become ``√(C_ii + Δ_i²)``, Δ_i the largest distance of such an optimum
+  from the best in parameter i, so a 95 % interval covers every near-equivalent minimum.
 - **Evidence** (``evidence="laplace"``): ``log Z = log L(θ*) + log π(θ*) + (k/2) log 2π − ½ log det H̃
   + Σᵢ log Mᵢ`` (:func:`analysis.laplace.log_occam`, see :func:`_log_occam_laplace`), with
   ``log L = −χ²/2 − Σ log σ − (n/2) log 2π``; ``evidence="bic"``: ``log Z ≈ log L(θ*) − (k/2) log n``.
@@ -17,16 +22,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from analysis.laplace import invert_information, log_occam
 from analysis.sas.evaluator import CandidateEvaluator, interior, jacobian
 from analysis.sas.merge import MergedBlock
+from analysis.sas.search import SearchOutcome, global_search, near_optima
 from analysis.sas.settings import CandidateModel, FitParameter, SASFitSettings
+from physics.sas import parameter_table
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,15 @@ class FitResult:
     ill_conditioned: bool = False
     message: str = ""
     n_evaluations: int = 0
+    minima_spread: np.ndarray | None = None  # (k,) Δ_i over near-equivalent distinct optima, or None
+    alternative_chi2: tuple[float, ...] = ()  # χ² of those optima
+    search_widened: bool = False  # the check scan found a lower χ² than the first round
+    n_local_fits: int = 0
+
+    @property
+    def second_minimum(self) -> bool:
+        """Another optimum within Δχ² < 4, distinct from the best by more than 2 σ in some parameter."""
+        return len(self.alternative_chi2) > 0
 
     @property
     def k(self) -> int:
@@ -71,7 +87,11 @@ class FitResult:
 
     @property
     def sigmas(self) -> dict[str, float]:
-        return {n: float(math.sqrt(max(v, 0.0))) for n, v in zip(self.names, np.diag(self.covariance))}
+        """1-σ per parameter: √C_ii, widened to √(C_ii + Δ_i²) over near-equivalent minima."""
+        var = np.diag(self.covariance).copy()
+        if self.minima_spread is not None:
+            var = var + np.square(self.minima_spread)
+        return {n: float(math.sqrt(max(v, 0.0))) for n, v in zip(self.names, var)}
 
 
 def failed_fit(candidate: CandidateModel, n_points: int, message: str) -> FitResult:
@@ -93,15 +113,22 @@ def fit_candidate(
     s = np.concatenate([b.sigma for b in blocks])
     n = y.size
     try:
-        ev = CandidateEvaluator(candidate, [b.q for b in blocks], [b.dq for b in blocks])
+        ev = block_evaluator(candidate, blocks)
     except Exception as exc:  # a kernel that cannot be built on this data is a failed fit
         return failed_fit(candidate, n, f"model setup failed: {exc}")
+    q_max = max(float(np.max(b.q)) for b in blocks)
     try:
-        return _fit(candidate, ev, y, s, settings)
+        return _fit(candidate, ev, y, s, settings, q_max)
     except Exception as exc:  # never raise on data: the failure is flagged with its message
         return failed_fit(candidate, n, f"fit failed: {type(exc).__name__}: {exc}")
     finally:
         ev.release()
+
+
+def block_evaluator(candidate: CandidateModel, blocks: Sequence[MergedBlock]) -> CandidateEvaluator:
+    """The candidate's evaluator on the merged blocks, each block with its own resolution."""
+    slits = [(b.slit_length, b.slit_width) if b.slit_length is not None else None for b in blocks]
+    return CandidateEvaluator(candidate, [b.q for b in blocks], [b.dq for b in blocks], slits)  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -176,61 +203,57 @@ class _ProjectedProblem:
 
 
 def _fit(
-    candidate: CandidateModel, ev: CandidateEvaluator, y: np.ndarray, s: np.ndarray, settings: SASFitSettings
+    candidate: CandidateModel, ev: CandidateEvaluator, y: np.ndarray, s: np.ndarray, settings: SASFitSettings,
+    q_max: float = 0.0,
 ) -> FitResult:
     problem = _ProjectedProblem(candidate, ev, y, s)
+    fringes = _fringes(candidate, problem, q_max)
+    near: list[np.ndarray] = []
+    outcome = SearchOutcome(best=None)
     if not problem.nl:
         x, _ = problem.project(np.empty(0))
         converged, message = True, "linear parameters only: solved exactly"
     else:
-        best = _best_local_fit(problem, _distinct_starts(problem, settings), settings)
+        outcome = global_search(problem, settings.n_scan, settings.n_starts, settings.max_nfev, settings.seed, fringes)
+        best = outcome.best
         if best is None or not np.isfinite(best.cost):
             return failed_fit(candidate, y.size, "no local fit succeeded")
         x, _ = problem.project(np.clip(best.x, problem.lo_nl, problem.hi_nl))
         converged, message = bool(best.status > 0), str(best.message)
+        near = [problem.project(theta)[0] for theta in near_optima(outcome)]
     x = np.clip(x, problem.lo, problem.hi)
-    return _fit_result(candidate, problem, x, converged, message, settings)
+    result = _fit_result(candidate, problem, x, converged, message, settings)
+    return _with_near_minima(result, problem, near, outcome)
 
 
-def _distinct_starts(problem: _ProjectedProblem, settings: SASFitSettings) -> list[np.ndarray]:
-    """The best ``n_starts`` points of a quasi-random scan of the non-linear parameters (log-uniform
-    for sizes), the initial values first, each at least 5 % of a range from the others."""
-    lo_nl, hi_nl = problem.lo_nl, problem.hi_nl
-    starts = [problem.x_init[problem.nl]]
-    starts += list(_to_bounds(_halton(settings.n_scan - 1, len(problem.nl), settings.seed), lo_nl, hi_nl))
-    scored = []
-    for theta in starts:
-        cost = float(np.sum(np.square(problem.residuals(theta))))
-        scored.append((cost if np.isfinite(cost) else math.inf, interior(theta, lo_nl, hi_nl)))
-    scored.sort(key=_cost_of)
-    chosen: list[np.ndarray] = []
-    for _, theta in scored:
-        # distinct starts: at least 5 % of the range apart in some parameter
-        if all(np.max(np.abs(theta - c) / (hi_nl - lo_nl)) > 0.05 for c in chosen):
-            chosen.append(theta)
-        if len(chosen) >= settings.n_starts:
-            break
-    return chosen
+def _fringes(candidate: CandidateModel, problem: _ProjectedProblem, q_max: float) -> float:
+    """Σ (hi − lo)·q_max/π over the non-linear parameters measured in Å: the form-factor fringes the
+    search must not skip (a fringe of a size L is Δq ≈ π/L, so of L at fixed q it is ΔL ≈ π/q)."""
+    units = {name: entry[2] for name, entry in parameter_table(candidate.model).fittable.items()}
+    total = 0.0
+    for j, i in enumerate(problem.nl):
+        spec = candidate.parameters[problem.names[i]]
+        if (spec.units or units.get(problem.names[i], "")) in ("Ang", "Å", "A"):
+            total += (problem.hi_nl[j] - problem.lo_nl[j]) * q_max / math.pi
+    return total
 
 
-def _cost_of(scored: tuple[float, np.ndarray]) -> float:
-    return scored[0]
-
-
-def _best_local_fit(problem: _ProjectedProblem, starts: list[np.ndarray], settings: SASFitSettings) -> Any:
-    """Local fits (trust-region reflective) from each start; the lowest cost wins (None if none ran)."""
-    best = None
-    for theta0 in starts:
-        try:
-            res = optimize.least_squares(
-                problem.residuals, theta0, bounds=(problem.lo_nl, problem.hi_nl), method="trf", x_scale="jac",
-                max_nfev=settings.max_nfev, ftol=1e-8, xtol=1e-8, gtol=1e-8,
-            )
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-        if best is None or res.cost < best.cost:
-            best = res
-    return best
+def _with_near_minima(
+    result: FitResult, problem: _ProjectedProblem, near: list[np.ndarray], outcome: SearchOutcome
+) -> FitResult:
+    """The result with the search's record: distinct near-equivalent optima widen its σ."""
+    sd = np.sqrt(np.clip(np.diag(result.covariance), 0, None))
+    spread = np.zeros(result.k)
+    chi2s: list[float] = []
+    for x_alt in near:
+        delta = np.abs(np.clip(x_alt, problem.lo, problem.hi) - result.values)
+        if np.any(delta > 2 * sd):  # not the same minimum seen again within its own uncertainty
+            spread = np.maximum(spread, delta)
+            chi2s.append(float(np.sum(np.square((problem.ev(x_alt) - problem.y) / problem.s))))
+    return replace(
+        result, minima_spread=spread if chi2s else None, alternative_chi2=tuple(sorted(chi2s)),
+        search_widened=outcome.widened, n_local_fits=outcome.n_local_fits,
+    )
 
 
 def _fit_result(
@@ -266,21 +289,6 @@ def _fit_result(
 # --------------------------------------------------------------------------------------------------
 # Helpers: start points, the linear sub-problem, the evidence
 # --------------------------------------------------------------------------------------------------
-
-
-def _halton(n: int, d: int, seed: int) -> np.ndarray:
-    if n <= 0:
-        return np.empty((0, d))
-    return stats.qmc.Halton(d=d, scramble=True, seed=seed).random(n)
-
-
-def _to_bounds(u: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    # Log-uniform for positive ranges spanning more than a decade (sizes), linear otherwise.
-    out = lo + u * (hi - lo)
-    logish = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) > 10)
-    if logish.any():
-        out[..., logish] = np.exp(np.log(lo[logish]) + u[..., logish] * np.log(hi[logish] / lo[logish]))
-    return out
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,17 @@ def test_a_campaign_without_planning_targets_has_empty_planning_goals() -> None:
     goals = planning_goals(targets)
     assert goals == PlanningGoals() and goals.is_empty()
     assert planning_goals([]).is_empty()
+
+
+@pytest.mark.parametrize("flag", ["poor-fit", "second-minimum:radius", "not-identified", "unconstrained:radius"])
+def test_a_target_is_never_met_on_a_flagged_fit(flag: str) -> None:
+    radius = RelativeUncertainty(RelativeUncertaintyTarget(name="r", kind="relative_uncertainty", estimate="radius", goal=0.02))
+    best = EstimateThreshold(EstimateThresholdTarget(name="p", kind="estimate_threshold", estimate="p(best)", at_least=0.95))
+    clean = _interp(0, radius=(100.0, 1.0), **{"p(best)": (0.99, None)})
+    flagged = clean.model_copy(update={"flags": [flag, "at-bound:background"]})
+    assert radius.evaluate(_state([clean])).met and best.evaluate(_state([clean])).met
+    result = radius.evaluate(_state([flagged]))
+    assert (result.value, result.met) == (0.01, False) and flag in result.detail  # shown, not counted
+    if not flag.endswith(":radius"):  # a flag on another estimate does not block p(best)
+        assert not best.evaluate(_state([flagged])).met
+    assert best.evaluate(_state([clean.model_copy(update={"flags": ["at-bound:background"]})])).met

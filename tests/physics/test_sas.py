@@ -186,3 +186,33 @@ def test_compile_lock_does_not_deadlock_on_reentry():
     other.start()
     other.join(timeout=60)
     assert done.is_set()
+
+
+def _porod_slit_reference(q: np.ndarray, length: float) -> np.ndarray:
+    """(1/L) ∫₀ᴸ (q² + u²)⁻² du in closed form: a q⁻⁴ law smeared by a slit of half-length L, no width."""
+    return (length / (2 * q**2 * (q**2 + length**2)) + np.arctan(length / q) / (2 * q**3)) / length
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_slit_smearing_of_a_porod_law_matches_the_closed_form(dense):
+    from physics.sas import SmearedEvaluator, resolution_block
+
+    q = np.geomspace(8e-5, 5e-3, 60)
+    block = resolution_block(q, slit_length=np.full(q.size, 0.117), slit_width=np.zeros(q.size), dense=dense)
+    evaluator = SmearedEvaluator("power_law", [block])
+    try:
+        intensity = evaluator({"power": 4.0, "scale": 1.0, "background": 0.0})
+    finally:
+        evaluator.release()
+    np.testing.assert_allclose(intensity, _porod_slit_reference(q, 0.117), rtol=2e-3 if not dense else 5e-4)
+
+
+def test_resolution_block_chooses_slit_pinhole_or_none_by_its_widths():
+    from sasmodels import resolution
+
+    from physics.sas import resolution_block
+
+    q = np.geomspace(0.01, 0.1, 20)
+    assert isinstance(resolution_block(q, slit_length=np.full(20, 0.1)).resolution, resolution.Slit1D)
+    assert isinstance(resolution_block(q, dq=0.05 * q).resolution, resolution.Pinhole1D)
+    assert isinstance(resolution_block(q, dq=np.zeros(20), slit_length=np.zeros(20)).resolution, resolution.Perfect1D)

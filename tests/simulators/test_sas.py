@@ -432,3 +432,38 @@ def test_planning_model_tells_each_configurations_wavelength() -> None:
     assert neutron.configuration("5m").wavelength_angstrom == 8.0
     xray = _driver(configurations=_one_configuration(0.01, 0.3), radiation="xray", xray_energy_kev=8.04).planning_model()
     assert xray.configuration("c").wavelength_angstrom == pytest.approx(HC_KEV_ANGSTROM / 8.04)
+
+
+# -- slit-smeared USANS and samples outside a fit's candidates --------------------------------------
+
+
+def test_a_slit_configuration_smears_with_the_slit_and_reports_slit_keys() -> None:
+    length = 0.117
+    usans = SASConfiguration(name="usans", q_min=1e-4, q_max=5e-3, n_points=40, flux=1e5, slit_length=length,
+                             min_exposure_seconds=10)
+    sample = SASSample(model="power_law", parameters={"power": 4.0}, scale=1e-6, background=0.0)
+    driver = _driver(sample=sample, configurations=[usans])
+    q, truth = driver.true_intensity("usans")
+    # (1/L) ∫₀ᴸ (q² + u²)⁻² du in closed form: a q⁻⁴ law under a slit of half-length L
+    closed = (length / (2 * q**2 * (q**2 + length**2)) + np.arctan(length / q) / (2 * q**3)) / length
+    np.testing.assert_allclose(truth, 1e-6 * closed, rtol=1e-3)
+    m = driver.measure(_request("u1", "usans", 600.0))
+    assert "dq" not in m.data and np.allclose(m.data["dq_slit_length"], length) and np.all(m.data["dq_slit_width"] == 0)
+    assert "dq_slit_length" in driver.describe()
+
+
+def test_a_configuration_names_exactly_one_resolution() -> None:
+    with pytest.raises(ValueError, match="exactly one of dq_over_q_fwhm"):
+        SASConfiguration(name="c", q_min=1e-4, q_max=5e-3, flux=1, dq_over_q_fwhm=0.1, slit_length=0.1)
+    with pytest.raises(ValueError, match="exactly one of dq_over_q_fwhm"):
+        SASConfiguration(name="c", q_min=1e-4, q_max=5e-3, flux=1)
+
+
+def test_an_interacting_sphere_sample_differs_from_its_form_factor_at_low_q() -> None:
+    pars = dict(radius=60.0, sld=POLYSTYRENE, sld_solvent=D2O)
+    dilute = _driver(sample=_sphere_sample(parameters=pars, scale=0.2))
+    dense = _driver(sample=_sphere_sample(model="sphere@hardsphere", parameters={**pars, "volfraction": 0.2,
+                                                                                  "radius_effective": 60.0}, scale=1.0))
+    _, i_dilute = dilute.true_intensity("15m")
+    _, i_dense = dense.true_intensity("15m")
+    assert i_dense[0] < 0.5 * i_dilute[0]  # S(0) of hard spheres at φ = 0.2 is ≈ 0.3

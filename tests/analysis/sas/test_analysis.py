@@ -155,3 +155,22 @@ def test_report_of_a_parameter_the_best_model_lacks_is_flagged():
     assert out.estimates["length"].value == pytest.approx(250.0, rel=0.05)
     # radius_pd is fixed (0.1) in the cylinder candidate: value known by assumption, σ unknown.
     assert out.estimates["radius_pd"].value == 0.1 and out.estimates["radius_pd"].sigma is None
+
+
+def test_model_probabilities_are_tempered_by_the_best_models_chi2_when_it_misfits():
+    from analysis.sas.analysis import _model_probabilities, probability_temperature
+    from analysis.sas.fit import FitResult
+
+    def fit(name: str, chi2: float, log_z: float) -> FitResult:
+        return FitResult(model=name, sasmodel="sphere", names=("radius",), values=np.ones(1), covariance=np.eye(1),
+                         information=np.eye(1), chi2=chi2, n_points=101, log_likelihood=-chi2 / 2,
+                         log_evidence=log_z, converged=True)
+
+    prior = {"a": np.log(0.5), "b": np.log(0.5)}
+    good = {"a": fit("a", 100.0, -50.0), "b": fit("b", 104.0, -52.0)}  # χ²_red 1: untouched
+    assert probability_temperature(good, prior) == 1.0
+    assert _model_probabilities(good, prior)["a"] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    poor = {"a": fit("a", 400.0, -200.0), "b": fit("b", 420.0, -210.0)}  # χ²_red 4, p ≪ 1e-3
+    assert probability_temperature(poor, prior) == pytest.approx(4.0)
+    # untempered the 10-nat gap gives p(a) = 0.99995; tempered by 4 it is 1/(1+e^-2.5) ≈ 0.92
+    assert _model_probabilities(poor, prior)["a"] == pytest.approx(1 / (1 + np.exp(-2.5)))

@@ -81,3 +81,36 @@ def test_nan_and_nonpositive_sigma_points_are_dropped_and_flagged():
     for name, truth in SPHERE_TRUTH.items():
         est = out.estimates[name]
         assert abs(est.value - truth) < 4 * est.sigma
+
+
+def _slit_measurement(attempt: str, length, width=None, config: str = "usans"):
+    from instruments.types import Measurement, Timing
+
+    q = np.geomspace(1e-4, 5e-3, 10)
+    data = {"q": q, "intensity": 1e4 * np.ones_like(q), "dq_slit_length": np.asarray(length, dtype=float)}
+    if width is not None:
+        data["dq_slit_width"] = np.asarray(width, dtype=float)
+    return Measurement(
+        attempt_id=attempt, instrument="usans", sample_id="s1", params={"configuration": config},
+        data=data, sigma={"intensity": 100 * np.ones_like(q)}, timing=Timing(exposure_seconds=1.0),
+    )
+
+
+def test_slit_exposures_merge_into_a_slit_block_beside_a_pinhole_one():
+    q, dq = grid("low", 10)
+    pinhole = measurement(q, np.ones_like(q), dq, 0.1 * np.ones_like(q), config="usans", attempt="p")
+    slit = [_slit_measurement("s1", 0.117), _slit_measurement("s2", np.full(10, 0.117), np.zeros(10))]
+    blocks, flags, counts = merge_measurements([pinhole, *slit])
+    assert flags == [] and counts["n_dropped"] == 0
+    by_kind = {b.is_slit: b for b in blocks}
+    assert len(blocks) == 2 and by_kind[True].n_exposures == 2 and by_kind[False].slit_length is None
+    np.testing.assert_allclose(by_kind[True].slit_length, 0.117)
+    np.testing.assert_allclose(by_kind[True].slit_width, 0.0)
+    np.testing.assert_allclose(by_kind[True].sigma, 100 / np.sqrt(2))
+
+
+def test_a_negative_slit_length_is_dropped_and_flagged():
+    length = np.full(10, 0.117)
+    length[3] = -1.0
+    blocks, flags, counts = merge_measurements([_slit_measurement("s", length)])
+    assert "negative-dq" in flags and counts["n_dropped"] == 1 and blocks[0].q.size == 9
