@@ -32,7 +32,11 @@ def test_shipped_sas_replay_serves_the_recorded_blocks_within_their_exposure(tmp
     spent = sum(float(m.params["exposure_seconds"]) for m in measurements if m.params["configuration"] == "sans")
     assert spent <= 3600
     last = store.interpretations("replay-sas")[-1]
-    assert last.valid and 1500 < last.estimates["radius"].value < 2600  # type: ignore[operator]
+    # Once a USANS part is in, the joint pinhole + slit fit answers the radius: a direct joint fit of the
+    # whole recording (tests/analysis/sas/test_real_data.py) gives 2291 Å; a part of it may differ by a few σ.
+    assert result.status == "completed" and {m.params["configuration"] for m in measurements} == {"sans", "usans"}
+    radius = last.estimates["radius"]
+    assert last.valid and abs(radius.value - 2291.0) < max(4 * radius.sigma, 25.0), radius  # type: ignore[operator]
 
 
 def test_adaptive_xrd_planner_runs_on_a_recorded_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
