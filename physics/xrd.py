@@ -236,6 +236,15 @@ def chebyshev_background(two_theta: np.ndarray, coefficients: Sequence[float], l
     return np.polynomial.chebyshev.chebval(u, np.asarray(coefficients, dtype=float))
 
 
+def diffuse_basis(two_theta: np.ndarray, low: float, high: float, fwhm: float) -> np.ndarray:
+    """(n_points, k) Gaussian humps of unit height and FWHM ``fwhm`` (degrees), centres 0.75 FWHM
+    apart from ``low`` to ``high``: diffuse scattering (amorphous content, stacking faults) that a
+    low-order background cannot follow and that a broad crystalline phase must not be invented for."""
+    centres = np.arange(low, high + 1e-9, 0.75 * fwhm)
+    x = np.asarray(two_theta, dtype=float)[:, None]
+    return np.exp(-4 * math.log(2) * ((x - centres[None, :]) / fwhm) ** 2)
+
+
 def chebyshev_basis(two_theta: np.ndarray, n_terms: int, low: float, high: float) -> np.ndarray:
     """The (n_points, n_terms) matrix of T_0..T_{n−1} at ``two_theta``."""
     u = (2 * np.asarray(two_theta, dtype=float) - (low + high)) / (high - low)

@@ -30,7 +30,7 @@ from scipy import optimize, special
 from analysis.laplace import log_occam
 from analysis.xrd.pattern import Pattern
 from physics.phases import Phase
-from physics.xrd import chebyshev_basis, march_dollase, phase_rate
+from physics.xrd import chebyshev_basis, diffuse_basis, march_dollase, phase_rate
 
 FD_STEP = {"strain": 2e-5, "axial_strain": 2e-5, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "b_iso": 0.02, "zero": 2e-3,
            "displacement": 2e-3, "asymmetry": 2e-3, "caglioti_u": 5e-4, "caglioti_v": 5e-4, "caglioti_w": 2e-4}
@@ -63,6 +63,21 @@ class Optics:
     background_terms: int
     asymmetry: float = 0.0
     """The instrument's axial-divergence asymmetry A (``physics.xrd``), the refinement's start."""
+    diffuse_fwhm: float | None = None
+    """FWHM (degrees) of the diffuse humps added to the background (``physics.xrd.diffuse_basis``); None: none."""
+
+    def background_basis(self, two_theta: np.ndarray) -> np.ndarray:
+        """(n, k) basis of the background: Chebyshev terms, then the diffuse humps."""
+        cheb = chebyshev_basis(two_theta, self.background_terms, *self.two_theta_range)
+        if self.diffuse_fwhm is None:
+            return cheb
+        return np.hstack([cheb, diffuse_basis(two_theta, *self.two_theta_range, self.diffuse_fwhm)])
+
+    def background_rate(self, two_theta: np.ndarray, coefficients: Sequence[float]) -> np.ndarray:
+        """Background counts per second at ``two_theta`` (degrees) for these coefficients (Chebyshev, then
+        humps; fewer coefficients than basis functions: the first ones)."""
+        c = np.asarray(coefficients, dtype=float)
+        return self.background_basis(np.asarray(two_theta, dtype=float))[:, : c.size] @ c
 
     def instrument(self) -> dict[str, float]:
         """The starting instrument profile, keyed as ``INSTRUMENT``."""
@@ -76,7 +91,7 @@ class PhaseProfiles:
     def __init__(self, phases: dict[str, Phase], optics: Optics, pattern: Pattern, d_min: float) -> None:
         self.phases, self.optics, self.pattern, self.d_min = phases, optics, pattern, d_min
         self._cache: dict[tuple[object, ...], np.ndarray] = {}
-        self.background = chebyshev_basis(pattern.two_theta, optics.background_terms, *optics.two_theta_range)
+        self.background = optics.background_basis(pattern.two_theta)
 
     def rate(self, name: str, strain: float, inverse_size: float, zero: float, microstrain: float = 0.0,
              pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0,
@@ -351,7 +366,7 @@ class SetProblem:
                  bounds: Bounds, weight: np.ndarray) -> None:
         self.profiles, self.phases, self.poles, self.weight, self.bounds = profiles, phases, poles, weight, bounds
         self.pattern = profiles.pattern
-        self.n_p, self.k_bg = len(phases), profiles.optics.background_terms
+        self.n_p, self.k_bg = len(phases), profiles.background.shape[1]
         boxes = {k: bounds.global_box(k) for k in GLOBAL}
         self.globals_used = [k for k in GLOBAL if boxes[k] is not None]
         self.fixed_common = {"zero": 0.0, "displacement": 0.0} | profiles.optics.instrument()

@@ -17,7 +17,6 @@ import numpy as np
 
 from analysis.xrd.fit import GLOBAL, INSTRUMENT, PER_PHASE, SetFit, rate_on
 from analysis.xrd.settings import XRDPhaseIDSettings
-from physics.xrd import chebyshev_background
 
 SET_SEPARATOR = "+"
 """Joins the phase names of a set into its label (names sorted)."""
@@ -104,7 +103,7 @@ def predict_rate(settings: XRDPhaseIDSettings, hypothesis: PhaseSetHypothesis, t
     """Expected counts per second of ``hypothesis`` at ``two_theta`` (degrees, (n,)), (n,);
     ``scales`` override the hypothesis's."""
     library, optics = settings.phase_library(), settings.optics()
-    rate = chebyshev_background(two_theta, hypothesis.background, *optics.two_theta_range)
+    rate = optics.background_rate(two_theta, hypothesis.background)
     for j, (name, s) in enumerate(zip(hypothesis.phases, scales or hypothesis.scales)):
         v = {k: hypothesis.refined[k][j] for k in PER_PHASE}
         rate = rate + s * rate_on(library.phase(name), optics, two_theta, settings.d_min(), v["strain"], v["inverse_size"],

@@ -51,7 +51,7 @@ from analysis.xrd.search import search
 from analysis.xrd.settings import XRDPhaseIDSettings
 from instruments.types import Measurement
 from physics.phases import Phase
-from physics.xrd import chebyshev_background, peak_shapes
+from physics.xrd import peak_shapes
 
 
 @dataclass
@@ -136,7 +136,7 @@ class XRDPhaseIdentification:
 
     def _residual_verdict(self, pattern: Pattern, fit: SetFit) -> ResidualVerdict:
         s = self.settings
-        background = pattern.dwell * chebyshev_background(pattern.two_theta, fit.background, *s.two_theta_range)
+        background = pattern.dwell * s.optics().background_rate(pattern.two_theta, fit.background)
         width = float(np.median(peak_shapes(pattern.two_theta, s.lines()[0][0], s.optics().caglioti, None, 0.0)[0]))
         return residual_verdict(pattern.two_theta, pattern.counts, fit.mu, background, max(width, 0.05),
                                 s.unexplained_min_fraction)
@@ -187,7 +187,7 @@ class XRDPhaseIdentification:
         mu = np.maximum(fit.mu, 1e-9)
         n = pattern.counts
         deviance = 2 * (np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0) - (n - mu))
-        background = pattern.dwell * chebyshev_background(pattern.two_theta, fit.background, *self.settings.two_theta_range)
+        background = pattern.dwell * self.settings.optics().background_rate(pattern.two_theta, fit.background)
         peaks = (mu - background) > 2 * np.sqrt(np.maximum(background, 1.0))
         overall = float(deviance.sum()) / max(pattern.n - fit.n_parameters, 1)
         on_peaks = float(deviance[peaks].sum()) / int(peaks.sum()) if int(peaks.sum()) >= 20 else 1.0

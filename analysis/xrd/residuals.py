@@ -1,7 +1,7 @@
 """What the best set's residuals say: a phase is missing, or the profile is too simple.
 
-The steps are split by the fitted set's own peaks: *inside* where its phases add more than a fifth
-of a background σ to the expected counts, *outside* elsewhere. Two questions, two tests:
+The steps are split by the fitted set's own peaks: *inside* within 2.5 FWHM of a peak of its
+phases (``_own_peaks``), *outside* elsewhere. Two questions, two tests:
 
 - **missing phase** — intensity clustered where no phase of the set has a peak. Pearson residuals
   outside are high-passed (a running median over ``BROAD_FWHM`` peak widths is subtracted: a broad
@@ -15,7 +15,7 @@ of a background σ to the expected counts, *outside* elsewhere. Two questions, t
   residual inside against outside, an F test (one-sided, p < ``ALPHA``).
 
 ``missing_log_odds`` turns the clusters into the log odds of "a phase outside the library": the
-χ² the clusters carry (tempered by T) against the cost of placing that many free peaks
+χ² the clusters carry (in units of their robust spread) against the cost of placing that many free peaks
 (log M each) and of a phase the library lacks (``log_prior_per_phase``).
 """
 
@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, stats
+from scipy import ndimage, signal, stats
 
 ALPHA = 1e-3
 """Family-wise false-alarm rate of each test."""
@@ -57,7 +57,7 @@ def residual_verdict(two_theta: np.ndarray, counts: np.ndarray, mu: np.ndarray, 
     order = np.argsort(two_theta, kind="stable")
     x, n, m, bg = two_theta[order], counts[order], np.maximum(mu[order], 1e-9), background[order]
     r = (n - m) / np.sqrt(m)
-    inside = (m - bg) > 0.2 * np.sqrt(np.maximum(bg, 1.0))
+    inside = _own_peaks(x, m - bg, bg)
     verdict = ResidualVerdict()
     _profile_test(verdict, r, inside)
     step = float(np.median(np.diff(x))) if x.size > 1 else width_deg
@@ -68,6 +68,7 @@ def residual_verdict(two_theta: np.ndarray, counts: np.ndarray, mu: np.ndarray, 
     high = r - ndimage.median_filter(np.where(outside, r, 0.0), size=BROAD_FWHM * w, mode="nearest")
     sums = np.convolve(np.where(outside, high, 0.0), np.ones(w), mode="same")
     covered = np.convolve(outside.astype(float), np.ones(w), mode="same") >= 0.75 * w
+    covered[:BROAD_FWHM * w // 2] = covered[-(BROAD_FWHM * w // 2):] = False  # the median filter's edges are biased
     spread = 1.4826 * float(np.median(np.abs(sums[covered] - np.median(sums[covered])))) if covered.any() else 0.0
     if not spread > 0:
         return verdict
@@ -80,9 +81,26 @@ def residual_verdict(two_theta: np.ndarray, counts: np.ndarray, mu: np.ndarray, 
         run = np.flatnonzero(labels == k)
         span = slice(max(run[0] - w, 0), min(run[-1] + w + 1, x.size))
         net = float(np.sum((n - m)[span][outside[span]]))
+        if net <= 0:
+            continue
         entry = (round(float(x[run[np.argmax(z[run])]]), 3), net, float(z[run].max()))
         (verdict.unexplained if net >= min_fraction * diffracted else verdict.traces).append(entry)
     return verdict
+
+
+def _own_peaks(x: np.ndarray, phases: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Steps within 2.5 FWHM of a peak of the fitted phases (a local maximum of their counts that
+    stands a fifth of a background σ above it; FWHM measured on the model), (n,) bool.
+
+    Peak windows, not a threshold on the model: the Lorentzian tails of strong peaks reach far, and
+    would otherwise make the whole pattern "inside"."""
+    floor = 0.2 * float(np.sqrt(max(float(np.median(bg)), 1.0)))
+    peaks, props = signal.find_peaks(phases, height=floor, width=1, rel_height=0.5)
+    inside = np.zeros(x.size, dtype=bool)
+    step = float(np.median(np.diff(x))) if x.size > 1 else 1.0
+    for k, width in zip(peaks, props["widths"]):
+        inside |= np.abs(x - x[k]) <= 2.5 * width * step
+    return inside
 
 
 def _profile_test(verdict: ResidualVerdict, r: np.ndarray, inside: np.ndarray) -> None:
@@ -103,6 +121,9 @@ def missing_log_odds(verdict: ResidualVerdict, temperature: float, log_prior_per
     phase costs ``log_prior_per_phase`` like any other phase."""
     if not verdict.unexplained:
         return -math.inf
-    gain = sum(z * z for _, _, z in verdict.unexplained) / (2.0 * max(temperature, 1.0))
+    # z is already scaled by the robust spread of the window sums, which carries any over-dispersion;
+    # dividing by the misfit temperature too would let the missing phase's own misfit hide it.
+    del temperature
+    gain = sum(z * z for _, _, z in verdict.unexplained) / 2.0
     cost = len(verdict.unexplained) * (math.log(max(verdict.n_windows, 2)) + 1.0)
     return gain - cost + log_prior_per_phase

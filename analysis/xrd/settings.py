@@ -35,6 +35,10 @@ class XRDPhaseIDSettings(Record):
     two_theta_range: tuple[float, float] = Field(default=(5.0, 140.0), description="background domain, degrees 2θ")
     goniometer_radius_mm: float = Field(default=240.0, gt=0)
     background_terms: int = Field(default=4, ge=1, le=12, description="Chebyshev terms of the background")
+    diffuse_fwhm_deg: float | None = Field(
+        default=None, gt=1, le=30,
+        description="add diffuse humps of this FWHM (degrees) to the background (amorphous content, stacking-fault "
+        "scattering), so no broad crystalline phase is invented for them; None: Chebyshev background only")
     max_phases: int = Field(default=3, ge=1, le=4)
     shortlist: int = Field(default=6, ge=1, le=10, description="phases carried from screening to the set search")
     refine_sets: int = Field(default=8, ge=1, le=30, description="phase sets refined in full")
@@ -108,7 +112,8 @@ class XRDPhaseIDSettings(Record):
     def optics(self) -> Optics:
         return Optics(lines=self.lines(), caglioti=(self.caglioti_u, self.caglioti_v, self.caglioti_w),
                       radius_mm=self.goniometer_radius_mm, two_theta_range=tuple(self.two_theta_range),  # type: ignore[arg-type]
-                      background_terms=self.background_terms, asymmetry=self.asymmetry)
+                      background_terms=self.background_terms, asymmetry=self.asymmetry,
+                      diffuse_fwhm=self.diffuse_fwhm_deg)
 
     def d_min(self) -> float:
         lam = min(lam for lam, _ in self.lines())
