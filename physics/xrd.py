@@ -96,9 +96,11 @@ def _tch(h_g: np.ndarray, h_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def peak_shapes(
-    two_theta: np.ndarray, wavelength: float, caglioti: tuple[float, float, float], size_nm: float | None, microstrain: float
+    two_theta: np.ndarray, wavelength: float, caglioti: tuple[float, float, float], size_nm: float | np.ndarray | None,
+    microstrain: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(FWHM degrees, Lorentzian fraction η) of peaks at ``two_theta`` (degrees)."""
+    """(FWHM degrees, Lorentzian fraction η) of peaks at ``two_theta`` (degrees); ``size_nm`` one
+    crystallite size or one per peak (anisotropic), nm."""
     theta = np.radians(two_theta / 2)
     tan = np.tan(theta)
     u, v, w = caglioti
@@ -179,7 +181,7 @@ def phase_rate(
     lines: Sequence[tuple[float, float]],
     caglioti: tuple[float, float, float],
     *,
-    size_nm: float | None = None,
+    size_nm: float | np.ndarray | None = None,
     microstrain: float = 0.0,
     lattice_strain: float = 0.0,
     zero_shift_deg: float = 0.0,
@@ -206,7 +208,8 @@ def phase_rate(
     for wavelength, weight in lines:
         centre = peak_positions(reflections.d, wavelength, lattice_strain, zero_shift_deg, displacement_mm, radius_mm)
         ok = np.isfinite(centre) & (centre > 0) & (centre < 180)
-        fwhm, eta = peak_shapes(centre[ok], wavelength, caglioti, size_nm, microstrain)
+        sizes = size_nm[ok] if isinstance(size_nm, np.ndarray) else size_nm
+        fwhm, eta = peak_shapes(centre[ok], wavelength, caglioti, sizes, microstrain)
         c, amp = centre[ok], weight * factor[ok] * lorentz_polarisation(centre[ok])
         split = axial_asymmetry(c, asymmetry)
         reach = PROFILE_REACH_FWHM * fwhm * (1.0 + np.abs(split))

@@ -32,7 +32,7 @@ from analysis.xrd.pattern import Pattern
 from physics.phases import Phase
 from physics.xrd import chebyshev_basis, diffuse_basis, march_dollase, phase_rate
 
-FD_STEP = {"strain": 2e-5, "axial_strain": 2e-5, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "b_iso": 0.02, "zero": 2e-3,
+FD_STEP = {"strain": 2e-5, "axial_strain": 2e-5, "axial_inverse_size": 2e-4, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "b_iso": 0.02, "zero": 2e-3,
            "displacement": 2e-3, "asymmetry": 2e-3, "caglioti_u": 5e-4, "caglioti_v": 5e-4, "caglioti_w": 2e-4}
 """Finite-difference steps of the nonlinear parameters (strain, microstrain: relative; u: 1/nm;
 log r: March parameter, natural log; B: Å²; zero: degrees; displacement: mm; asymmetry: A of
@@ -42,10 +42,12 @@ GLOBAL = ("zero", "displacement", "asymmetry", "caglioti_u", "caglioti_v", "cagl
 the instrument profile — axial-divergence asymmetry A and Caglioti U, V, W (deg²)."""
 INSTRUMENT = ("asymmetry", "caglioti_u", "caglioti_v", "caglioti_w")
 """The ``GLOBAL`` parameters that describe the instrument's profile."""
-PER_PHASE = ("strain", "inverse_size", "microstrain", "log_r", "b_iso", "axial_strain")
+PER_PHASE = ("strain", "inverse_size", "microstrain", "log_r", "b_iso", "axial_strain", "axial_inverse_size")
 """Nonlinear parameters refined per phase, in this order (B: isotropic Debye–Waller, Å²; axial
 strain: the relative change of c beyond the isotropic strain, for a cell with a unique axis —
-``Phase.has_unique_axis`` — held at 0 otherwise)."""
+``Phase.has_unique_axis`` — held at 0 otherwise; axial inverse size: 1/L of a reflection is
+u + u_c f, f its share along c*, so platelets and needles broaden (00l) apart from (hk0); same
+phases, held at 0 otherwise)."""
 NATURAL_LOWER = frozenset({"inverse_size", "microstrain", "b_iso", "asymmetry", "caglioti_u", "caglioti_w"})
 """Parameters whose lower bound is a physical limit (no broadening, no thermal motion, a symmetric
 profile): an estimate there is an answer, not a sign that the prior box is too small."""
@@ -95,17 +97,18 @@ class PhaseProfiles:
 
     def rate(self, name: str, strain: float, inverse_size: float, zero: float, microstrain: float = 0.0,
              pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0,
-             b_iso: float = 0.0, instrument: Mapping[str, float] | None = None, axial_strain: float = 0.0) -> np.ndarray:
+             b_iso: float = 0.0, instrument: Mapping[str, float] | None = None, axial_strain: float = 0.0,
+             axial_inverse_size: float = 0.0) -> np.ndarray:
         """g_p on the measured steps (see ``rate_on``); ``instrument``: ``INSTRUMENT`` values, None: the optics'."""
         inst = tuple(round(float(v), 9) for v in (instrument or self.optics.instrument()).values())
         key = (name, round(strain, 9), round(inverse_size, 9), round(zero, 9), round(microstrain, 9), pole, round(log_r, 9),
-               round(displacement, 9), round(b_iso, 9), inst, round(axial_strain, 9))
+               round(displacement, 9), round(b_iso, 9), inst, round(axial_strain, 9), round(axial_inverse_size, 9))
         if key not in self._cache:
             if len(self._cache) > 4000:
                 self._cache.clear()
             self._cache[key] = rate_on(self.phases[name], self.optics, self.pattern.two_theta, self.d_min,
                                        strain, inverse_size, zero, microstrain, pole, log_r, displacement, b_iso, instrument,
-                                       axial_strain)
+                                       axial_strain, axial_inverse_size)
         return self._cache[key]
 
 
@@ -113,11 +116,16 @@ def rate_on(
     phase: Phase, optics: Optics, two_theta: np.ndarray, d_min: float, strain: float, inverse_size: float, zero: float,
     microstrain: float = 0.0, pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0,
     b_iso: float = 0.0, instrument: Mapping[str, float] | None = None, axial_strain: float = 0.0,
+    axial_inverse_size: float = 0.0,
 ) -> np.ndarray:
     """g_p at ``two_theta`` (degrees) for these refinements (u ≤ 0: no size broadening; no pole or
     log r = 0: a random powder; B in Å²; ``instrument``: ``INSTRUMENT`` values, None: the optics')."""
     inst = dict(instrument or optics.instrument())
     reflections = phase.reflections(d_min)
+    size: float | np.ndarray | None = None if inverse_size <= 1e-9 else 1.0 / inverse_size
+    if axial_inverse_size != 0.0:
+        per_reflection = np.maximum(inverse_size + axial_inverse_size * phase.axial_fraction(d_min), 1e-9)
+        size = np.where(per_reflection <= 1e-9, 1e12, 1.0 / per_reflection)
     if axial_strain != 0.0:
         # c → c (1 + ε_c): 1/d² = (1 − f)/d₀² + f/(d₀² (1 + ε_c)²), f the reflection's share along c*.
         f = phase.axial_fraction(d_min)
@@ -129,7 +137,7 @@ def rate_on(
     return phase_rate(
         two_theta, reflections, phase.volume, optics.lines,
         (inst["caglioti_u"], inst["caglioti_v"], inst["caglioti_w"]),
-        size_nm=None if inverse_size <= 1e-9 else 1.0 / inverse_size, microstrain=max(microstrain, 0.0),
+        size_nm=size, microstrain=max(microstrain, 0.0),
         lattice_strain=strain, zero_shift_deg=zero, displacement_mm=displacement, radius_mm=optics.radius_mm,
         orientation=orientation, b_iso=max(b_iso, 0.0), asymmetry=max(inst["asymmetry"], 0.0),
     )
@@ -291,6 +299,8 @@ class Bounds:
             return self.b_iso
         if name == "axial_strain":
             return (-self.axial_strain, self.axial_strain) if phase in self.unique_axis else (0.0, 1e-9)
+        if name == "axial_inverse_size":
+            return (-self.inverse_size, self.inverse_size) if phase in self.unique_axis else (0.0, 1e-9)
         return {"strain": (-self.strain, self.strain), "inverse_size": (0.0, self.inverse_size),
                 "microstrain": (0.0, self.microstrain), "log_r": (-self.log_r, self.log_r)}[name]
 
@@ -392,7 +402,8 @@ class SetProblem:
         v = {k: float(refined[k][i]) + (h if k == bump else 0.0) for k in PER_PHASE}
         c = {k: common[k] + (h if k == bump else 0.0) for k in GLOBAL}
         return self.profiles.rate(self.phases[i], v["strain"], v["inverse_size"], c["zero"], v["microstrain"], self.poles[i],
-                                  v["log_r"], c["displacement"], v["b_iso"], {k: c[k] for k in INSTRUMENT}, v["axial_strain"])
+                                  v["log_r"], c["displacement"], v["b_iso"], {k: c[k] for k in INSTRUMENT}, v["axial_strain"],
+                                  v["axial_inverse_size"])
 
     def mu(self, x: np.ndarray) -> np.ndarray:
         """Expected counts per step at ``x``, (n,)."""
@@ -476,7 +487,7 @@ def _set_fit(problem: SetProblem, x: np.ndarray, converged: bool, message: str) 
         scale_sigmas=np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None)),
         refined={k: v.copy() for k, v in refined.items()}, common=common, background=bg.copy(),
         log_likelihood=poisson_log_likelihood(pat.counts, mu), deviance=poisson_deviance(pat.counts, mu),
-        n_parameters=int(x.size), log_occam=occam, covariance=cov[:n_p, :n_p], converged=converged,
+        n_parameters=int(np.sum(hi - lo > 1e-6)), log_occam=occam, covariance=cov[:n_p, :n_p], converged=converged,
         message=message, mu=mu, bounds=problem.bounds, at_bound=parameters_at_bound(problem, x, cov),
     )
 

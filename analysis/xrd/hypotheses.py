@@ -108,5 +108,6 @@ def predict_rate(settings: XRDPhaseIDSettings, hypothesis: PhaseSetHypothesis, t
         v = {k: hypothesis.refined[k][j] for k in PER_PHASE}
         rate = rate + s * rate_on(library.phase(name), optics, two_theta, settings.d_min(), v["strain"], v["inverse_size"],
                                   hypothesis.zero, v["microstrain"], hypothesis.poles[j], v["log_r"], hypothesis.displacement,
-                                  v["b_iso"], {k: hypothesis.common[k] for k in INSTRUMENT}, v["axial_strain"])
+                                  v["b_iso"], {k: hypothesis.common[k] for k in INSTRUMENT}, v["axial_strain"],
+                                  v["axial_inverse_size"])
     return np.maximum(rate, 1e-9)

@@ -228,7 +228,7 @@ def refine_candidate(context: SearchContext, screening: Screening, combo: tuple[
                            + profiles.background @ quick_fit[len(combo):])
     start = {"strain": strain, "inverse_size": [u_start] * len(combo),
              "microstrain": [0.0] * len(combo), "log_r": [poles[n][1] for n in combo],
-             "axial_strain": [0.0] * len(combo),
+             "axial_strain": [0.0] * len(combo), "axial_inverse_size": [0.0] * len(combo),
              "b_iso": [B_START if (b := profiles.phases[n].b_iso) is None else b for n in combo]}
     return refine_set(profiles, combo, [poles[n][0] for n in combo], start, bounds, np.maximum(mu0, 0.5))
 
