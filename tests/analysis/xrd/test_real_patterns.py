@@ -72,29 +72,33 @@ def _zn_cell_independent(path: Path) -> tuple[float, float]:
     return a, c
 
 
-def test_sic_zn_among_their_own_cifs_is_sic_plus_zn_with_the_independent_zn_cell(fityk_samples: Path, library: Path) -> None:
-    """The profile model (Debye–Waller, asymmetry, refined instrument, axial strain) explains the
-    real pattern: no unexplained peaks, and the refined Zn cell matches a direct peak fit."""
+def test_sic_zn_with_the_shipped_library_is_sic_plus_zn_with_the_independent_zn_cell(fityk_samples: Path, library: Path) -> None:
+    """Issue 11's goal: best set {SiC, Zn} with p ≥ 0.9 among the shipped library + the two CIFs, no
+    third phase above 0.5 wt %, no ``unexplained-peaks``; and the refined Zn cell matches a direct
+    peak fit (the profile model — Debye–Waller, asymmetry, refined instrument, axial strain and
+    size — explains the real pattern)."""
     path = fityk_samples / "SiC_Zn.dat"
-    settings = XRDPhaseIDSettings(library=str(library), candidates=["sic_3c", "zn", "cu2o_cuprite"], wavelength=WAVELENGTH,
-                                  two_theta_range=(20.0, 100.0))
+    settings = XRDPhaseIDSettings(library=str(library), wavelength=WAVELENGTH, two_theta_range=(20.0, 100.0))
     result = XRDPhaseIdentification(settings).interpret([_measurement(path)])
-    assert "unexplained-peaks" not in result.flags, result.flags
-    assert {"sic_3c", "zn"} <= set(str(result.details["best_set"]).split("+"))
-    assert result.details["identified"] is True
+    assert result.details["best_set"] == "sic_3c+zn", result.flags
+    assert result.estimates["p(best)"].value >= 0.9
+    assert "unexplained-peaks" not in result.flags and result.details["identified"] is True
+    others = [k for k, e in result.estimates.items() if k.startswith("w:") and k not in ("w:sic_3c", "w:zn")]
+    assert all((result.estimates[k].value or 0.0) <= 0.005 for k in others)
     a_ref, c_ref = _zn_cell_independent(path)
-    i = str(result.details["hyp:0:set"]).split("+").index("zn")
     strain, axial = (float(result.details[f"hyp:0:{k}:zn"]) for k in ("strain", "axial_strain"))
-    assert i >= 0
     assert 2.6649 * (1 + strain) == pytest.approx(a_ref, rel=2e-3)
     assert 4.9468 * (1 + strain) * (1 + axial) == pytest.approx(c_ref, rel=2e-3)
 
 
-def test_an_absurd_library_gives_not_identified(fityk_samples: Path) -> None:
-    """Diamond + graphite + calcite cannot explain SiC + Zn: not identified, fractions unusable, p(best) low."""
+@pytest.mark.parametrize("sample", ["SiC_Zn.dat", "nacl01.dat"])
+def test_an_absurd_library_gives_not_identified(fityk_samples: Path, sample: str) -> None:
+    """Diamond + graphite + calcite explain neither SiC + Zn nor fityk's NaCl pattern: not identified,
+    fractions unusable, p(best) low (the old open-world rule gave 0.5 whatever the fit)."""
+    data = np.loadtxt(fityk_samples / sample)
     settings = XRDPhaseIDSettings(candidates=["c_diamond", "c_graphite", "caco3_calcite"], wavelength=WAVELENGTH,
-                                  two_theta_range=(20.0, 100.0), max_phases=2, refine_sets=4)
-    result = XRDPhaseIdentification(settings).interpret([_measurement(fityk_samples / "SiC_Zn.dat")])
+                                  two_theta_range=(float(data[0, 0]), float(data[-1, 0])), max_phases=1)
+    result = XRDPhaseIdentification(settings).interpret([_measurement(fityk_samples / sample)])
     assert "not-identified" in result.flags and "fractions-unusable" in result.flags
     assert result.estimates["p(best)"].value is not None and result.estimates["p(best)"].value < 0.05
     assert all(result.estimates[f"w:{n}"].value is None for n in str(result.details["best_set"]).split("+"))
