@@ -298,9 +298,11 @@ class Bounds:
                 return b, b + 1e-9  # held: a box of zero width costs no Occam factor (see log_occam)
             return self.b_iso
         if name == "axial_strain":
-            return (-self.axial_strain, self.axial_strain) if phase in self.unique_axis else (0.0, 1e-9)
+            free = phase in self.unique_axis and self.axial_strain > 0
+            return (-self.axial_strain, self.axial_strain) if free else (0.0, 1e-9)
         if name == "axial_inverse_size":
-            return (-self.inverse_size, self.inverse_size) if phase in self.unique_axis else (0.0, 1e-9)
+            free = phase in self.unique_axis and self.axial_strain > 0
+            return (-self.inverse_size, self.inverse_size) if free else (0.0, 1e-9)
         return {"strain": (-self.strain, self.strain), "inverse_size": (0.0, self.inverse_size),
                 "microstrain": (0.0, self.microstrain), "log_r": (-self.log_r, self.log_r)}[name]
 
@@ -468,7 +470,10 @@ def refine_set(
                                                               problem.lo, problem.hi)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         x, converged, message = x0, False, f"refinement failed: {exc}"
-    return _set_fit(problem, x, converged, message)
+    try:
+        return _set_fit(problem, x, converged, message)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        return _set_fit(problem, problem.start(start), False, f"evidence failed: {exc}")
 
 
 def _set_fit(problem: SetProblem, x: np.ndarray, converged: bool, message: str) -> SetFit:

@@ -51,8 +51,8 @@ class XRDPhaseIDSettings(Record):
     axial_strain_bound: float = Field(
         default=0.01, ge=0, le=0.03,
         description="|Δc/c| beyond the isotropic strain, for a phase with a unique axis (tetragonal, hexagonal, trigonal)")
-    max_inverse_size: float = Field(default=0.5, gt=0, description="largest 1/L, 1/nm (L ≥ 1/this; 2 nm: nanocrystals)")
-    max_microstrain: float = Field(default=0.006, gt=0, le=0.02, description="largest microstrain refined")
+    max_inverse_size: float = Field(default=0.25, gt=0, description="largest 1/L, 1/nm (L ≥ 1/this; 4 nm: nanocrystals)")
+    max_microstrain: float = Field(default=0.003, gt=0, le=0.02, description="largest microstrain refined")
     max_march_r: float = Field(default=2.0, gt=1, le=5, description="texture: March r refined within [1/this, this]")
     zero_shift_bound_deg: float = Field(default=0.15, ge=0, le=0.5)
     displacement_bound_mm: float = Field(default=0.3, ge=0, le=1, description="sample displacement refined within ±this, mm")
