@@ -49,8 +49,11 @@ class XRDPhaseIDSettings(Record):
     )
     lattice_strain_bound: float = Field(default=0.005, gt=0, le=0.03, description="|Δd/d| allowed per phase")
     axial_strain_bound: float = Field(
-        default=0.01, ge=0, le=0.03,
-        description="|Δc/c| beyond the isotropic strain, for a phase with a unique axis (tetragonal, hexagonal, trigonal)")
+        default=0.0, ge=0, le=0.03,
+        description="|Δc/c| beyond the isotropic strain, and anisotropic size broadening along c, for a phase with a "
+        "unique axis (tetragonal, hexagonal, trigonal); 0: off. Off by default: the extra freedom lets a major phase "
+        "absorb an overlapping minor phase (a 5 wt % brookite beside anatase); turn it on (e.g. 0.01) for real "
+        "samples whose c/a differs from the CIF's")
     max_inverse_size: float = Field(default=0.25, gt=0, description="largest 1/L, 1/nm (L ≥ 1/this; 4 nm: nanocrystals)")
     max_microstrain: float = Field(default=0.003, gt=0, le=0.02, description="largest microstrain refined")
     max_march_r: float = Field(default=2.0, gt=1, le=5, description="texture: March r refined within [1/this, this]")

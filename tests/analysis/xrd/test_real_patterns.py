@@ -78,7 +78,9 @@ def test_sic_zn_with_the_shipped_library_is_sic_plus_zn_with_the_independent_zn_
     peak fit (the profile model — Debye–Waller, asymmetry, refined instrument, axial strain and
     size — explains the real pattern)."""
     path = fityk_samples / "SiC_Zn.dat"
-    settings = XRDPhaseIDSettings(library=str(library), wavelength=WAVELENGTH, two_theta_range=(20.0, 100.0))
+    # Zn's c/a in this sample is 0.65 % below the textbook cell's: axial refinement on.
+    settings = XRDPhaseIDSettings(library=str(library), wavelength=WAVELENGTH, two_theta_range=(20.0, 100.0),
+                                  axial_strain_bound=0.01)
     result = XRDPhaseIdentification(settings).interpret([_measurement(path)])
     assert result.details["best_set"] == "sic_3c+zn", result.flags
     assert result.estimates["p(best)"].value >= 0.9
