@@ -19,7 +19,6 @@ likelihood at the optimum with the information JᵀJ at v = μ.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,27 +29,15 @@ from scipy import optimize, special
 from analysis.laplace import log_occam
 from analysis.xrd.pattern import Pattern
 from physics.phases import Phase
-from physics.xrd import chebyshev_basis, diffuse_basis, march_dollase, phase_rate
+from physics.xrd import chebyshev_basis, march_dollase, phase_rate
 
-FD_STEP = {"strain": 2e-5, "axial_strain": 2e-5, "axial_inverse_size": 2e-4, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "b_iso": 0.02, "zero": 2e-3,
-           "displacement": 2e-3, "asymmetry": 2e-3, "caglioti_u": 5e-4, "caglioti_v": 5e-4, "caglioti_w": 2e-4}
+FD_STEP = {"strain": 2e-5, "inverse_size": 2e-4, "microstrain": 2e-5, "log_r": 1e-3, "zero": 2e-3, "displacement": 2e-3}
 """Finite-difference steps of the nonlinear parameters (strain, microstrain: relative; u: 1/nm;
-log r: March parameter, natural log; B: Å²; zero: degrees; displacement: mm; asymmetry: A of
-``physics.xrd``; Caglioti U, V, W: deg²)."""
-GLOBAL = ("zero", "displacement", "asymmetry", "caglioti_u", "caglioti_v", "caglioti_w")
-"""Nonlinear parameters common to all phases: zero shift (degrees), sample displacement (mm), and
-the instrument profile — axial-divergence asymmetry A and Caglioti U, V, W (deg²)."""
-INSTRUMENT = ("asymmetry", "caglioti_u", "caglioti_v", "caglioti_w")
-"""The ``GLOBAL`` parameters that describe the instrument's profile."""
-PER_PHASE = ("strain", "inverse_size", "microstrain", "log_r", "b_iso", "axial_strain", "axial_inverse_size")
-"""Nonlinear parameters refined per phase, in this order (B: isotropic Debye–Waller, Å²; axial
-strain: the relative change of c beyond the isotropic strain, for a cell with a unique axis —
-``Phase.has_unique_axis`` — held at 0 otherwise; axial inverse size: 1/L of a reflection is
-u + u_c f, f its share along c*, so platelets and needles broaden (00l) apart from (hk0); same
-phases, held at 0 otherwise)."""
-NATURAL_LOWER = frozenset({"inverse_size", "microstrain", "b_iso", "asymmetry", "caglioti_u", "caglioti_w"})
-"""Parameters whose lower bound is a physical limit (no broadening, no thermal motion, a symmetric
-profile): an estimate there is an answer, not a sign that the prior box is too small."""
+log r: March parameter, natural log; zero: degrees; displacement: mm)."""
+GLOBAL = ("zero", "displacement")
+"""Nonlinear parameters common to all phases (zero shift, degrees; sample displacement, mm)."""
+PER_PHASE = ("strain", "inverse_size", "microstrain", "log_r")
+"""Nonlinear parameters refined per phase, in this order."""
 
 
 @dataclass(frozen=True)
@@ -63,28 +50,6 @@ class Optics:
     two_theta_range: tuple[float, float]
     """Domain of the Chebyshev background, degrees."""
     background_terms: int
-    asymmetry: float = 0.0
-    """The instrument's axial-divergence asymmetry A (``physics.xrd``), the refinement's start."""
-    diffuse_fwhm: float | None = None
-    """FWHM (degrees) of the diffuse humps added to the background (``physics.xrd.diffuse_basis``); None: none."""
-
-    def background_basis(self, two_theta: np.ndarray) -> np.ndarray:
-        """(n, k) basis of the background: Chebyshev terms, then the diffuse humps."""
-        cheb = chebyshev_basis(two_theta, self.background_terms, *self.two_theta_range)
-        if self.diffuse_fwhm is None:
-            return cheb
-        return np.hstack([cheb, diffuse_basis(two_theta, *self.two_theta_range, self.diffuse_fwhm)])
-
-    def background_rate(self, two_theta: np.ndarray, coefficients: Sequence[float]) -> np.ndarray:
-        """Background counts per second at ``two_theta`` (degrees) for these coefficients (Chebyshev, then
-        humps; fewer coefficients than basis functions: the first ones)."""
-        c = np.asarray(coefficients, dtype=float)
-        return self.background_basis(np.asarray(two_theta, dtype=float))[:, : c.size] @ c
-
-    def instrument(self) -> dict[str, float]:
-        """The starting instrument profile, keyed as ``INSTRUMENT``."""
-        u, v, w = self.caglioti
-        return {"asymmetry": self.asymmetry, "caglioti_u": u, "caglioti_v": v, "caglioti_w": w}
 
 
 class PhaseProfiles:
@@ -92,54 +57,37 @@ class PhaseProfiles:
 
     def __init__(self, phases: dict[str, Phase], optics: Optics, pattern: Pattern, d_min: float) -> None:
         self.phases, self.optics, self.pattern, self.d_min = phases, optics, pattern, d_min
-        self._cache: dict[tuple[object, ...], np.ndarray] = {}
-        self.background = optics.background_basis(pattern.two_theta)
+        self._cache: dict[tuple[str, float, float, float], np.ndarray] = {}
+        self.background = chebyshev_basis(pattern.two_theta, optics.background_terms, *optics.two_theta_range)
 
     def rate(self, name: str, strain: float, inverse_size: float, zero: float, microstrain: float = 0.0,
-             pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0,
-             b_iso: float = 0.0, instrument: Mapping[str, float] | None = None, axial_strain: float = 0.0,
-             axial_inverse_size: float = 0.0) -> np.ndarray:
-        """g_p on the measured steps (see ``rate_on``); ``instrument``: ``INSTRUMENT`` values, None: the optics'."""
-        inst = tuple(round(float(v), 9) for v in (instrument or self.optics.instrument()).values())
+             pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0) -> np.ndarray:
         key = (name, round(strain, 9), round(inverse_size, 9), round(zero, 9), round(microstrain, 9), pole, round(log_r, 9),
-               round(displacement, 9), round(b_iso, 9), inst, round(axial_strain, 9), round(axial_inverse_size, 9))
+               round(displacement, 9))
         if key not in self._cache:
             if len(self._cache) > 4000:
                 self._cache.clear()
             self._cache[key] = rate_on(self.phases[name], self.optics, self.pattern.two_theta, self.d_min,
-                                       strain, inverse_size, zero, microstrain, pole, log_r, displacement, b_iso, instrument,
-                                       axial_strain, axial_inverse_size)
+                                       strain, inverse_size, zero, microstrain, pole, log_r, displacement)
         return self._cache[key]
 
 
 def rate_on(
     phase: Phase, optics: Optics, two_theta: np.ndarray, d_min: float, strain: float, inverse_size: float, zero: float,
     microstrain: float = 0.0, pole: tuple[int, int, int] | None = None, log_r: float = 0.0, displacement: float = 0.0,
-    b_iso: float = 0.0, instrument: Mapping[str, float] | None = None, axial_strain: float = 0.0,
-    axial_inverse_size: float = 0.0,
 ) -> np.ndarray:
     """g_p at ``two_theta`` (degrees) for these refinements (u ≤ 0: no size broadening; no pole or
-    log r = 0: a random powder; B in Å²; ``instrument``: ``INSTRUMENT`` values, None: the optics')."""
-    inst = dict(instrument or optics.instrument())
+    log r = 0: a random powder)."""
     reflections = phase.reflections(d_min)
-    size: float | np.ndarray | None = None if inverse_size <= 1e-9 else 1.0 / inverse_size
-    if axial_inverse_size != 0.0:
-        per_reflection = np.maximum(inverse_size + axial_inverse_size * phase.axial_fraction(d_min), 1e-9)
-        size = np.where(per_reflection <= 1e-9, 1e12, 1.0 / per_reflection)
-    if axial_strain != 0.0:
-        # c → c (1 + ε_c): 1/d² = (1 − f)/d₀² + f/(d₀² (1 + ε_c)²), f the reflection's share along c*.
-        f = phase.axial_fraction(d_min)
-        reflections = dataclasses.replace(reflections, d=reflections.d / np.sqrt(1.0 - f + f / (1.0 + axial_strain) ** 2))
     orientation = None
     if pole is not None and log_r != 0.0:
         normals, index = phase.plane_normals(d_min)
         orientation = march_dollase(normals, index, len(reflections.d), phase.pole(pole), math.exp(log_r))
     return phase_rate(
-        two_theta, reflections, phase.volume, optics.lines,
-        (inst["caglioti_u"], inst["caglioti_v"], inst["caglioti_w"]),
-        size_nm=size, microstrain=max(microstrain, 0.0),
+        two_theta, reflections, phase.volume, optics.lines, optics.caglioti,
+        size_nm=None if inverse_size <= 1e-9 else 1.0 / inverse_size, microstrain=max(microstrain, 0.0),
         lattice_strain=strain, zero_shift_deg=zero, displacement_mm=displacement, radius_mm=optics.radius_mm,
-        orientation=orientation, b_iso=max(b_iso, 0.0), asymmetry=max(inst["asymmetry"], 0.0),
+        orientation=orientation,
     )
 
 
@@ -170,7 +118,7 @@ def nonnegative_lstsq(a: np.ndarray, b: np.ndarray, n_nonneg: int) -> tuple[np.n
 
 def projected_levenberg_marquardt(
     residual: Callable[[np.ndarray], np.ndarray], jacobian: Callable[[np.ndarray], np.ndarray],
-    x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iterations: int = 50, tolerance: float = 1e-6,
+    x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iterations: int = 30, tolerance: float = 1e-6,
 ) -> tuple[np.ndarray, bool, str]:
     """Minimise ½‖residual(x)‖² inside the box [lo, hi]: Levenberg–Marquardt steps on the k×k
     normal equations, clipped to the box. (x, converged, message).
@@ -231,8 +179,8 @@ class SetFit:
     scales: np.ndarray
     scale_sigmas: np.ndarray
     refined: dict[str, np.ndarray]
-    common: dict[str, float]
-    """The ``GLOBAL`` parameters (zero, displacement, instrument profile)."""
+    zero: float
+    displacement: float
     background: np.ndarray
     log_likelihood: float
     deviance: float
@@ -243,19 +191,6 @@ class SetFit:
     converged: bool
     message: str = ""
     mu: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-    bounds: Bounds | None = None
-    """The prior box the set was refined in."""
-    at_bound: list[str] = field(default_factory=list)
-    """Refined parameters that ended on an edge of the prior box that is not a physical limit,
-    as ``<parameter>:<phase>`` (per phase) or ``<parameter>`` (global)."""
-
-    @property
-    def zero(self) -> float:
-        return self.common["zero"]
-
-    @property
-    def displacement(self) -> float:
-        return self.common["displacement"]
 
     @property
     def label(self) -> str:
@@ -281,37 +216,10 @@ class Bounds:
     displacement: float
     scale_max: dict[str, float]
     background: float
-    b_iso: tuple[float, float] = (0.0, 3.0)
-    """Å²: the range of a refined isotropic B."""
-    b_iso_fixed: dict[str, float] = field(default_factory=dict)
-    """Phases whose CIF gives B (Å²): held there."""
-    instrument: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Range of each refined ``INSTRUMENT`` parameter; one left out is held at the optics' value."""
-    unique_axis: frozenset[str] = frozenset()
-    """Phases whose c may strain apart from a (|axial strain| ≤ ``axial_strain``); the others hold it at 0."""
-    axial_strain: float = 0.01
 
-    def per_phase(self, name: str, phase: str = "") -> tuple[float, float]:
-        if name == "b_iso":
-            if phase in self.b_iso_fixed:
-                b = self.b_iso_fixed[phase]
-                return b, b + 1e-9  # held: a box of zero width costs no Occam factor (see log_occam)
-            return self.b_iso
-        if name == "axial_strain":
-            free = phase in self.unique_axis and self.axial_strain > 0
-            return (-self.axial_strain, self.axial_strain) if free else (0.0, 1e-9)
-        if name == "axial_inverse_size":
-            free = phase in self.unique_axis and self.axial_strain > 0
-            return (-self.inverse_size, self.inverse_size) if free else (0.0, 1e-9)
+    def per_phase(self, name: str) -> tuple[float, float]:
         return {"strain": (-self.strain, self.strain), "inverse_size": (0.0, self.inverse_size),
                 "microstrain": (0.0, self.microstrain), "log_r": (-self.log_r, self.log_r)}[name]
-
-    def global_box(self, name: str) -> tuple[float, float] | None:
-        """(low, high) of a ``GLOBAL`` parameter, None when it is not refined."""
-        if name in ("zero", "displacement"):
-            b = float(getattr(self, name))
-            return (-b, b) if b > 0 else None
-        return self.instrument.get(name)
 
 
 def poisson_log_likelihood(counts: np.ndarray, mu: np.ndarray) -> float:
@@ -376,26 +284,23 @@ class SetProblem:
 
     def __init__(self, profiles: PhaseProfiles, phases: tuple[str, ...], poles: Sequence[tuple[int, int, int]],
                  bounds: Bounds, weight: np.ndarray) -> None:
-        self.profiles, self.phases, self.poles, self.weight, self.bounds = profiles, phases, poles, weight, bounds
+        self.profiles, self.phases, self.poles, self.weight = profiles, phases, poles, weight
         self.pattern = profiles.pattern
-        self.n_p, self.k_bg = len(phases), profiles.background.shape[1]
-        boxes = {k: bounds.global_box(k) for k in GLOBAL}
-        self.globals_used = [k for k in GLOBAL if boxes[k] is not None]
-        self.fixed_common = {"zero": 0.0, "displacement": 0.0} | profiles.optics.instrument()
+        self.n_p, self.k_bg = len(phases), profiles.optics.background_terms
+        self.globals_used = [k for k in GLOBAL if getattr(bounds, k) > 0]
         n_p, k_bg = self.n_p, self.k_bg
-        self.per_lo = np.array([bounds.per_phase(k, n)[0] for k in PER_PHASE for n in phases])
-        self.per_hi = np.array([bounds.per_phase(k, n)[1] for k in PER_PHASE for n in phases])
-        g_lo = np.array([boxes[k][0] for k in self.globals_used])  # type: ignore[index]
-        g_hi = np.array([boxes[k][1] for k in self.globals_used])  # type: ignore[index]
-        self.lo = np.concatenate([np.zeros(n_p), np.full(k_bg, -bounds.background), self.per_lo, g_lo])
-        self.hi = np.concatenate([[bounds.scale_max[n] for n in phases], np.full(k_bg, bounds.background), self.per_hi, g_hi])
+        self.per_lo = np.concatenate([np.full(n_p, bounds.per_phase(k)[0]) for k in PER_PHASE])
+        self.per_hi = np.concatenate([np.full(n_p, bounds.per_phase(k)[1]) for k in PER_PHASE])
+        g_bound = np.array([getattr(bounds, k) for k in self.globals_used])
+        self.lo = np.concatenate([np.zeros(n_p), np.full(k_bg, -bounds.background), self.per_lo, -g_bound])
+        self.hi = np.concatenate([[bounds.scale_max[n] for n in phases], np.full(k_bg, bounds.background), self.per_hi, g_bound])
         self.i_per, self.i_glob = n_p + k_bg, n_p + k_bg + len(PER_PHASE) * n_p
 
     def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, float]]:
         """(scales (n_p,), background (k_bg,), ``PER_PHASE`` name → (n_p,), ``GLOBAL`` name → value)."""
         n_p, i_per, i_glob = self.n_p, self.i_per, self.i_glob
         refined = {k: x[i_per + j * n_p:i_per + (j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-        common = dict(self.fixed_common) | {k: float(x[i_glob + j]) for j, k in enumerate(self.globals_used)}
+        common = {k: 0.0 for k in GLOBAL} | {k: float(x[i_glob + j]) for j, k in enumerate(self.globals_used)}
         return x[:n_p], x[n_p:i_per], refined, common
 
     def rate(self, i: int, refined: Mapping[str, np.ndarray], common: Mapping[str, float], bump: str | None = None,
@@ -404,8 +309,7 @@ class SetProblem:
         v = {k: float(refined[k][i]) + (h if k == bump else 0.0) for k in PER_PHASE}
         c = {k: common[k] + (h if k == bump else 0.0) for k in GLOBAL}
         return self.profiles.rate(self.phases[i], v["strain"], v["inverse_size"], c["zero"], v["microstrain"], self.poles[i],
-                                  v["log_r"], c["displacement"], v["b_iso"], {k: c[k] for k in INSTRUMENT}, v["axial_strain"],
-                                  v["axial_inverse_size"])
+                                  v["log_r"], c["displacement"])
 
     def mu(self, x: np.ndarray) -> np.ndarray:
         """Expected counts per step at ``x``, (n,)."""
@@ -441,13 +345,14 @@ class SetProblem:
 
     def start(self, start: Mapping[str, Sequence[float]]) -> np.ndarray:
         """The starting vector: ``start`` per phase pulled just inside the box, the scales and
-        background solved linearly there, zero and displacement at 0, the instrument at the optics'."""
+        background solved linearly there, the global parameters at 0."""
         n_p, lo, hi, per_lo, per_hi = self.n_p, self.lo, self.hi, self.per_lo, self.per_hi
         per0 = np.clip(np.concatenate([np.asarray(start[k], dtype=float) for k in PER_PHASE]),
                        per_lo + 1e-3 * (per_hi - per_lo), per_hi - 1e-3 * (per_hi - per_lo))
         refined0 = {k: per0[j * n_p:(j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-        linear, _ = linear_fit(self.profiles, [self.rate(i, refined0, self.fixed_common) for i in range(n_p)], self.weight)
-        x0 = np.concatenate([linear, per0, [self.fixed_common[k] for k in self.globals_used]])
+        linear, _ = linear_fit(self.profiles, [self.rate(i, refined0, {k: 0.0 for k in GLOBAL}) for i in range(n_p)],
+                               self.weight)
+        x0 = np.concatenate([linear, per0, np.zeros(len(self.globals_used))])
         return np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
 
 
@@ -470,10 +375,7 @@ def refine_set(
                                                               problem.lo, problem.hi)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         x, converged, message = x0, False, f"refinement failed: {exc}"
-    try:
-        return _set_fit(problem, x, converged, message)
-    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-        return _set_fit(problem, problem.start(start), False, f"evidence failed: {exc}")
+    return _set_fit(problem, x, converged, message)
 
 
 def _set_fit(problem: SetProblem, x: np.ndarray, converged: bool, message: str) -> SetFit:
@@ -490,28 +392,9 @@ def _set_fit(problem: SetProblem, x: np.ndarray, converged: bool, message: str) 
     return SetFit(
         phases=problem.phases, poles=tuple(problem.poles), scales=scales.copy(),
         scale_sigmas=np.sqrt(np.clip(np.diag(cov)[:n_p], 0, None)),
-        refined={k: v.copy() for k, v in refined.items()}, common=common, background=bg.copy(),
+        refined={k: v.copy() for k, v in refined.items()}, zero=common["zero"], displacement=common["displacement"],
+        background=bg.copy(),
         log_likelihood=poisson_log_likelihood(pat.counts, mu), deviance=poisson_deviance(pat.counts, mu),
-        n_parameters=int(np.sum(hi - lo > 1e-6)), log_occam=occam, covariance=cov[:n_p, :n_p], converged=converged,
-        message=message, mu=mu, bounds=problem.bounds, at_bound=parameters_at_bound(problem, x, cov),
+        n_parameters=int(x.size), log_occam=occam, covariance=cov[:n_p, :n_p], converged=converged,
+        message=message, mu=mu,
     )
-
-
-def parameters_at_bound(problem: SetProblem, x: np.ndarray, cov: np.ndarray) -> list[str]:
-    """The nonlinear parameters of ``x`` within 0.5 % of the box's width of an edge that is not a
-    physical limit (``NATURAL_LOWER``), as ``<parameter>:<phase>`` or ``<parameter>``.
-
-    Only parameters the data determine (posterior σ under a quarter of the box) are listed: one
-    that drifted to an edge along a flat valley (zero shift against displacement) sits there by
-    the prior, not because the data push it out. Held parameters (zero-width box) never are."""
-    names = [f"{k}:{n}" for k in PER_PHASE for n in problem.phases] + list(problem.globals_used)
-    out = []
-    for j, name in enumerate(names):
-        i = problem.i_per + j
-        width = problem.hi[i] - problem.lo[i]
-        if width < 1e-6 or math.sqrt(max(float(cov[i, i]), 0.0)) > 0.25 * width:
-            continue
-        low = x[i] - problem.lo[i] <= 5e-3 * width and name.split(":")[0] not in NATURAL_LOWER
-        if low or problem.hi[i] - x[i] <= 5e-3 * width:
-            out.append(name)
-    return out

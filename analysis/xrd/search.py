@@ -26,8 +26,6 @@ import numpy as np
 from analysis.xrd.fit import Bounds, PhaseProfiles, SetFit, choose_pole, linear_fit, refine_set
 from analysis.xrd.settings import XRDPhaseIDSettings
 
-B_START = 0.5
-"""Å²: the starting isotropic B of a phase whose CIF gives none (a typical room-temperature value)."""
 STRAIN_GRID_STEP = 0.0008
 """Spacing of the screening's lattice-strain grid (relative)."""
 
@@ -196,11 +194,7 @@ def prior_bounds(context: SearchContext, shortlist: list[str]) -> Bounds:
     return Bounds(strain=s.lattice_strain_bound, inverse_size=s.max_inverse_size, microstrain=s.max_microstrain,
                   log_r=math.log(s.max_march_r), zero=s.zero_shift_bound_deg,
                   displacement=s.displacement_bound_mm, scale_max=scale_max,
-                  background=10.0 * (float(np.max(pattern.counts / pattern.dwell)) + 1.0),
-                  b_iso=tuple(s.b_iso_range),  # type: ignore[arg-type]
-                  b_iso_fixed={n: b for n in profiles.phases if (b := profiles.phases[n].b_iso) is not None},
-                  instrument=s.instrument_ranges(), axial_strain=s.axial_strain_bound,
-                  unique_axis=frozenset(n for n in shortlist if profiles.phases[n].has_unique_axis()))
+                  background=10.0 * (float(np.max(pattern.counts / pattern.dwell)) + 1.0))
 
 
 def texture_poles(context: SearchContext, screening: Screening,
@@ -227,9 +221,7 @@ def refine_candidate(context: SearchContext, screening: Screening, combo: tuple[
     mu0 = pattern.dwell * (sum((a * g for a, g in zip(quick_fit[: len(combo)], columns)), np.zeros(pattern.n))
                            + profiles.background @ quick_fit[len(combo):])
     start = {"strain": strain, "inverse_size": [u_start] * len(combo),
-             "microstrain": [0.0] * len(combo), "log_r": [poles[n][1] for n in combo],
-             "axial_strain": [0.0] * len(combo), "axial_inverse_size": [0.0] * len(combo),
-             "b_iso": [B_START if (b := profiles.phases[n].b_iso) is None else b for n in combo]}
+             "microstrain": [0.0] * len(combo), "log_r": [poles[n][1] for n in combo]}
     return refine_set(profiles, combo, [poles[n][0] for n in combo], start, bounds, np.maximum(mu0, 0.5))
 
 
