@@ -39,7 +39,10 @@ class SASConfigurationModel(Record):
 
     name: str = Field(min_length=1)
     q: FloatArray = Field(description="bin centres, 1/Å")
-    dq: FloatArray = Field(description="1-σ Gaussian Q resolution, 1/Å")
+    dq: FloatArray = Field(description="1-σ Gaussian Q resolution, 1/Å (0 for a slit-smeared configuration)")
+    slit_length: FloatArray | None = Field(
+        default=None, description="slit half-length per bin, 1/Å, for a slit-smeared (USANS) configuration; None: pinhole")
+    slit_width: FloatArray | None = Field(default=None, description="slit half-width per bin, 1/Å (with slit_length)")
     counts_per_second: FloatArray = Field(
         description="k: expected counts per second per 1/cm of dΣ/dΩ (flux × transmission × thickness × "
         "efficiency × solid angle)"
@@ -55,9 +58,19 @@ class SASConfigurationModel(Record):
         shapes = {a.shape for a in (self.q, self.dq, self.counts_per_second, self.background)}
         if len(shapes) != 1 or len(next(iter(shapes))) != 1:
             raise ValueError(f"configuration {self.name!r}: q, dq, counts_per_second, background must be 1-D of one length")
+        slit = [a for a in (self.slit_length, self.slit_width) if a is not None]
+        if slit and (len(slit) != 2 or any(a.shape != self.q.shape for a in slit)):
+            raise ValueError(f"configuration {self.name!r}: slit_length and slit_width go together, each of q's length")
         if not np.all(np.isfinite(self.counts_per_second)) or np.any(self.counts_per_second <= 0):
             raise ValueError(f"configuration {self.name!r}: counts_per_second must be finite and positive")
         return self
+
+    @property
+    def slit(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(slit half-length, half-width) per bin, 1/Å, of a slit-smeared configuration; None for pinhole."""
+        if self.slit_length is None or self.slit_width is None:
+            return None
+        return self.slit_length, self.slit_width
 
     def variance_per_second(self, intensity: np.ndarray) -> np.ndarray:
         """σ²·t (1/cm²·s) for a sample of this ``intensity`` (1/cm): divide by t for an exposure of t s."""

@@ -292,7 +292,7 @@ class _Planner(_SASPolicy):
 
     def _linearise(self, instrument: SASInstrumentModel, model: str, theta: Mapping[str, float]) -> list[_Linearised]:
         return [
-            predict_with_jacobian(self.settings, model, theta, cfg.q, cfg.dq)
+            predict_with_jacobian(self.settings, model, theta, cfg.q, cfg.dq, cfg.slit)
             for cfg in (instrument.configuration(c) for c in self.configurations)
         ]
 
@@ -508,11 +508,12 @@ class SASOracle(_Planner):
             data = []
             for c in self.configurations:
                 cfg = instrument.configuration(c)
-                intensity, _, _ = predict_with_jacobian(self.settings, self.true_model, self.true_values, cfg.q, cfg.dq)
+                intensity, _, _ = predict_with_jacobian(self.settings, self.true_model, self.true_values, cfg.q, cfg.dq, cfg.slit)
                 data.append(
                     Measurement(
                         attempt_id=f"truth-{c}", instrument="truth", params={self.configuration_parameter: c},
-                        data={"q": cfg.q, "intensity": intensity, "dq": cfg.dq},
+                        data={"q": cfg.q, "intensity": intensity}
+                        | ({"dq": cfg.dq} if cfg.slit is None else {"dq_slit_length": cfg.slit[0], "dq_slit_width": cfg.slit[1]}),
                         sigma={"intensity": np.sqrt(cfg.variance_per_second(intensity))}, timing=Timing(exposure_seconds=1.0),
                     )
                 )

@@ -462,13 +462,14 @@ class SASDriver(JournalledDriver):
     def planning_model(self) -> SASInstrumentModel:
         """The configurations and counting model a planner may know (no ground truth in it).
 
-        A slit configuration appears with ``dq`` = 0: the planning contract (``instruments.sas``) has no
-        slit fields yet, so a planner predicts it unsmeared (an approximation for planning only).
+        A slit configuration carries its slit (``slit_length``/``slit_width``, ``dq`` = 0), so a planner
+        predicts it slit-smeared as the analysis fits it.
         """
         return SASInstrumentModel(
             configurations=[
                 SASConfigurationModel(
                     name=name, q=state.q, dq=state.dq, counts_per_second=state.k_per_second, background=state.cell,
+                    slit_length=state.slit[0] if state.slit else None, slit_width=state.slit[1] if state.slit else None,
                     min_exposure_seconds=self.configurations[name].min_exposure_seconds,
                     wavelength_angstrom=configuration_wavelength(self.settings, self.configurations[name]),
                 )

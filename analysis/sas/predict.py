@@ -17,18 +17,20 @@ from analysis.sas.settings import SASFitSettings
 
 
 def predict_with_jacobian(
-    settings: SASFitSettings, model: str, values: Mapping[str, float], q: np.ndarray, dq: np.ndarray
+    settings: SASFitSettings, model: str, values: Mapping[str, float], q: np.ndarray, dq: np.ndarray,
+    slit: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Candidate ``model``'s smeared I(q) (1/cm) at ``values`` and its Jacobian over the fitted parameters.
 
-    ``q``, ``dq`` (1/Å), shape (n,), ascending q. Returns (intensity (n,), jacobian (n, k), names (k,)):
+    ``q``, ``dq`` (1/Å), shape (n,), ascending q; ``slit``: (half-length, half-width) (1/Å) of a
+    slit-smeared configuration, which then replaces ``dq``. Returns (intensity (n,), jacobian (n, k), names (k,)):
     the Jacobian is d I / d θ by central differences (one-sided at a bound), in the order of the
     candidate's fitted parameters. A planner predicts a prospective exposure from it.
     """
     candidate = settings.candidate(model)
     q = np.asarray(q, dtype=float).reshape(-1)
     dq = np.broadcast_to(np.asarray(dq, dtype=float), q.shape).reshape(-1)
-    ev = CandidateEvaluator(candidate, [q], [dq])
+    ev = CandidateEvaluator(candidate, [q], [dq], [slit])
     try:
         specs = [candidate.parameters[p] for p in ev.names]
         lo = np.array([p.bounds[0] for p in specs], dtype=float)

@@ -61,9 +61,12 @@ class SASReplay:
         k = np.maximum(y, floor) / np.maximum(s, 1e-300) ** 2 / t0
         k = np.where(np.isfinite(k) & (k > 0), k, float(np.nanmedian(k[np.isfinite(k) & (k > 0)])) if np.any(k > 0) else 1.0)
         dq = m.data["dq"] if "dq" in m.data else np.zeros_like(y)
+        slit = [np.broadcast_to(np.asarray(m.data.get(key, 0.0), dtype=float), y.shape).copy()
+                for key in ("dq_slit_length", "dq_slit_width")] if "dq" not in m.data and "dq_slit_length" in m.data else [None, None]
         wavelength = m.params.get("wavelength_angstrom")
         return SASConfigurationModel(
             name=name, q=m.data["q"], dq=dq, counts_per_second=k, background=np.zeros_like(y),
+            slit_length=slit[0], slit_width=slit[1],
             min_exposure_seconds=t0 * self.settings.min_exposure_fraction,
             wavelength_angstrom=float(wavelength) if isinstance(wavelength, (int, float)) else None)
 

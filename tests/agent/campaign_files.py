@@ -19,13 +19,14 @@ def shipped(file: str, tmp_path: Path) -> dict[str, Any]:
     return data
 
 
-def run_shipped(file: str, tmp_path: Path, campaign_id: str) -> tuple[Any, Any, Any]:
-    """Run a shipped campaign file (store and data inside ``tmp_path``): (config, store, result)."""
+def run_shipped(file: str, tmp_path: Path, campaign_id: str, **overrides: Any) -> tuple[Any, Any, Any]:
+    """Run a shipped campaign file (store and data inside ``tmp_path``; ``overrides`` replace top-level
+    fields): (config, store, result)."""
     from agent.campaign import run_campaign
     from agent.config import parse_campaign
     from agent.store import Store
 
-    config = parse_campaign(shipped(file, tmp_path))
+    config = parse_campaign({**shipped(file, tmp_path), **overrides})
     store = Store(config.storage)
     return config, store, run_campaign(config, store, campaign_id=campaign_id)
 

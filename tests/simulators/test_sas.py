@@ -452,6 +452,32 @@ def test_a_slit_configuration_smears_with_the_slit_and_reports_slit_keys() -> No
     assert "dq_slit_length" in driver.describe()
 
 
+def test_the_planning_model_of_a_slit_configuration_predicts_its_slit_smeared_truth() -> None:
+    from analysis.sas import SASFitSettings
+    from analysis.sas.predict import predict_with_jacobian
+
+    usans = SASConfiguration(name="usans", q_min=1e-4, q_max=5e-3, n_points=40, flux=1e5, slit_length=0.117,
+                             min_exposure_seconds=10)
+    sample = SASSample(model="sphere", parameters={"radius": 2000.0, "sld": 1.0, "sld_solvent": 6.3}, scale=0.01,
+                       background=0.0)
+    driver = _driver(sample=sample, configurations=[usans])
+    cfg = driver.planning_model().configuration("usans")
+    assert cfg.slit is not None and np.allclose(cfg.slit[0], 0.117) and np.all(cfg.dq == 0)
+    settings = SASFitSettings.model_validate({"candidates": [{
+        "name": "sphere", "model": "sphere",
+        "parameters": {"radius": {"value": 2000, "bounds": [500, 5000]}, "scale": {"value": 0.01, "bounds": [0, 1]},
+                       "background": {"value": 0, "bounds": [-1, 1]}},
+        "fixed": {"sld": 1.0, "sld_solvent": 6.3}}]})
+    values = {"radius": 2000.0, "scale": 0.01, "background": 0.0}
+    _, truth = driver.true_intensity("usans")
+    smeared, _, _ = predict_with_jacobian(settings, "sphere", values, cfg.q, cfg.dq, cfg.slit)
+    unsmeared, _, _ = predict_with_jacobian(settings, "sphere", values, cfg.q, cfg.dq)
+    # What the planner predicts is what the instrument measures (to the fit grid's accuracy); without
+    # the slit it would be far off, and planning would be for the wrong data.
+    np.testing.assert_allclose(smeared, truth, rtol=0.01)
+    assert np.max(np.abs(unsmeared / truth - 1)) > 0.5
+
+
 def test_a_configuration_names_exactly_one_resolution() -> None:
     with pytest.raises(ValueError, match="exactly one of dq_over_q_fwhm"):
         SASConfiguration(name="c", q_min=1e-4, q_max=5e-3, flux=1, dq_over_q_fwhm=0.1, slit_length=0.1)

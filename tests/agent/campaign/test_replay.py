@@ -17,8 +17,9 @@ from tests.agent.campaign_files import run_shipped, shipped
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("ray_local")]
 
 
-def test_shipped_sas_replay_serves_the_recorded_blocks_within_their_exposure(tmp_path: Path) -> None:
-    config, store, result = run_shipped("replay_sas.yaml", tmp_path, "replay-sas")
+@pytest.mark.parametrize("policy", [None, {"name": "sas_round_robin", "options": {"exposure_seconds": 1200}}])
+def test_shipped_sas_replay_serves_the_recorded_blocks_within_their_exposure(tmp_path: Path, policy: dict | None) -> None:
+    config, store, result = run_shipped("replay_sas.yaml", tmp_path, "replay-sas", **({"policy": policy} if policy else {}))
     assert result.status in {"completed", "budget_exhausted"}, result.stop_reason
     measurements = store.measurements("replay-sas")
     assert measurements and not store.attempts("replay-sas", states=["refused", "failed"])
@@ -34,7 +35,7 @@ def test_shipped_sas_replay_serves_the_recorded_blocks_within_their_exposure(tmp
     last = store.interpretations("replay-sas")[-1]
     # Once a USANS part is in, the joint pinhole + slit fit answers the radius: a direct joint fit of the
     # whole recording (tests/analysis/sas/test_real_data.py) gives 2291 Å; a part of it may differ by a few σ.
-    assert result.status == "completed" and {m.params["configuration"] for m in measurements} == {"sans", "usans"}
+    assert result.status == "completed" and "usans" in {m.params["configuration"] for m in measurements}
     radius = last.estimates["radius"]
     assert last.valid and abs(radius.value - 2291.0) < max(4 * radius.sigma, 25.0), radius  # type: ignore[operator]
 
