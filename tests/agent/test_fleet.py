@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,9 @@ def test_a_ray_fleet_starts_and_ends_its_actor_processes(ray_local, tmp_path: Pa
     assert sorted(fleet.data_keys) == ["reactor-1", "reactor-2"] and fleet.instrument_models == {"reactor-1": None, "reactor-2": None}
     handles = [*fleet.instruments.values(), fleet.analysis]
     asyncio.run(fleet.stop(False))
+    # ray.kill is asynchronous: a call sent at once may still be served; the actor must be gone soon after.
     for handle in handles:
         with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(handle.health.remote(), timeout=30)
+            for _ in range(60):
+                ray.get(handle.health.remote(), timeout=30)
+                time.sleep(0.5)
