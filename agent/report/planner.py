@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from agent.report.data import ReportData, attempt_reason, reason_indices
 from agent.report.formatting import fmt, in_units, is_number, time_unit
-from agent.report.layout import fixed_margins
+from agent.report.layout import fixed_margins, plain_log_ticks
 from agent.store import Attempt
 from policies.space import DesignSpace
 
@@ -182,6 +182,7 @@ def _number_panel(ax: Any, space: DesignSpace, name: str, steps: Sequence[Step],
     values = np.array([v for _, v in points])
     if values.size and values.min() > 0 and values.max() / values.min() > 20:
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
     else:
         ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_ylabel(f"{name}{in_units(space.parameter(name).units)}")

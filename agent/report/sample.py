@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from agent.answer import probability_text
 from agent.config import CampaignConfig
-from agent.report.layout import fixed_margins
+from agent.report.layout import fixed_margins, plain_log_ticks
 from analysis.protocol import Interpretation
 from instruments.types import Measurement
 
@@ -151,6 +151,7 @@ def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpreta
             scales = [s if i == j else 0.0 for i, s in enumerate(best.scales)]
             top.fill_between(grid, base, predict_rate(settings, best, grid, scales), alpha=0.25, label=phase)
     top.set_yscale("symlog", linthresh=10)
+    plain_log_ticks(top.yaxis)
     top.set_ylabel("count rate, counts/s")
     top.set_title(f"measured windows and the most probable phase set (after {len(measurements)} windows)")
     top.legend(fontsize=6, ncol=2, loc="upper right")
@@ -218,6 +219,8 @@ def _sas(config: CampaignConfig, measurements: Sequence[Measurement], interpreta
         top.plot([], [], color="k", lw=0.8, label=f"{best} fit: {probability_text(latest.estimates['p(best)'].value or 0.0)}")
     top.set_xscale("log")
     top.set_yscale("log")
+    for axis in (top.xaxis, top.yaxis):
+        plain_log_ticks(axis)
     top.set_ylabel("I(Q), 1/cm")
     top.set_title(f"exposures and the most probable model's resolution-smeared fit (after {len(measurements)})")
     top.legend(fontsize=6, ncol=2)
