@@ -164,25 +164,33 @@ def _xrd(config: CampaignConfig, measurements: Sequence[Measurement], interpreta
 # -- SAS ---------------------------------------------------------------------------------------------------
 
 
-def _sas_curves(candidate: Any, values: Mapping[str, float], measurements: Sequence[Measurement]) -> list[np.ndarray | None]:
-    """``candidate``'s (an ``analysis.sas.CandidateModel``) resolution-smeared I(Q) (1/cm) at ``values`` on
-    every exposure's own Q points (pinhole ``dq`` or slit widths), in one kernel call — not the
-    planners' prediction, whose Jacobian would cost 2k more; None for an exposure without Q and resolution."""
-    from analysis.sas.evaluator import CandidateEvaluator, interior
+def _sas_curves(candidate: Mapping[str, Any], values: Mapping[str, float], measurements: Sequence[Measurement]) -> list[np.ndarray | None]:
+    """``candidate``'s (the campaign file's entry) resolution-smeared I(Q) (1/cm) at ``values`` on every
+    exposure's own Q points (pinhole ``dq`` or slit widths), in one kernel call; None for an exposure
+    without Q and resolution.
+
+    The fit's own evaluator (``analysis.sas.evaluator``) is not imported: loading ``analysis.sas``
+    costs a second (scipy.stats) — more than the figure. This is the same evaluation from
+    ``physics.sas``: sasmodels' defaults, the candidate's fixed values, the fitted values, the
+    background added after smearing, the whole polydispersity mesh (cutoff 0)."""
+    from physics.sas import SmearedEvaluator, kernel_defaults, resolution_block
 
     usable = [m for m in measurements if "q" in m.data and ("dq" in m.data or "dq_slit_length" in m.data)]
     if not usable:
         return [None] * len(measurements)
     qs = [np.asarray(m.data["q"], float).reshape(-1) for m in usable]
-    dqs = [np.asarray(m.data["dq"], float).reshape(-1) if "dq" in m.data else np.zeros(q.size) for m, q in zip(usable, qs)]
-    slits = [None if "dq" in m.data else (np.broadcast_to(np.asarray(m.data["dq_slit_length"], float), q.shape),
-                                           np.broadcast_to(np.asarray(m.data.get("dq_slit_width", 0.0), float), q.shape))
-             for m, q in zip(usable, qs)]
-    ev = CandidateEvaluator(candidate, qs, dqs, slits)
+    blocks = [resolution_block(q, dq=np.asarray(m.data["dq"], float).reshape(-1)) if "dq" in m.data else
+              resolution_block(q, slit_length=np.asarray(m.data["dq_slit_length"], float).reshape(-1),
+                               slit_width=np.asarray(m.data.get("dq_slit_width", 0.0), float).reshape(-1))
+              for m, q in zip(usable, qs)]
+    model = str(candidate["model"])
+    pars: dict[str, Any] = {**kernel_defaults(model), **(candidate.get("fixed") or {}), **values}
+    pars.update({k: int(v) for k, v in pars.items() if k.endswith("_pd_n")})  # sasmodels wants a count
+    background = float(pars.pop("background", 0.0))
+    ev = SmearedEvaluator(model, blocks)
     try:
-        specs = [candidate.parameters[p] for p in ev.names]
-        lo, hi = np.array([p.bounds[0] for p in specs], float), np.array([p.bounds[1] for p in specs], float)
-        curve = ev(interior(np.array([float(values[n]) for n in ev.names]), lo, hi))
+        with np.errstate(all="ignore"):
+            curve = ev({**pars, "background": 0.0}, cutoff=0.0) + background
     finally:
         ev.release()
     pieces = np.split(curve, np.cumsum([q.size for q in qs])[:-1])
@@ -193,17 +201,15 @@ def _sas_curves(candidate: Any, values: Mapping[str, float], measurements: Seque
 def _sas(config: CampaignConfig, measurements: Sequence[Measurement], interpretations: Sequence[Interpretation]) -> list[tuple[Figure, str]]:
     """I(Q) (1/cm against 1/Å) of each exposure with the newest most probable model's resolution-smeared
     fit; below, (I − fit)/σ of every exposure."""
-    from analysis.sas import SASFitSettings
-
     latest = interpretations[-1]
     best = latest.details.get("best_model")
     fig = Figure(figsize=(9, 6.5))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     curves: list[np.ndarray | None] = [None] * len(measurements)
     if isinstance(best, str):
-        candidate = SASFitSettings.model_validate(config.analysis.settings).candidate(best)
-        values = {p: latest.details.get(f"fit:{best}:{p}") for p in candidate.parameters}
-        if all(isinstance(v, float) for v in values.values()):
+        candidate = next((c for c in config.analysis.settings.get("candidates", []) if c.get("name") == best), None)
+        values = {p: latest.details.get(f"fit:{best}:{p}") for p in (candidate or {}).get("parameters", {})}
+        if candidate is not None and values and all(isinstance(v, float) for v in values.values()):
             curves = _sas_curves(candidate, values, measurements)  # type: ignore[arg-type]
     for k, (m, curve) in enumerate(zip(measurements, curves)):
         if "q" not in m.data or "intensity" not in m.data:

@@ -77,3 +77,26 @@ def test_xrd_figure_draws_each_window_as_a_count_rate(tmp_path: Path) -> None:
     np.testing.assert_allclose(top.lines[0].get_ydata(), 50.0)  # counts per second of dwell
     # One analysis: a bar per phase set (none reported here), not one point on a line.
     assert "the only analysis (measurement #1)" in odds.axes[0].get_title()
+
+
+def test_the_reports_sas_curve_is_the_fits_own_evaluation(tmp_path: Path) -> None:
+    """The figure evaluates the model through physics.sas (no analysis import); it must equal the
+    analysis' own smeared prediction at the same values, pinhole and slit alike."""
+    from agent.report.sample import _sas_curves
+    from analysis.sas import SASFitSettings, predict_with_jacobian
+
+    config = CampaignConfig.model_validate(shipped("adaptive_sans.yaml", tmp_path))
+    raw = config.analysis.settings["candidates"][0]
+    values = {"radius": 118.0, "radius_pd": 0.11, "scale": 2.1e-4, "background": 0.05}
+    pinhole = sas_measurement(0)
+    q = np.geomspace(5e-4, 5e-3, 15)
+    slit = Measurement(attempt_id="u-0", instrument="usans", params={}, timing=TIMING,
+                       data={"q": q, "intensity": np.ones_like(q), "dq_slit_length": np.full(q.shape, 0.01)},
+                       sigma={"intensity": np.ones_like(q)})
+    curves = _sas_curves(raw, values, [pinhole, slit])
+    settings = SASFitSettings.model_validate(config.analysis.settings)
+    expected, _, _ = predict_with_jacobian(settings, "sphere", values, pinhole.data["q"], pinhole.data["dq"])
+    np.testing.assert_allclose(curves[0], expected, rtol=1e-10)
+    slit_expected, _, _ = predict_with_jacobian(settings, "sphere", values, q, np.zeros_like(q),
+                                                slit=(np.full(q.shape, 0.01), np.zeros_like(q)))
+    np.testing.assert_allclose(curves[1], slit_expected, rtol=1e-10)
