@@ -29,6 +29,7 @@ from typing import Any
 
 import ray
 
+from agent.answer import Answer, campaign_answer
 from agent.config import CampaignConfig
 from agent.errors import first_line
 from agent.failpoints import failpoint
@@ -82,10 +83,12 @@ class CampaignResult:
     instrument_seconds: float
     wall_seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    answer: Answer | None = None  # None only when the store could not be read at the end
 
     def as_json(self) -> dict[str, Any]:
         return {
             "campaign_id": self.campaign_id,
+            "answer": None if self.answer is None else self.answer.model_dump(mode="json"),
             "status": self.status,
             "stop_reason": self.stop_reason,
             "targets": {k: v.as_dict() for k, v in self.targets.items()},
@@ -155,6 +158,7 @@ class CampaignRunner:
         self._lease_lost = False
         self._previous_wall = 0.0
         self._started = time.monotonic()
+        self._answer: Answer | None = None
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
@@ -515,7 +519,9 @@ class CampaignRunner:
             task.cancel()
         if self.fleet is not None:
             await self.fleet.stop(status == CampaignStatus.COMPLETED)
-        self.recorder.finish(status, reason, time.monotonic() - self._started)
+        with contextlib.suppress(StoreUnavailable):  # the reason then says the store is gone
+            self._answer = campaign_answer(self.store, self.campaign_id)
+        self.recorder.finish(status, reason, time.monotonic() - self._started, answer=self._answer)
         if not self._lease_lost:
             with contextlib.suppress(StoreUnavailable):  # a stale lease is taken over on resume anyway
                 self.store.release_lease(self.campaign_id, self.owner)
@@ -531,7 +537,7 @@ class CampaignRunner:
         return CampaignResult(
             campaign_id=self.campaign_id, status=status.value, stop_reason=reason, targets=dict(self.targets.results),
             n_measurements=self.ledger.n_measurements, instrument_seconds=self.ledger.instrument_seconds,
-            wall_seconds=self._wall_seconds(), counts=counts,
+            wall_seconds=self._wall_seconds(), counts=counts, answer=self._answer,
         )
 
 

@@ -159,13 +159,18 @@ def status(
         if campaign_id is None:
             rows = [campaign_summary(store, c.id) for c in store.campaigns()]
         else:
-            rows = [campaign_summary(store, campaign_id)]
+            rows = [campaign_summary(store, campaign_id, with_answer=True)]
     except UnknownCampaign as exc:
         err.print(f"[red]error:[/] {exc} ({store.database})")
         raise typer.Exit(2) from None
     if as_json:
         _print_json(rows if campaign_id is None else rows[0])
         return
+    if campaign_id is not None:  # the answer first, then the bookkeeping
+        from agent.answer import Answer
+        from agent.progress import print_answer
+
+        print_answer(Console(), Answer.model_validate(rows[0]["answer"]))
     table = Table("campaign", "status", "measurements", "instrument s", "targets", "stop reason")
     for r in rows:
         targets = ", ".join(f"{k} {'✓' if v['met'] else '✗'}" for k, v in r["targets"].items())

@@ -161,9 +161,10 @@ class RunComposer:
                 "reasons": json.dumps(json_safe(list(reasons))), "decision_seconds": seconds}
         return self._event("decisions", seq, data, time)
 
-    def stop(self, status: str, reason: str, time: float) -> Document | None:
+    def stop(self, status: str, reason: str, time: float, *, answer: Mapping[str, Any] | None = None) -> Document | None:
         """The stop document for a campaign that ended with ``status`` — None for an interruption,
-        which ``resume`` continues within the same run."""
+        which ``resume`` continues within the same run. ``answer`` (``agent.answer.Answer`` as JSON)
+        goes under the key ``answer``: the run_stop schema admits extra keys without dots or slashes."""
         if self.start is None or status == "interrupted":
             return None
         stop = event_model.compose_stop(
@@ -172,7 +173,10 @@ class RunComposer:
             exit_status=EXIT_STATUS.get(status, "fail"), reason=reason,  # type: ignore[arg-type]
             uid=document_uid(self.campaign_id, "stop", self.run_index), time=time,
         )
-        return Document("stop", dict(stop))
+        document = dict(stop)
+        if answer is not None:
+            document["answer"] = json_safe(dict(answer))
+        return Document("stop", document)
 
 
 def composer_for(store: Store, campaign_id: str) -> tuple[RunComposer, str | None]:

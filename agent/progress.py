@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.live import Live
 from rich.progress import BarColumn, Progress as Bars, TextColumn
 from rich.table import Table
 
+from agent.answer import Answer, campaign_answer
 from agent.campaign import CampaignResult, Progress
 from agent.config import CampaignConfig
 from agent.store import Store
@@ -50,7 +52,18 @@ def live_progress(console: Console, config: CampaignConfig, *, enabled: bool = T
         yield lambda p: live.update(render(config, p))
 
 
+def print_answer(console: Console, answer: Answer) -> None:
+    """The answer first, in words: summary, then warnings and notes (flags explained)."""
+    colour = {"answered": "green", "not identified": "yellow"}.get(answer.status, "red")
+    lines = answer.lines()
+    console.print(f"[bold {colour}]{escape(lines[0])}[/]")
+    for line in lines[1:]:
+        console.print(escape(line))
+
+
 def print_result(console: Console, result: CampaignResult) -> None:
+    if result.answer is not None:
+        print_answer(console, result.answer)
     colour = {"completed": "green", "budget_exhausted": "yellow"}.get(result.status, "red")
     console.print(f"[{colour}]{result.status}[/]: {result.stop_reason}")
     console.print(
@@ -59,15 +72,17 @@ def print_result(console: Console, result: CampaignResult) -> None:
     )
 
 
-def campaign_summary(store: Store, campaign_id: str) -> dict[str, Any]:
-    """The machine-readable state of a campaign, as ``status --json`` prints it."""
+def campaign_summary(store: Store, campaign_id: str, *, with_answer: bool = False) -> dict[str, Any]:
+    """The machine-readable state of a campaign, as ``status --json`` prints it (``with_answer``: and
+    its answer under ``answer``, as ``status ID`` shows it)."""
     c = store.campaign(campaign_id)
     n, seconds = store.totals(campaign_id)
     evaluations = store.target_evaluations(campaign_id)
     counts: dict[str, int] = {}
     for a in store.attempts(campaign_id):
         counts[a.state.value] = counts.get(a.state.value, 0) + 1
-    return {
+    summary: dict[str, Any] = {"answer": campaign_answer(store, campaign_id).model_dump(mode="json")} if with_answer else {}
+    return summary | {
         "campaign_id": c.id,
         "name": c.name,
         "status": c.status.value,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.answer import Answer
 from agent.config import CampaignConfig
 from agent.documents import DocumentPublisher, RunComposer, composer_for
 from agent.store import CampaignStatus, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
@@ -45,9 +46,10 @@ class Recorder:
         self.publisher = DocumentPublisher(self.store, self.campaign_id, config.documents, Path(campaign.data_dir) / self.campaign_id)
         self.publisher.backlog()
 
-    def finish(self, status: CampaignStatus, reason: str, run_wall_seconds: float) -> None:
-        """The campaign's end (and the run's stop document, unless it was interrupted)."""
-        stop = self.composer.stop(status, reason, time.time()) if self.composer is not None else None
+    def finish(self, status: CampaignStatus, reason: str, run_wall_seconds: float, *, answer: Answer | None = None) -> None:
+        """The campaign's end (and the run's stop document, with the answer, unless it was interrupted)."""
+        document_answer = None if answer is None else answer.model_dump(mode="json")
+        stop = self.composer.stop(status, reason, time.time(), answer=document_answer) if self.composer is not None else None
         documents = [stop] if stop is not None else []
         try:
             self.store.finish_campaign(self.campaign_id, status, reason, run_wall_seconds, documents=documents)

@@ -109,7 +109,10 @@ class IncumbentNearOptimum:
         if fitted is None:
             return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
         probability, incumbent = prob_incumbent_near_optimum(fitted, self.config.epsilon, seed=state.seed)
-        return TargetResult(probability, goal, probability >= goal, f"incumbent {incumbent}")
+        # The attempt is named so the answer (agent/answer.py) can read the incumbent from the store.
+        attempt = next((o.attempt_id for o in state.history if o.params == incumbent and o.attempt_id), None)
+        detail = f"incumbent {incumbent}" + (f" (attempt {attempt})" if attempt else "")
+        return TargetResult(probability, goal, probability >= goal, detail)
 
 
 class RelativeUncertainty:

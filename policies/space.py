@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.stats import qmc
 
 from instruments.types import ParamValue, Record
 
@@ -289,6 +288,10 @@ class DesignSpace(Record):
         d = self.n_columns
         found: list[dict[str, ParamValue]] = []
         draws = 0
+        # Imported here: scipy.stats costs about a second, and every command that reads a campaign file
+        # imports this module (status, report, export), most of them without ever sampling.
+        from scipy.stats import qmc
+
         sobol = qmc.Sobol(d, scramble=True, seed=rng) if method == "sobol" else None
         while len(found) < n:
             # Powers of two keep Sobol's balance properties (and scipy quiet about them).

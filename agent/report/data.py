@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.answer import Answer, answer_of
 from agent.config import CampaignConfig
 from agent.trust import allowed_patterns, check_references
 from agent.report.formatting import first_line
@@ -47,6 +48,7 @@ class ReportData:
     n_measurements: int
     instrument_seconds: float
     evaluations: list[TargetEvaluation]
+    answer: Answer
 
     @property
     def space(self) -> DesignSpace | None:
@@ -99,18 +101,24 @@ def load_report_data(store: Store, campaign_id: str) -> ReportData:
     # Loaded once, arrays included: the order of measurements and the sample figures both need them.
     measurements = store.measurements(campaign_id)
     order = {m.attempt_id: i + 1 for i, m in enumerate(measurements)}
+    attempts = store.attempts(campaign_id)
+    interpretations = store.interpretations(campaign_id)
+    evaluations = store.target_evaluations(campaign_id)
+    answer = answer_of(campaign_id, campaign.config, interpretations, {a.id: a.params for a in attempts},
+                       evaluations[-1] if evaluations else None)
     return ReportData(
         campaign=campaign,
         config=config,
         config_error=config_error,
-        attempts=store.attempts(campaign_id),
+        attempts=attempts,
         decisions={d.id: d for d in store.decisions(campaign_id)},
-        interpretations={i.attempt_id: i for i in store.interpretations(campaign_id)},
+        interpretations={i.attempt_id: i for i in interpretations},
         measurement_order=order,
         measurements=measurements,
         n_measurements=n_measurements,
         instrument_seconds=instrument_seconds,
-        evaluations=store.target_evaluations(campaign_id),
+        evaluations=evaluations,
+        answer=answer,
     )
 
 

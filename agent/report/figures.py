@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 from agent.report.data import AttemptPoint
+from agent.report.layout import fixed_margins
 from agent.report.formatting import float_or_nan, in_units, is_number, time_unit
 from agent.report.model import GridSlice, LineSlice, ModelSlice, SampleSlice, is_log
 from agent.store import TargetEvaluation
@@ -196,7 +197,7 @@ def targets_figure(names: list[str], evaluations: list[TargetEvaluation], first_
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     axes[-1].set_xlabel(f"cumulative instrument time ({unit})")
-    fig.tight_layout()
+    fixed_margins(fig, left=1.0, top=0.2, hspace=0.1)
     return fig
 
 

@@ -9,9 +9,6 @@ assets. Every text that comes from the store is escaped here, once, as it is wri
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import os
 import re
@@ -19,9 +16,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from agent.report.data import (
     ReportData,
@@ -31,6 +25,11 @@ from agent.report.data import (
     reason_indices,
     state_counts,
 )
+from agent.report.html import escape as _e
+from agent.report.html import figure_html as _figure_html
+from agent.report.html import note as _note
+from agent.report.html import section as _section
+from agent.report.html import td as _td
 from agent.report.figures import design_space_figure, model_figure, targets_figure
 from agent.report.formatting import (
     duration,
@@ -41,11 +40,14 @@ from agent.report.formatting import (
     is_number,
     when,
 )
+from agent.report.measurement import answer_section, is_measurement_campaign, planner_section, sample_section
 from agent.report.model import describe_slice, fit_model, model_slice
+from agent.report.planner import reason_in_words
+from agent.answer import unit_symbols
+from agent.flag_sentences import about_a_rival, sentence
 from agent.report.sample import sample_figures
 from agent.store import Attempt, Store
-
-DPI = 110
+from analysis.protocol import Interpretation
 
 #: Reason keys shown in the decision log, in this order (reasons are free-form dicts; the full
 #: dict is always available as the cell's tooltip).
@@ -72,16 +74,16 @@ def write_report(store: Store, campaign_id: str, out: Path | None = None) -> Pat
         out = Path("reports") / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', campaign_id)}.html"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if is_measurement_campaign(data):
+        # A measurement campaign's story: what the planner chose and why, the data and the fit, the odds.
+        story = [planner_section(data), sample_section(data), _targets_section(data)]
+    else:
+        story = [_design_space_section(data), _model_section(data), _targets_section(data), _sample_section(data)]
     page = _page(
         f"labpilot report: {campaign_id}",
-        [
-            _header_section(data),
-            _design_space_section(data),
-            _model_section(data),
-            _targets_section(data),
-            _sample_section(data),
-            _decision_log_section(data),
-        ],
+        # The answer first, right under the title; then the bookkeeping, then the story.
+        [f"<h1>Campaign {_e(campaign_id)}</h1>", answer_section(data.answer), _header_section(data), *story,
+         _decision_log_section(data)],
     )
     partial = out.with_name(out.name + ".partial")
     partial.write_text(page, encoding="utf-8")
@@ -103,6 +105,12 @@ tr.invalid td { background: #fffbe6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 p.note { color: #7a4b00; background: #fff8e6; padding: 4px 8px; }
 img { max-width: 100%; }
+section.answer { border: 2px solid #2a7a2a; background: #f3faf3; padding: 0.2em 1em 0.8em; }
+section.answer.not-identified { border-color: #b07000; background: #fffaf0; }
+section.answer.no-answer-yet { border-color: #999; background: #f7f7f7; }
+section.answer h2 { margin-top: 0.5em; border: none; }
+p.answer-summary { font-size: 1.15em; font-weight: 600; }
+ul.warnings li { color: #7a4b00; }
 """
 
 
@@ -113,35 +121,6 @@ def _page(title: str, sections: Sequence[str]) -> str:
         + "\n".join(sections)
         + "\n</body>\n</html>\n"
     )
-
-
-def _section(title: str, anchor: str, *parts: str) -> str:
-    return f'<section id="{_e(anchor)}">\n<h2>{_e(title)}</h2>\n' + "\n".join(parts) + "\n</section>"
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{_e(text)}</p>'
-
-
-def _figure_html(fig: Figure, alt: str) -> str:
-    """The figure as an embedded PNG <img>; the figure is released afterwards."""
-    FigureCanvasAgg(fig)  # attach the Agg canvas explicitly: no backend selection, no pyplot
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    fig.clear()
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{encoded}"></figure>'
-
-
-def _td(text: str, *, num: bool = False, title: str | None = None) -> str:
-    attrs = ' class="num"' if num else ""
-    if title:
-        attrs += f' title="{_e(title)}"'
-    return f"<td{attrs}>{_e(text)}</td>"
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 # -- 1. header -----------------------------------------------------------------------------------
@@ -168,7 +147,10 @@ def _header_section(d: ReportData) -> str:
         ("seed", str(c.seed)),
         ("package versions", ", ".join(f"{k} {v}" for k, v in sorted(c.package_versions.items())) or "—"),
     ]
-    if d.config is not None:
+    if d.config is not None and is_measurement_campaign(d):
+        rows.insert(3, ("sample", str(d.config.sample)))
+        rows.insert(4, ("planner", d.config.policy.name))
+    elif d.config is not None:
         rows.insert(3, ("objective", f"{d.config.objective.direction} {d.config.objective.estimate}"))
         rows.insert(4, ("policy", d.config.policy.name))
     body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
@@ -176,7 +158,7 @@ def _header_section(d: ReportData) -> str:
     if d.config_error:
         parts.append(_note(f"the stored configuration does not validate any more ({d.config_error}); "
                            "figures that need the design space are omitted"))
-    return f"<h1>Campaign {_e(c.id)}</h1>\n" + "\n".join(parts)
+    return "\n".join(parts)
 
 
 # -- 2. measured points over the design space ----------------------------------------------------
@@ -272,7 +254,7 @@ def _targets_section(d: ReportData) -> str:
         f"{duration(first_met.instrument_seconds)} of instrument time (dashed line)."
         if first_met is not None else "The targets have not all been met together."
     )
-    return _section(title, "targets", _figure_html(fig, "target values against instrument time"),
+    return _section(title, "targets", _figure_html(fig, "target values against instrument time", tight=False),
                     f"<p>Filled markers: target met at that evaluation. {_e(met_text)}</p>")
 
 
@@ -317,7 +299,8 @@ def _log_row(d: ReportData, a: Attempt, index: int | None) -> str:
     """One ``<tr>`` of the decision log; ``index`` is the attempt's place in its decision's reasons."""
     decision = d.decisions.get(a.decision_id) if a.decision_id is not None else None
     reason = attempt_reason(decision, index)
-    why = _reason_summary(reason)
+    words = reason_in_words(reason)
+    why = [words] if words else _reason_summary(reason)
     if decision is not None and decision.error and "error" not in reason:
         why.insert(0, f"decision error: {decision.error}")
     interp = d.interpretations.get(a.id)
@@ -338,10 +321,25 @@ def _log_row(d: ReportData, a: Attempt, index: int | None) -> str:
         _td(a.reason or ""),
         _td(_reconciled(a)),
         _td(_estimate(d, a), num=True),
-        _td(", ".join(interp.flags) if interp is not None else ""),
+        _flags_cell(d, interp),
     ]
     opening = f'<tr class="{_e(css)}">' if css else "<tr>"
     return opening + "".join(cells) + "</tr>"
+
+
+def _flags_cell(d: ReportData, interp: Interpretation | None) -> str:
+    """The flags of a measurement campaign's analysis in words (the raw flags as the tooltip; flags
+    about a rival model or phase set counted apart); an objective campaign's as they are."""
+    if interp is None:
+        return _td("")
+    if not is_measurement_campaign(d):
+        return _td(", ".join(interp.flags))
+    best = interp.details.get("best_model") or interp.details.get("best_set")
+    rivals = [f for f in interp.flags if about_a_rival(f, best if isinstance(best, str) else None)]
+    words = [sentence(f) for f in interp.flags if f not in rivals]
+    if rivals:
+        words.append(f"({len(rivals)} note(s) about rival candidates)")
+    return _td(" ".join(words), title=", ".join(interp.flags) or None)
 
 
 def _estimate(d: ReportData, a: Attempt) -> str:
@@ -349,6 +347,7 @@ def _estimate(d: ReportData, a: Attempt) -> str:
     value, sigma, units = d.objective_estimate(a.id)
     if value is None:
         return "—"
+    units = unit_symbols(units)
     return f"{value:.4g}" + (f" ± {sigma:.2g}" if sigma is not None else "") + (f" {units}" if units else "")
 
 

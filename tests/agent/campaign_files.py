@@ -31,6 +31,24 @@ def run_shipped(file: str, tmp_path: Path, campaign_id: str, **overrides: Any) -
     return config, store, run_campaign(config, store, campaign_id=campaign_id)
 
 
+def run_in_process(file: str, tmp_path: Path, campaign_id: str, *, instrument: dict[str, Any] | None = None,
+                   **overrides: Any) -> tuple[Any, Any, Any]:
+    """Like :func:`run_shipped`, with the drivers and the analysis in this process (the same services
+    the actors host; no Ray needed); ``instrument`` updates the first instrument's settings."""
+    import asyncio
+
+    from agent.campaign import CampaignRunner
+    from agent.config import parse_campaign
+    from agent.store import Store
+
+    data = {**shipped(file, tmp_path), **overrides}
+    if instrument:
+        instrument_settings(data, **instrument)
+    config = parse_campaign(data)
+    store = Store(config.storage)
+    return config, store, asyncio.run(CampaignRunner(config, store, campaign_id, in_process=True).run())
+
+
 def quickstart(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """The quick-start campaign with its store and data folder inside ``tmp_path``."""
     data = yaml.safe_load((EXPERIMENTS / "quickstart.yaml").read_text())

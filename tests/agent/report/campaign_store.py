@@ -115,11 +115,13 @@ class PageParser(HTMLParser):
         self.rows: list[list[str]] = []
         self.text: list[str] = []
         self.images: list[str] = []
+        self.alts: list[str] = []
         self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "img":
             self.images.append(dict(attrs).get("src") or "")
+            self.alts.append(dict(attrs).get("alt") or "")
         if tag in self.VOID:
             return
         self.stack.append(tag)

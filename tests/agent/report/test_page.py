@@ -15,6 +15,7 @@ from tests.agent.report.campaign_store import (
     Recorder,
     config_dict,
     parse,
+    true_yield,
 )
 
 
@@ -118,3 +119,27 @@ def test_a_failed_fit_skips_the_model_section_and_says_why(
 
     assert "skipped: the model could not be fitted or evaluated (RuntimeError: cholesky failed)" in "".join(parser.text)
     assert len(parser.images) == 2  # design space and targets are still drawn
+
+
+@pytest.mark.timeout(120)
+def test_an_objective_campaign_report_opens_with_its_answer_and_keeps_its_bo_story(
+    populated: tuple[Store, list[str]], tmp_path: Path
+) -> None:
+    """Without a target naming the incumbent, the answer is the best observed value, and says so."""
+    store, ids = populated
+    path = write_report(store, CAMPAIGN, tmp_path / "r.html")
+    page = path.read_text(encoding="utf-8")
+    text = "".join(parse(path).text)
+    assert page.index('<section id="answer"') < page.index('<table class="summary">') < page.index('id="design-space"')
+    assert 'id="model"' in page and 'id="planner"' not in page  # the BO story stays
+    # Attempt 2 measured NaN and attempt 7 was refused: the best valid yield is among the others.
+    best = max((i for i in range(9) if i not in (2, 7)), key=lambda i: true_yield(_POINTS[i]))
+    assert f"incumbent {ids[best]}" in text and "the best observed maximum" in text
+    assert "no target states the model's confidence in it" in text
+
+
+_POINTS = [
+    {"temperature": 320.0, "time": 10.0}, {"temperature": 480.0, "time": 50.0}, {"temperature": 400.0, "time": 30.0},
+    {"temperature": 450.0, "time": 20.0}, {"temperature": 350.0, "time": 55.0}, {"temperature": 430.0, "time": 40.0},
+    {"temperature": 440.0, "time": 45.0}, {"temperature": 445.0, "time": 90.0}, {"temperature": 470.0, "time": 5.0},
+]

@@ -33,19 +33,25 @@ def sas_interpretation(k: int, p_sphere: float, *, valid: bool = True) -> Interp
                           details={"best_model": "sphere"})
 
 
-def test_sas_figure_shows_each_exposure_and_each_candidates_probability(tmp_path: Path) -> None:
+def test_sas_figures_show_each_exposure_residuals_and_each_candidates_probability(tmp_path: Path) -> None:
+    """Issue 13: the data panel has a residual panel below it; the probabilities are their own figure,
+    a line per candidate against the measurement after which each analysis ran."""
     config = CampaignConfig.model_validate(shipped("adaptive_sans.yaml", tmp_path))
     measurements = [sas_measurement(0), sas_measurement(1)]
     interpretations = [sas_interpretation(0, 0.6), sas_interpretation(1, 0.97)]
 
-    [(fig, alt)] = sample_figures(config, measurements, interpretations)
+    [(fig, alt), (odds, odds_alt)] = sample_figures(config, measurements, interpretations)
 
     top, bottom = fig.axes
-    assert alt.startswith("SAS exposures") and top.get_xscale() == top.get_yscale() == "log"
-    assert top.get_title().endswith("(after 2)")
-    _, labels = bottom.get_legend_handles_labels()
+    assert alt.startswith("SAS exposures") and "residuals" in alt and top.get_xscale() == top.get_yscale() == "log"
+    assert top.get_title().endswith("(after 2)") and bottom.get_ylabel() == "(I − fit)/σ"
+    (ax,) = odds.axes
+    assert odds_alt == "probability of each candidate model after each analysis"
+    _, labels = ax.get_legend_handles_labels()
     assert labels == ["core_shell_sphere", "sphere", "target 0.95"]  # p(best) is not a candidate
-    np.testing.assert_allclose(bottom.lines[1].get_ydata(), [0.6, 0.97])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.6, 0.97])
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [1, 2])
+    assert ax.get_xlim() == (0.5, 2.5)  # one tick per analysis, not a stretch of 0.945–1.05
 
 
 def test_nothing_to_draw_without_a_valid_interpretation_or_for_other_kinds(tmp_path: Path) -> None:
@@ -64,10 +70,33 @@ def test_xrd_figure_draws_each_window_as_a_count_rate(tmp_path: Path) -> None:
     interpretation = Interpretation(attempt_id="x-0", sample_id="p25", analysis="xrd", valid=True,
                                     estimates={"p:tio2_anatase": Estimate(value=0.8), "p(best)": Estimate(value=0.8)})
 
-    [(fig, alt)] = sample_figures(config, [window], [interpretation])
+    [(fig, alt), (odds, _)] = sample_figures(config, [window], [interpretation])
 
     top, bottom = fig.axes
     assert alt.startswith("XRD windows")
     np.testing.assert_allclose(top.lines[0].get_ydata(), 50.0)  # counts per second of dwell
-    _, labels = bottom.get_legend_handles_labels()
-    assert labels[0] == "tio2_anatase"
+    # One analysis: a bar per phase set (none reported here), not one point on a line.
+    assert "the only analysis (measurement #1)" in odds.axes[0].get_title()
+
+
+def test_the_reports_sas_curve_is_the_fits_own_evaluation(tmp_path: Path) -> None:
+    """The figure evaluates the model through physics.sas (no analysis import); it must equal the
+    analysis' own smeared prediction at the same values, pinhole and slit alike."""
+    from agent.report.sample import _sas_curves
+    from analysis.sas import SASFitSettings, predict_with_jacobian
+
+    config = CampaignConfig.model_validate(shipped("adaptive_sans.yaml", tmp_path))
+    raw = config.analysis.settings["candidates"][0]
+    values = {"radius": 118.0, "radius_pd": 0.11, "scale": 2.1e-4, "background": 0.05}
+    pinhole = sas_measurement(0)
+    q = np.geomspace(5e-4, 5e-3, 15)
+    slit = Measurement(attempt_id="u-0", instrument="usans", params={}, timing=TIMING,
+                       data={"q": q, "intensity": np.ones_like(q), "dq_slit_length": np.full(q.shape, 0.01)},
+                       sigma={"intensity": np.ones_like(q)})
+    curves = _sas_curves(raw, values, [pinhole, slit])
+    settings = SASFitSettings.model_validate(config.analysis.settings)
+    expected, _, _ = predict_with_jacobian(settings, "sphere", values, pinhole.data["q"], pinhole.data["dq"])
+    np.testing.assert_allclose(curves[0], expected, rtol=1e-10)
+    slit_expected, _, _ = predict_with_jacobian(settings, "sphere", values, q, np.zeros_like(q),
+                                                slit=(np.full(q.shape, 0.01), np.zeros_like(q)))
+    np.testing.assert_allclose(curves[1], slit_expected, rtol=1e-10)
