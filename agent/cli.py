@@ -105,7 +105,7 @@ def run(
 
     campaign_id = new_campaign_id(config.name)
     err.print(f"campaign [bold]{campaign_id}[/] → {store.database}")
-    with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
+    with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
         result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
     _finish(result, as_json, store, report)
 
@@ -137,7 +137,7 @@ def resume(
         raise typer.Exit(2) from None
     err.print(f"resuming [bold]{campaign_id}[/] (was {stored.status}) → {store.database}")
     try:
-        with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
+        with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
             result = resume_campaign(store, campaign_id, on_progress=on_progress, allowed=allowed)
     except CampaignOwned as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
@@ -424,15 +424,23 @@ app.add_typer(bench_app, name="bench")
 
 
 def _run_bench(module: Any, label: str, n: int, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Every campaign of a benchmark module on local Ray, with a progress bar."""
+    """Every campaign of a benchmark module on local Ray, with a progress bar (log lines when stderr
+    is not a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agent.runtime import ray_runtime
 
+    total = n * len(module.POLICIES)
+    if not err.is_terminal:
+        from agent.progress_log import log_to_stderr, logged_bench
+
+        log_to_stderr()
+        with ray_runtime(), logged_bench(label, total) as on_done:
+            return module.run_benchmark(n, seed, on_done=on_done)  # type: ignore[no-any-return]
     with ray_runtime(), Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as bars:
-        task = bars.add_task("campaigns", total=n * len(module.POLICIES))
+        task = bars.add_task("campaigns", total=total)
         return module.run_benchmark(n, seed, on_done=lambda done, total: bars.update(task, completed=done))  # type: ignore[no-any-return]
 
 

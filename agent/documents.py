@@ -3,11 +3,13 @@ outbox, published as JSON lines beside the store and on ZMQ in the wire format o
 ``Publisher`` (``prefix name payload``, one frame, JSON or msgpack — never pickle), so
 ``bluesky.callbacks.zmq.RemoteDispatcher`` receives them unchanged through a ``bluesky-0MQ-proxy``.
 
-One *run* per campaign: the start document carries the campaign's intent and configuration; three
-streams — ``primary`` (measurements: the request's parameters, the instrument's data keys with
-dtype, shape and units, and each array's σ as ``<key>_sigma``), ``interpretations`` (every estimate
-and its σ, validity and flags) and ``decisions`` (the policy's proposals and why); the stop document
-carries the exit status and reason. Documents are written in the same transaction as the record
+One *run* per campaign: the start document carries the campaign's intent and configuration, and
+what bluesky's callbacks read (``plan_type``, ``plan_name``, ``scan_id`` — the campaign's number in
+its store — and the design space as ``hints.dimensions``); three streams — ``primary``
+(measurements: the request's parameters, the instrument's data keys, and each array's σ as
+``<key>_sigma``), ``interpretations`` (every estimate and its σ, validity and flags) and
+``decisions`` (the policy's proposals and why), with units on every key and per-object hints
+(``agent/document_streams.py``); the stop document carries the exit status and reason. Documents are written in the same transaction as the record
 they describe, with deterministic uids (uuid5 of the campaign and the record), so a crash between
 the two is impossible and a replay is a no-op; the outbox is published after each commit and
 whatever was not yet published goes out on resume. A campaign killed mid-run has no stop document
@@ -26,6 +28,7 @@ from typing import Any
 import event_model
 import numpy as np
 from agent.config import DocumentsConfig
+from agent.document_streams import run_streams, start_extents, start_hints
 from agent.store import Document, Store, json_safe
 from analysis.protocol import Interpretation
 from instruments.types import DataKey, Measurement
@@ -40,11 +43,6 @@ def document_uid(campaign_id: str, *parts: object) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join([campaign_id, *map(str, parts)])))
 
 
-def _event_key(key: DataKey) -> dict[str, Any]:
-    dtype = {"number": "number", "integer": "integer", "array": "array", "string": "string"}[key.dtype]
-    return {"dtype": dtype, "shape": list(key.shape), "source": "labpilot", "units": key.units}
-
-
 class RunComposer:
     """Composes the documents of one campaign run; plain class, deterministic given the store."""
 
@@ -57,65 +55,53 @@ class RunComposer:
 
     # -- start and descriptors --------------------------------------------------------------------
     def open(self, *, config: dict[str, Any], started: float, data_keys: Mapping[str, Mapping[str, DataKey]],
-             estimates: Sequence[str], previous_start: str | None) -> list[Document]:
-        """The start and the three descriptors, if this run has none yet (empty on a resume)."""
+             estimates: Mapping[str, str], previous_start: str | None, scan_id: int) -> list[Document]:
+        """The start and the three descriptors, if this run has none yet (empty on a resume).
+        ``estimates``: name → units; ``scan_id``: the campaign's number in its store (a resume
+        reuses the stored start, so it never changes)."""
         out: list[Document] = []
         if self.start is None:
-            metadata: dict[str, Any] = {
-                "campaign_id": self.campaign_id, "campaign_name": config["name"], "plan_name": "labpilot_campaign",
-                "description": config.get("description", ""),
-                "policy": config["policy"], "targets": config["targets"], "budgets": config["budgets"],
-                "configuration": json_safe(config), "run_index": self.run_index,
-            }
-            if config.get("sample"):
-                metadata["sample"] = config["sample"]  # the schema wants a name or a mapping, never null
-            if previous_start is not None:
-                metadata["resumes"] = previous_start
+            metadata = self._start_metadata(config, data_keys, previous_start, scan_id)
             bundle = event_model.compose_run(uid=document_uid(self.campaign_id, "start", self.run_index), time=started,
                                              metadata=metadata)
             self.start = dict(bundle.start_doc)
             out.append(Document("start", self.start))
-        keys = self._stream_keys(config, data_keys, estimates)
+        streams = run_streams(config, data_keys, estimates)
         for stream in STREAMS:
             if stream in self.descriptors:
                 continue
+            description = streams[stream]
             descriptor = event_model.compose_descriptor(
-                start=self.start, streams={}, event_counters={}, name=stream, data_keys=keys[stream],  # type: ignore[arg-type]
+                start=self.start, streams={}, event_counters={}, name=stream,  # type: ignore[arg-type]
+                data_keys=description.data_keys, object_keys=description.object_keys,  # type: ignore[arg-type]
+                hints=description.hints,  # type: ignore[arg-type]
                 uid=document_uid(self.campaign_id, "descriptor", self.run_index, stream), time=started,
             ).descriptor_doc
             self.descriptors[stream] = dict(descriptor)
             out.append(Document("descriptor", self.descriptors[stream], stream))
         return out
 
-    @staticmethod
-    def _stream_keys(config: dict[str, Any], data_keys: Mapping[str, Mapping[str, DataKey]],
-                     estimates: Sequence[str]) -> dict[str, dict[str, Any]]:
-        primary: dict[str, Any] = {"instrument": {"dtype": "string", "shape": [], "source": "labpilot"},
-                                   "sample_id": {"dtype": "string", "shape": [], "source": "labpilot"},
-                                   "instrument_seconds": {"dtype": "number", "shape": [], "source": "labpilot", "units": "s"}}
-        for p in config["design_space"]["parameters"]:
-            dtype = "string" if p["type"] == "categorical" else ("integer" if p["type"] == "integer" else "number")
-            primary[p["name"]] = {"dtype": dtype, "shape": [], "source": "labpilot:request", "units": p.get("units") or ""}
-        for keys in data_keys.values():
-            for name, key in keys.items():
-                primary[name] = _event_key(key)
-                primary[f"{name}_sigma"] = {**_event_key(key), "source": "labpilot:sigma"}
-        interpretations: dict[str, Any] = {
-            "attempt_id": {"dtype": "string", "shape": [], "source": "labpilot"},
-            "valid": {"dtype": "boolean", "shape": [], "source": "labpilot"},
-            "flags": {"dtype": "string", "shape": [], "source": "labpilot"},
+    def _start_metadata(self, config: dict[str, Any], data_keys: Mapping[str, Mapping[str, DataKey]],
+                        previous_start: str | None, scan_id: int) -> dict[str, Any]:
+        """The campaign's intent and configuration, with the fields bluesky's callbacks read
+        (``plan_type``, ``plan_name``, ``scan_id``, ``motors``, ``detectors``, ``hints``)."""
+        design_space = config["design_space"]
+        metadata: dict[str, Any] = {
+            "campaign_id": self.campaign_id, "campaign_name": config["name"],
+            "plan_type": "campaign", "plan_name": "labpilot_campaign", "scan_id": scan_id,
+            "motors": [p["name"] for p in design_space["parameters"]], "detectors": sorted(data_keys),
+            "hints": start_hints(design_space), "description": config.get("description", ""),
+            "policy": config["policy"], "targets": config["targets"], "budgets": config["budgets"],
+            "configuration": json_safe(config), "run_index": self.run_index,
         }
-        for name in estimates:
-            interpretations[name] = {"dtype": "number", "shape": [], "source": "labpilot:estimate"}
-            interpretations[f"{name}_sigma"] = {"dtype": "number", "shape": [], "source": "labpilot:estimate"}
-        decisions = {
-            "policy": {"dtype": "string", "shape": [], "source": "labpilot"},
-            "fallback": {"dtype": "boolean", "shape": [], "source": "labpilot"},
-            "proposals": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
-            "reasons": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
-            "decision_seconds": {"dtype": "number", "shape": [], "source": "labpilot", "units": "s"},
-        }
-        return {"primary": primary, "interpretations": interpretations, "decisions": decisions}
+        extents = start_extents(design_space)
+        if extents is not None:
+            metadata["extents"] = extents
+        if config.get("sample"):
+            metadata["sample"] = config["sample"]  # the schema wants a name or a mapping, never null
+        if previous_start is not None:
+            metadata["resumes"] = previous_start
+        return metadata
 
     # -- events -----------------------------------------------------------------------------------
     def _event(self, stream: str, key: object, data: dict[str, Any], time: float) -> Document:

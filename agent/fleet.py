@@ -137,7 +137,7 @@ class Fleet:
         return [instrument_record(name, self.kinds[name], model, self.data_keys.get(name, {}))
                 for name, model in self.instrument_models.items()]
 
-    def estimates(self) -> list[str]:
-        """The estimates the campaign's analysis produces."""
+    def estimates(self) -> dict[str, str]:
+        """The estimates the campaign's analysis produces, name → units."""
         analysis = ANALYSIS_KINDS[self.config.analysis.kind]
-        return analysis.estimates(analysis.settings_model().model_validate(self.config.analysis.settings))
+        return analysis.estimate_units(analysis.settings_model().model_validate(self.config.analysis.settings))

@@ -94,6 +94,11 @@ class AnalysisKind:
     def settings_model(self) -> type[BaseModel]:
         return resolve(self.settings)  # type: ignore[no-any-return]
 
+    @staticmethod
+    def estimate_units(settings: BaseModel) -> dict[str, str]:
+        """Estimate name → units (every settings model of an analysis kind says, beside its names)."""
+        return settings.estimate_units()  # type: ignore[attr-defined,no-any-return]
+
 
 ANALYSIS_KINDS: dict[str, AnalysisKind] = {
     "scalar": AnalysisKind("analysis.scalar:ScalarSettings", "analysis.scalar:ScalarAnalysis",

@@ -43,10 +43,20 @@ def render(config: CampaignConfig, p: Progress) -> Group:
 
 
 @contextlib.contextmanager
-def live_progress(console: Console, config: CampaignConfig, *, enabled: bool = True) -> Iterator[Callable[[Progress], None]]:
-    """A callback for ``CampaignRunner`` that redraws budgets and targets live."""
+def live_progress(console: Console, config: CampaignConfig, *, enabled: bool = True, store: Store | None = None,
+                  campaign_id: str | None = None) -> Iterator[Callable[[Progress], None]]:
+    """A callback for ``CampaignRunner``: on a terminal, budgets and targets redrawn live; otherwise
+    (nohup, systemd, CI, a pipe) a log line per measurement and one at the stop, with the details
+    read from ``store`` (``agent/progress_log.py``)."""
     if not enabled:
         yield lambda _p: None
+        return
+    if not console.is_terminal:
+        from agent.progress_log import log_to_stderr, logged_progress
+
+        log_to_stderr()
+        with logged_progress(config, store, campaign_id) as on_progress:
+            yield on_progress
         return
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         yield lambda p: live.update(render(config, p))

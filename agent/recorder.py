@@ -33,14 +33,17 @@ class Recorder:
         self.publisher: DocumentPublisher | None = None
 
     # -- the run ------------------------------------------------------------------------------------
-    def open_run(self, config: CampaignConfig, data_keys: Mapping[str, Mapping[str, DataKey]], estimates: Sequence[str]) -> None:
-        """This run's start and descriptors (once), then whatever the outbox still holds unpublished."""
+    def open_run(self, config: CampaignConfig, data_keys: Mapping[str, Mapping[str, DataKey]],
+                 estimates: Mapping[str, str]) -> None:
+        """This run's start and descriptors (once), then whatever the outbox still holds unpublished.
+        ``estimates``: the analysis' estimate names → units."""
         campaign = self.store.campaign(self.campaign_id)
         self.composer, previous = composer_for(self.store, self.campaign_id)
         opened = self.composer.open(
             config=config.stored_form(),
             started=campaign.created_at.timestamp() if previous is None else time.time(),
             data_keys=data_keys, estimates=estimates, previous_start=previous,
+            scan_id=self.store.campaign_number(self.campaign_id),
         )
         self.store.add_documents(self.campaign_id, opened)
         self.publisher = DocumentPublisher(self.store, self.campaign_id, config.documents, Path(campaign.data_dir) / self.campaign_id)

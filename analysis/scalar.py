@@ -20,6 +20,10 @@ class ScalarSettings(Record):
     estimate: str | None = Field(default=None, description="name of the estimate; defaults to `key`")
     units: str = ""
 
+    def estimate_units(self) -> dict[str, str]:
+        """The one estimate's name → its units."""
+        return {self.estimate or self.key: self.units}
+
 
 class ScalarAnalysis:
     name = "scalar"

@@ -97,7 +97,7 @@ def _components_run(url: str) -> tuple[Any, Any, Any, str]:
     store.add_documents(cid, composer.open(
         config={"name": "components", "policy": {"name": "sobol"}, "targets": [], "budgets": {},
                 "design_space": {"parameters": [{"name": "x", "type": "continuous"}]}},
-        started=time.time(), data_keys={"fast": ray.get(actor.describe.remote())}, estimates=["yield"], previous_start=None,
+        started=time.time(), data_keys={"fast": ray.get(actor.describe.remote())}, estimates={"yield": ""}, previous_start=None, scan_id=1,
     ))
     return actor, store, composer, cid
 

@@ -252,6 +252,21 @@ class Store:
     def campaigns(self) -> list[Campaign]:
         return self._read(lambda s: [_campaign(r) for r in s.scalars(select(CampaignRow).order_by(CampaignRow.created_at))])
 
+    def campaign_number(self, campaign_id: str) -> int:
+        """The campaign's ordinal in this store (1 for the first created): its bluesky ``scan_id``.
+        Derived from the stored rows, so the same on every resume (rows are never deleted)."""
+
+        def act(s: Session) -> int:
+            row = s.get(CampaignRow, campaign_id)
+            if row is None:
+                raise UnknownCampaign(campaign_id)
+            # Ties in created_at (same microsecond) are broken by id, so two campaigns never share it.
+            earlier = (CampaignRow.created_at < row.created_at) | (
+                (CampaignRow.created_at == row.created_at) & (CampaignRow.id <= row.id))
+            return int(s.scalar(select(func.count()).select_from(CampaignRow).where(earlier)) or 0)
+
+        return self._read(act)
+
     def mark_resumed(self, campaign_id: str) -> None:
         def act(s: Session) -> None:
             row = s.get(CampaignRow, campaign_id)

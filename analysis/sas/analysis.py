@@ -39,7 +39,6 @@ from analysis.sas.fit import FitResult, failed_fit, fit_candidate
 from analysis.sas.merge import MergedBlock, merge_measurements
 from analysis.sas.settings import CandidateModel, SASFitSettings
 from instruments.types import Measurement, finite_or_none
-from physics.sas import parameter_table
 
 Details = dict[str, float | str | bool | None]
 
@@ -222,17 +221,7 @@ class SASFitAnalysis:
                 estimates[pname] = Estimate(value=None, units=units)
 
     def _units(self, pname: str, preferred: CandidateModel | None = None) -> str:
-        """Units of a parameter: the settings' override, else sasmodels' (preferred model first)."""
-        order = [preferred] if preferred is not None else []
-        order += [c for c in self.settings.candidates if c is not preferred]
-        for candidate in order:
-            spec = candidate.parameters.get(pname)
-            if spec is not None and spec.units is not None:
-                return spec.units
-            entry = parameter_table(candidate.model).fittable.get(pname)
-            if entry is not None:
-                return entry[2]
-        return ""
+        return self.settings.parameter_units(pname, preferred)
 
 
 def _candidate_details(

@@ -203,3 +203,20 @@ class SASFitSettings(Record):
             params = list(dict.fromkeys(p for c in self.candidates for p in c.parameters))
         # p(best): the posterior probability of whichever candidate is most probable now.
         return [*params, *(f"p({c.name})" for c in self.candidates), "p(best)"]
+
+    def estimate_units(self) -> dict[str, str]:
+        """Every estimate name → its units (probabilities are dimensionless: ``""``)."""
+        return {name: "" if name.startswith("p(") else self.parameter_units(name) for name in self.estimate_names()}
+
+    def parameter_units(self, pname: str, preferred: CandidateModel | None = None) -> str:
+        """Units of a parameter: a candidate's override, else sasmodels' (``preferred`` first)."""
+        order = [preferred] if preferred is not None else []
+        order += [c for c in self.candidates if c is not preferred]
+        for candidate in order:
+            spec = candidate.parameters.get(pname)
+            if spec is not None and spec.units is not None:
+                return spec.units
+            entry = parameter_table(candidate.model).fittable.get(pname)
+            if entry is not None:
+                return entry[2]
+        return ""

@@ -79,6 +79,11 @@ class XRDPhaseIDSettings(Record):
         names = self.candidate_names()
         return ["p(best)", "n_phases"] + [f"p:{n}" for n in names] + [f"w:{n}" for n in names]
 
+    def estimate_units(self) -> dict[str, str]:
+        """Every estimate name → its units: probabilities, the phase count and weight (mass)
+        fractions are all dimensionless (``""``)."""
+        return dict.fromkeys(self.estimate_names(), "")
+
     def optics(self) -> Optics:
         return Optics(lines=self.lines(), caglioti=(self.caglioti_u, self.caglioti_v, self.caglioti_w),
                       radius_mm=self.goniometer_radius_mm, two_theta_range=tuple(self.two_theta_range),  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ def test_records_carry_their_documents_and_a_replay_publishes_nothing(tmp_path: 
     store = Store(config.storage)
     store.create_campaign("c", config.name, config.model_dump(mode="json"), config.seed, str(tmp_path), {})
     recorder = Recorder(store, "c")
-    recorder.open_run(config, {"reactor-1": {"yield": DataKey(dtype="number", units="fraction")}}, ["yield"])
+    recorder.open_run(config, {"reactor-1": {"yield": DataKey(dtype="number", units="fraction")}}, {"yield": "fraction"})
     jsonl = tmp_path / "c" / "documents.jsonl"
     assert [name for name, _ in _lines(jsonl)] == ["start", "descriptor", "descriptor", "descriptor"]
 
@@ -59,7 +59,7 @@ def test_an_interrupted_run_has_no_stop_document(tmp_path: Path) -> None:
     store = Store(config.storage)
     store.create_campaign("c", config.name, config.model_dump(mode="json"), config.seed, str(tmp_path), {})
     recorder = Recorder(store, "c")
-    recorder.open_run(config, {}, ["yield"])
+    recorder.open_run(config, {}, {"yield": "fraction"})
     recorder.finish(CampaignStatus.INTERRUPTED, "interrupted by the user", 1.0)
     assert [d.name for _, d in store.documents("c")] == ["start", "descriptor", "descriptor", "descriptor"]
     assert store.campaign("c").status == CampaignStatus.INTERRUPTED

@@ -189,3 +189,18 @@ def test_states_read_back_as_lifecycle_enums(store_url: str) -> None:
         assert store.attempt(a).state is AttemptState.VALIDATED
         assert store.campaign(c1).status is CampaignStatus.RUNNING
         assert [x.id for x in store.attempts(c1, states=[AttemptState.VALIDATED])] == [a]
+
+
+def test_campaign_numbers_follow_creation_and_never_change(store_url: str) -> None:
+    """A campaign's number (its documents' bluesky ``scan_id``) is its place in the store: distinct,
+    increasing with creation, and the same when read again after more campaigns arrive."""
+    with Store(store_url) as store:
+        ids = [f"n-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+        numbers = []
+        for cid in ids:
+            store.create_campaign(cid, "numbered", {"name": "numbered"}, 0, "/tmp/data", {})
+            numbers.append(store.campaign_number(cid))
+        assert numbers == sorted(set(numbers)) and numbers[0] >= 1
+        assert [store.campaign_number(cid) for cid in ids] == numbers
+        with pytest.raises(UnknownCampaign):
+            store.campaign_number("no-such-campaign")
