@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.stats import qmc
 
 from instruments.types import ParamValue, Record
 
@@ -56,7 +55,7 @@ class IntegerParameter(Record):
 class CategoricalParameter(Record):
     name: str = Field(min_length=1)
     type: Literal["categorical"] = "categorical"
-    choices: list[str] = Field(min_length=2)
+    choices: list[str] = Field(min_length=1)  # one choice: a single configuration is a valid design space
     units: str = ""
 
     @model_validator(mode="after")
@@ -289,6 +288,10 @@ class DesignSpace(Record):
         d = self.n_columns
         found: list[dict[str, ParamValue]] = []
         draws = 0
+        # scipy.stats is imported here, not at module level: it costs ~0.7 s, and commands that only
+        # read a campaign file or the store (status, export, validate) never sample.
+        from scipy.stats import qmc
+
         sobol = qmc.Sobol(d, scramble=True, seed=rng) if method == "sobol" else None
         while len(found) < n:
             # Powers of two keep Sobol's balance properties (and scipy quiet about them).
