@@ -399,8 +399,16 @@ class CampaignRunner:
         self.ledger.ended(attempt_id, AttemptState.FAILED)
 
     def _dispatch(self, attempt_id: str, actor_name: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
-        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
+        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id,
+                                     noise_key=self._noise_key(attempt_id, sample_id))
         self._spawn(attempt_id, actor_name, self._execute(attempt_id, actor_name, request))
+
+    def _noise_key(self, attempt_id: str, sample_id: str | None) -> str:
+        """The key simulated instruments draw this attempt's noise by: the campaign's seed, the attempt's
+        sequence number (its id without the random campaign id) and sample — so the same ``--seed`` gives
+        the same data, and a resumed or re-run attempt the same data as before."""
+        sequence = attempt_id.removeprefix(f"{self.campaign_id}-")
+        return f"{self.config.seed}:{sequence}:{sample_id or ''}"
 
     def _spawn(self, attempt_id: str, actor_name: str | None, work: Any) -> None:
         """Run ``work`` as a task of the loop; ``actor_name``: the instrument it keeps busy."""

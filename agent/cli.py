@@ -33,11 +33,12 @@ def _db(url: str | None, config: CampaignConfig | None = None) -> str:
     return url or os.environ.get("LABPILOT_DB") or (config.storage if config else DEFAULT_DB)
 
 
-def _open_store(url: str) -> Store:
+def _open_store(url: str, *, existing: bool = False) -> Store:
+    """The store at ``url``; ``existing`` for commands that read one: a missing SQLite file is an error, not created."""
     try:
-        return Store(url)
+        return Store(url, existing=existing)
     except StoreUnavailable as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -68,6 +69,19 @@ def validate(file: Path, as_json: bool = typer.Option(False, "--json", help="pri
     else:
         err.print(f"[green]valid[/] {file}: campaign {config.name!r}, {len(config.design_space.parameters)} parameters, "
                   f"{sum(i.count for i in config.instruments)} instrument(s), policy {config.policy.name}")
+
+
+def _interrupted(campaign_id: str, store: Store, as_json: bool) -> NoReturn:
+    """Ctrl-C: the campaign is recorded as interrupted; say how to continue it, exit 130."""
+    import shlex
+
+    command = f"labpilot resume {shlex.quote(campaign_id)}"
+    if store.url != _db(None):  # resume would look elsewhere without it (the password stays masked)
+        command += f" --db {shlex.quote(store.database)}"
+    if as_json:
+        _print_json({"campaign_id": campaign_id, "status": "interrupted", "resume": command})
+    err.print(f"[yellow]interrupted[/] — resume with: {command}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_CODES["interrupted"])
 
 
 def _finish(result: Any, as_json: bool, store: Store, report: bool) -> None:
@@ -105,8 +119,11 @@ def run(
 
     campaign_id = new_campaign_id(config.name)
     err.print(f"campaign [bold]{campaign_id}[/] → {store.database}")
-    with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
-        result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
+    try:
+        with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
+            result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
+    except KeyboardInterrupt:
+        _interrupted(campaign_id, store, as_json)
     _finish(result, as_json, store, report)
 
 
@@ -121,7 +138,7 @@ def resume(
     report: bool = typer.Option(True, help="write the HTML report when the campaign ends"),
 ) -> None:
     """Continue a killed or stopped campaign: nothing lost, nothing measured twice."""
-    store = _open_store(_db(db))
+    store = _open_store(_db(db), existing=True)
     from agent.campaign import resume_campaign
     from agent.progress import live_progress
     from agent.runtime import ray_runtime
@@ -142,6 +159,8 @@ def resume(
     except CampaignOwned as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        _interrupted(campaign_id, store, as_json)
     _finish(result, as_json, store, report)
 
 
@@ -153,13 +172,15 @@ def status(
 ) -> None:
     """List campaigns, or show one campaign's attempts, targets and stop reason."""
     from agent.progress import campaign_summary
+    from agent.status_view import attempt_rows, print_attempts, print_campaigns
 
-    store = _open_store(_db(db))
+    store = _open_store(_db(db), existing=True)
     try:
         if campaign_id is None:
             rows = [campaign_summary(store, c.id) for c in store.campaigns()]
         else:
             rows = [campaign_summary(store, campaign_id, with_answer=True)]
+            rows[0]["attempt_list"] = attempt_rows(store, campaign_id)
     except UnknownCampaign as exc:
         err.print(f"[red]error:[/] {exc} ({store.database})")
         raise typer.Exit(2) from None
@@ -171,12 +192,9 @@ def status(
         from agent.progress import print_answer
 
         print_answer(Console(), Answer.model_validate(rows[0]["answer"]))
-    table = Table("campaign", "status", "measurements", "instrument s", "targets", "stop reason")
-    for r in rows:
-        targets = ", ".join(f"{k} {'✓' if v['met'] else '✗'}" for k, v in r["targets"].items())
-        table.add_row(r["campaign_id"], r["status"], str(r["n_measurements"]), f"{r['instrument_seconds']:.0f}", targets,
-                      r["stop_reason"] or "")
-    Console().print(table)
+    print_campaigns(Console(), rows)
+    if campaign_id is not None:
+        print_attempts(Console(), rows[0]["attempt_list"])
 
 
 @app.command()
@@ -188,7 +206,7 @@ def report(
     """Write an HTML report: measured points, model mean and σ, target progress, decision log."""
     from agent.report import write_report
 
-    store = _open_store(_db(db))
+    store = _open_store(_db(db), existing=True)
     try:
         path = write_report(store, campaign_id, out)
     except UnknownCampaign as exc:
@@ -353,7 +371,7 @@ def export(
     """Export one measurement in the format its community reads (NXcanSAS, .xye)."""
     from agent.export import ExportError, export_measurement
 
-    store = _open_store(_db(db))
+    store = _open_store(_db(db), existing=True)
     try:
         path = export_measurement(store, attempt_id, out, format)
     except KeyError as exc:

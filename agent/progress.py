@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -13,9 +13,11 @@ from rich.progress import BarColumn, Progress as Bars, TextColumn
 from rich.table import Table
 
 from agent.answer import Answer, campaign_answer
-from agent.campaign import CampaignResult, Progress
-from agent.config import CampaignConfig
-from agent.store import Store
+
+if TYPE_CHECKING:  # types only: `status` must not import the loop (and with it Ray and BoTorch)
+    from agent.campaign import CampaignResult, Progress
+    from agent.config import CampaignConfig
+    from agent.store import Store
 
 
 def _budget_rows(config: CampaignConfig, p: Progress) -> list[tuple[str, float, float, str]]:

@@ -32,7 +32,7 @@ Errors = list[tuple[str, str]]
 
 def semantic_errors(config: CampaignConfig) -> Errors:
     """Every reason this schema-valid campaign cannot run, as (field path, message)."""
-    errors = _instrument_errors(config)
+    errors = _instrument_errors(config) + _key_file_errors(config)
     analysis_errors, estimates = _analysis_errors(config)
     return errors + analysis_errors + _estimate_errors(config, estimates) + _policy_errors(config) + _space_errors(config)
 
@@ -46,6 +46,32 @@ def _instrument_errors(config: CampaignConfig) -> Errors:
             continue
         settings = spec.complete(inst.settings, config.design_space, Path(config.data_dir))
         errors += _settings_errors(f"instruments[{i}].settings", spec.settings_model(), settings)
+    return errors
+
+
+def _key_file_errors(config: CampaignConfig) -> Errors:
+    """CURVE key files a remote instrument names must exist and load (a secret one private), here rather
+    than when its actor starts: `validate` says which field is wrong, and `run` starts nothing."""
+    errors: Errors = []
+    for i, inst in enumerate(config.instruments):
+        if inst.kind != "remote":
+            continue
+        from instruments.remote import RemoteSettings, load_public_certificate, load_secret_certificate
+
+        try:
+            settings = RemoteSettings.model_validate(inst.settings)
+        except ValidationError:
+            continue  # reported by _instrument_errors
+        checks = ((settings.client_secret_key_file, "client_secret_key_file", load_secret_certificate),
+                  (settings.server_public_key_file, "server_public_key_file", load_public_certificate))
+        for path, field, load in checks:
+            if path is None:
+                continue
+            try:
+                load(path, field)
+            except (ValueError, OSError) as exc:  # missing, unreadable, not a certificate, secret readable by others
+                message = str(exc).removeprefix(f"{field}: ")
+                errors.append((f"instruments[{i}].settings.{field}", message))
     return errors
 
 

@@ -89,6 +89,11 @@ class MeasurementRequest(Record):
     attempt_id: str = Field(min_length=1)
     params: dict[str, ParamValue]
     sample_id: str | None = Field(default=None, description="sample measured; defaults to the attempt")
+    noise_key: str | None = Field(
+        default=None,
+        description="what simulated and replayed instruments key their random draws on (instruments.noise): the "
+        "campaign's seed, the attempt's sequence number and sample — the same for the same seed, unlike the attempt id",
+    )
 
 
 class Timing(Record):

@@ -55,7 +55,7 @@ class IntegerParameter(Record):
 class CategoricalParameter(Record):
     name: str = Field(min_length=1)
     type: Literal["categorical"] = "categorical"
-    choices: list[str] = Field(min_length=2)
+    choices: list[str] = Field(min_length=1)  # one choice: a single configuration is a valid design space
     units: str = ""
 
     @model_validator(mode="after")
@@ -288,8 +288,8 @@ class DesignSpace(Record):
         d = self.n_columns
         found: list[dict[str, ParamValue]] = []
         draws = 0
-        # Imported here: scipy.stats costs about a second, and every command that reads a campaign file
-        # imports this module (status, report, export), most of them without ever sampling.
+        # scipy.stats is imported here, not at module level: it costs ~0.7 s, and commands that only
+        # read a campaign file or the store (status, export, validate) never sample.
         from scipy.stats import qmc
 
         sobol = qmc.Sobol(d, scramble=True, seed=rng) if method == "sobol" else None

@@ -495,7 +495,7 @@ class SASDriver(JournalledDriver):
         self.clock.advance(exposure + change + s.overhead_seconds)
         self.current_configuration = name
 
-        rng = np.random.default_rng(attempt_seed(s.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(s.seed, request))
         k = state.k_per_second * exposure
         # max(·, 0): a spline through a deep, unresolved minimum may dip a hair below zero.
         counts = rng.poisson(np.maximum(k * (state.truth + state.cell), 0.0))

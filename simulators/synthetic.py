@@ -115,7 +115,7 @@ class SyntheticPropertyDriver(JournalledDriver):
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)
         s = self.settings
-        rng = np.random.default_rng(attempt_seed(s.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(s.seed, request))
         started = Timing(exposure_seconds=0).started_at
         self.clock.advance(s.motion_seconds + s.overhead_seconds + s.synthesis_seconds)
         if rng.random() < s.failure_probability:

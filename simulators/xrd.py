@@ -211,7 +211,7 @@ class XRDDriver(JournalledDriver):
         exposure = len(x) * dwell
         overhead = s.setup_seconds + len(x) * s.step_overhead_seconds
         self.clock.advance(exposure + slew + overhead)
-        rng = np.random.default_rng(attempt_seed(s.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(s.seed, request))
         counts = rng.poisson(dwell * self.true_rate(x)).astype(np.float64)
         measurement = Measurement(
             attempt_id=request.attempt_id, instrument=self.name, params=dict(p), sample_id=request.sample_id,

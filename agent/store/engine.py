@@ -42,13 +42,19 @@ def describe_url(url: str) -> str:
 _CREDENTIALS = re.compile(r"//[^/]*@")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine and prove it works (connect once); raise ``StoreUnavailable`` otherwise."""
+def make_engine(url: str, *, existing: bool = False) -> Engine:
+    """Create an engine and prove it works (connect once); raise ``StoreUnavailable`` otherwise.
+
+    ``existing``: the caller only reads a store that must already be there (``status``, ``resume``,
+    ``report``, ``export``), so a SQLite file that does not exist is an error — a mistyped path —
+    and nothing is created (SQLite would otherwise create an empty database on connect)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         raise StoreUnavailable(f"invalid database URL {describe_url(url)!r}: {_first_line(exc)}") from None
     backend = parsed.get_backend_name()
+    if existing and backend == "sqlite":
+        _require_sqlite_file(parsed.database, url)
     try:
         if backend == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -70,6 +76,17 @@ def make_engine(url: str) -> Engine:
         engine.dispose()
         raise StoreUnavailable(f"cannot connect to {describe_url(url)}: {_first_line(exc.orig or exc)}") from None
     return engine
+
+
+def _require_sqlite_file(database: str | None, url: str) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return  # in-memory (nothing to find) or a URI filename (SQLite's own rules)
+    path = Path(database).expanduser()
+    if not path.is_file():
+        raise StoreUnavailable(
+            f"no database at {path} ({describe_url(url)}): check the URL (sqlite:///relative/path or "
+            f"sqlite:////absolute/path); only `labpilot run` creates a store"
+        )
 
 
 def _sqlite_recipe(engine: Engine) -> None:

@@ -188,10 +188,11 @@ def _from_npy(payload: bytes) -> np.ndarray:
 class Store:
     """All persistence of labpilot. Open with a SQLAlchemy URL (sqlite:/// or postgresql://)."""
 
-    def __init__(self, url: str, *, retry_attempts: int = 5) -> None:
+    def __init__(self, url: str, *, retry_attempts: int = 5, existing: bool = False) -> None:
+        """``existing``: open a store that must already exist (a SQLite file is never created)."""
         self.url = url
         self.database = describe_url(url)
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, existing=existing)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.retry_attempts = retry_attempts
         self._write("create the schema", lambda s: Base.metadata.create_all(s.connection()))

@@ -23,7 +23,6 @@ File names may be paths or ``package:relative/path`` inside an installed package
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import os
 from pathlib import Path
@@ -31,15 +30,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from instruments.noise import attempt_seed
 from instruments.types import DataKey, Measurement, MeasurementRequest, Record
 
 ReplayKind = Literal["xrd", "sas"]
-
-
-def attempt_seed(seed: int, attempt_id: str) -> int:
-    """A 64-bit seed for the draws of one attempt: the same attempt draws the same data, in any order
-    (the simulators' rule, written here because instruments never import simulators)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{attempt_id}".encode()).digest()[:8], "little")
 
 
 def resolve_file(name: str) -> Path:

@@ -98,7 +98,7 @@ class SASReplay:
         left = self._recording(request)
         t = float(request.params["exposure_seconds"])
         f = min(t / left.exposure, 1.0)
-        rng = np.random.default_rng(attempt_seed(self.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(self.seed, request))
         # Gaussian splitting: the part has σ/√f and, with the rest, averages back to the recorded value.
         part = left.intensity + (rng.normal(size=left.sigma.size) * left.sigma * np.sqrt((1 - f) / f) if f < 1 else 0.0)
         sigma = left.sigma / np.sqrt(f)

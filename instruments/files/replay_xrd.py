@@ -77,7 +77,7 @@ class PatternReplay:
         self.check(request)
         wall = time.perf_counter()
         index, dwell = self._indices(request)
-        rng = np.random.default_rng(attempt_seed(self.seed, request.attempt_id))
+        rng = np.random.default_rng(attempt_seed(self.seed, request))
         fraction = np.clip(dwell / self.dwell_left[index], 0.0, 1.0)
         drawn = rng.binomial(self.counts[index], fraction)
         self.counts[index] -= drawn

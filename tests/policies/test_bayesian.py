@@ -201,3 +201,16 @@ def test_bad_options_are_refused() -> None:
         BayesianOptimisation(plane_space(), options=BayesianOptimisation.Options(num_restarts=8, raw_samples=4))
     with pytest.raises(ValueError, match="direction"):
         ActiveLearning(plane_space(), direction="up")  # type: ignore[arg-type]
+
+
+def test_bo_over_a_single_configuration_proposes_in_it() -> None:
+    """A categorical with one choice is a constant one-hot column: the GP and the acquisition cope."""
+    space = DesignSpace.model_validate({"parameters": [
+        {"name": "configuration", "type": "categorical", "choices": ["only"]},
+        {"name": "x", "type": "continuous", "low": 0.0, "high": 1.0},
+    ]})
+    policy = BayesianOptimisation(space, seed=2, options=BayesianOptimisation.Options(**FAST))
+    history = [Observation(params=p, value=-(float(p["x"]) - 0.3) ** 2, sigma=0.01) for p in space_filling_points(space, 0, 6, 2)]
+    proposals = policy.propose(history, [], 2)
+    assert len(proposals) == 2 and all(p.params["configuration"] == "only" for p in proposals)
+    assert all(0.0 <= float(p.params["x"]) <= 1.0 for p in proposals)

@@ -62,3 +62,15 @@ def test_the_context_goals_win_when_it_has_any() -> None:
     own = PlanningGoals(best_probability=0.99)
     assert PlanningContext().goals_or(built_with) is built_with
     assert PlanningContext(goals=own).goals_or(built_with) is own
+
+
+def test_a_categorical_with_one_choice_is_a_design_space_of_one_configuration() -> None:
+    from policies.space import DesignSpace
+
+    space = DesignSpace.model_validate({"parameters": [
+        {"name": "configuration", "type": "categorical", "choices": ["5m"]},
+        {"name": "exposure_seconds", "type": "continuous", "low": 30.0, "high": 600.0},
+    ]})
+    points = space.sample(8, seed=1)
+    assert {p["configuration"] for p in points} == {"5m"} and len(points) == 8
+    assert space.decode(space.encode(points)) == points

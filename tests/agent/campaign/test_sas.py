@@ -60,3 +60,18 @@ def test_sas_benchmark_runs_every_policy_at_a_tiny_size() -> None:
     # The fixed protocol is one pass of its steps at most (here the small budget cuts it after two).
     assert next(r for r in runs if r["policy"] == "fixed")["n_measurements"] == 2
     assert all(r["instrument_seconds"] <= 4000.0 + 7200.0 + 400.0 for r in runs)  # budget + at most one step over
+
+
+def test_a_design_space_of_a_single_configuration_runs(tmp_path: Path) -> None:
+    """One SANS configuration (a categorical with one choice): the planner only chooses exposures."""
+    from tests.agent.campaign_files import shipped
+
+    data = shipped("adaptive_sans.yaml", tmp_path)
+    data["design_space"]["parameters"][0]["choices"] = ["5m"]
+    settings = data["instruments"][0]["settings"]
+    settings["configurations"] = [c for c in settings["configurations"] if c["name"] == "5m"]
+    config, store, result = run_shipped("adaptive_sans.yaml", tmp_path, "sans-one", design_space=data["design_space"],
+                                        instruments=data["instruments"], budgets={"max_measurements": 2})
+    assert result.n_measurements == 2, result.stop_reason
+    assert {a.params["configuration"] for a in store.attempts("sans-one")} == {"5m"}
+    assert all(not d.fallback for d in store.decisions("sans-one"))  # the planner's own decisions

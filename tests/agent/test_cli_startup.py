@@ -1,0 +1,50 @@
+"""Commands that only read (status, export, --help) start without the heavy libraries: BoTorch, torch,
+Ray and sasmodels are imported at the point of use, by the commands that run campaigns."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.config import parse_campaign
+from agent.store import Store
+from tests.agent.campaign_files import quickstart
+
+pytestmark = pytest.mark.timeout(120)
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ["torch", "botorch", "gpytorch", "ray", "sasmodels"]
+
+# In a fresh interpreter (this test process has imported everything already).
+SCRIPT = """
+import json, sys
+from typer.testing import CliRunner
+from agent.cli import app
+runner = CliRunner()
+codes = [runner.invoke(app, args).exit_code for args in json.loads(sys.argv[1])]
+print(json.dumps({"codes": codes, "loaded": sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)}))
+"""
+
+
+def test_status_export_and_help_import_no_botorch_torch_ray_or_sasmodels(tmp_path: Path) -> None:
+    data = quickstart(tmp_path)
+    config = parse_campaign(data)
+    with Store(config.storage) as store:
+        store.create_campaign("quickstart-1", config.name, config.stored_form(), config.seed, str(tmp_path), {})
+    commands = [
+        ["--help"],
+        ["status", "--db", config.storage],
+        ["status", "quickstart-1", "--db", config.storage],
+        ["export", "quickstart-1-00000", "--format", "xye", "--out", str(tmp_path / "x.xye"), "--db", config.storage],
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands), json.dumps(HEAVY)], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=100)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["codes"] == [0, 0, 0, 2]  # the export names an attempt that does not exist
+    assert result["loaded"] == []
