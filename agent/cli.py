@@ -410,6 +410,77 @@ def analyse(
         err.print(f"report: {write_report(result, report)}")
 
 
+# -- the approval gate (agent/approval.py) -----------------------------------------------------------
+def _decide(action: Any, as_json: bool) -> None:
+    """Run one approval decision; a refused one prints why and exits 2, nothing changed."""
+    from agent.approval import ApprovalRefused
+
+    try:
+        approval = action()
+    except ApprovalRefused as exc:
+        if as_json:
+            _print_json({"ok": False, "error": str(exc)})
+        err.print(f"[red]refused:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json({"ok": True, "attempt_id": approval.attempt_id, "verdict": approval.verdict, "user": approval.user,
+                     "params": approval.params, "reason": approval.reason})
+    else:
+        err.print(f"{approval.attempt_id}: [bold]{approval.verdict}[/] by {approval.user} — {approval.params}"
+                  + (f" ({approval.reason})" if approval.reason else ""), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def approve(
+    attempt_id: str,
+    edit: list[str] = typer.Option([], "--edit", help="KEY=VALUE: change a parameter (within the design space); repeatable"),
+    user: str | None = typer.Option(None, "--user", help="who approves (default: $USER)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Approve a proposal that awaits approval (possibly edited); the campaign then runs it."""
+    from agent.approval import approve as approve_attempt, parse_edits
+
+    store = _open_store(_db(db))
+    _decide(lambda: approve_attempt(store, attempt_id, edits=parse_edits(edit), user=user), as_json)
+
+
+@app.command()
+def reject(
+    attempt_id: str,
+    reason: str = typer.Option(..., "--reason", help="why (recorded with the decision)"),
+    user: str | None = typer.Option(None, "--user", help="who rejects (default: $USER)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Reject a proposal that awaits approval: it is refused with the reason, and never runs."""
+    from agent.approval import reject as reject_attempt
+
+    store = _open_store(_db(db))
+    _decide(lambda: reject_attempt(store, attempt_id, reason=reason, user=user), as_json)
+
+
+@app.command()
+def pending(
+    campaign_id: str | None = typer.Argument(None, help="one campaign (default: all)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the proposals awaiting approval, with why they wait."""
+    store = _open_store(_db(db))
+    rows = [{"attempt_id": a.id, "campaign_id": a.campaign_id, "params": a.params, "why": a.reason}
+            for a in store.awaiting_approval(campaign_id)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("attempt", "parameters", "why it waits")
+    for r in rows:
+        table.add_row(r["attempt_id"], ", ".join(f"{k}={v}" for k, v in r["params"].items()), r["why"] or "")
+    Console().print(table)
+    if not rows:
+        err.print("nothing awaits approval")
+
+
 if __name__ == "__main__":
     app()
 
