@@ -93,6 +93,9 @@ def run(
     seed: int | None = typer.Option(None, help="override the campaign's seed"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout at the end"),
     report: bool = typer.Option(True, help="write the HTML report when the campaign ends"),
+    ui: bool = typer.Option(False, "--ui", help="serve the live page while the campaign runs (see serve-ui)"),
+    bind: str = typer.Option("127.0.0.1:8765", "--bind", help="with --ui: HOST:PORT; not loopback needs --token"),
+    token: str | None = typer.Option(None, "--token", help="with --ui: the page's access token (default: $LABPILOT_UI_TOKEN)"),
 ) -> None:
     """Run a campaign file until its targets are met or a budget runs out."""
     config = _load(file, as_json)
@@ -105,9 +108,26 @@ def run(
 
     campaign_id = new_campaign_id(config.name)
     err.print(f"campaign [bold]{campaign_id}[/] → {store.database}")
-    with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
-        result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
+    page = _start_ui(store, bind, token, campaign_id) if ui else None
+    try:
+        with ray_runtime(), live_progress(err, config, enabled=True) as on_progress:
+            result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
+    finally:
+        if page is not None:
+            page.stop()
     _finish(result, as_json, store, report)
+
+
+def _start_ui(store: Store, bind: str, token: str | None, campaign_id: str) -> Any:
+    from agent.ui.server import UIConfigError, start_in_thread
+
+    try:
+        page = start_in_thread(store, bind, token)
+    except UIConfigError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    err.print(f"live page: {page.url}campaigns/{campaign_id}", highlight=False, soft_wrap=True)
+    return page
 
 
 @app.command()
@@ -479,6 +499,25 @@ def pending(
     Console().print(table)
     if not rows:
         err.print("nothing awaits approval")
+
+
+@app.command("serve-ui")
+def serve_ui(
+    bind: str = typer.Option("127.0.0.1:8765", "--bind", help="HOST:PORT; anything but loopback needs --token"),
+    token: str | None = typer.Option(None, "--token", help="access token required of every request (default: $LABPILOT_UI_TOKEN)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+) -> None:
+    """Serve the live web page of the store's campaigns: targets, data, decisions, approvals."""
+    from agent.ui.server import UIConfigError, access_token, parse_bind, serve
+
+    try:
+        access_token(parse_bind(bind)[0], token)  # refused before the store is opened or a port taken
+    except UIConfigError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    store = _open_store(_db(db))
+    err.print(f"live page: http://{bind}/ → {store.database} (Ctrl-C stops)", highlight=False, soft_wrap=True)
+    serve(store, bind, token)
 
 
 if __name__ == "__main__":

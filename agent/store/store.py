@@ -674,6 +674,12 @@ class Store:
 
         return self._read(act)
 
+    def outbox_head(self, campaign_id: str) -> int:
+        """The id of the campaign's newest document (0 if none): it grows with every record written
+        (what the live page watches)."""
+        return int(self._read(lambda s: s.scalar(
+            select(func.coalesce(func.max(DocumentRow.id), 0)).where(DocumentRow.campaign_id == campaign_id))))
+
     def mark_published(self, uids: Sequence[str]) -> None:
         if uids:
             self._write_core("mark documents published", lambda conn: conn.execute(

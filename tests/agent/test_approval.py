@@ -5,21 +5,17 @@ The loop's side (waiting, resuming while waiting) is ``tests/agent/campaign/test
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from agent.approval import ApprovalRefused, approval_needed, approve, envelope_errors, parse_edits, reject
 from agent.config import ApprovalConfig, CampaignFileError, parse_campaign
-from agent.documents import composer_for
-from agent.store import AttemptState, ProposedAttempt, Store
+from agent.store import AttemptState, Store
+from tests.agent.approval_store import waiting_campaign
 from tests.agent.campaign_files import quickstart
 
 pytestmark = pytest.mark.timeout(60)
-
-WAITING = (AttemptState.VALIDATED, AttemptState.AWAITING_APPROVAL)
-
 
 def _errors(data: dict) -> dict[str, str]:
     with pytest.raises(CampaignFileError) as info:
@@ -73,18 +69,8 @@ def test_envelope_errors_accepts_a_sound_envelope(tmp_path: Path) -> None:
 @pytest.fixture
 def waiting_store(tmp_path: Path, store_url: str) -> tuple[Store, str]:
     """A store with a manual-approval campaign whose run is open and three attempts await approval."""
-    config = parse_campaign(quickstart(tmp_path, approval={"mode": "manual"}))
     store = Store(store_url)
-    cid = f"gate-{time.monotonic_ns()}"
-    store.create_campaign(cid, config.name, config.stored_form(), config.seed, str(tmp_path), {})
-    composer, _ = composer_for(store, cid)
-    store.add_documents(cid, composer.open(config=config.stored_form(), started=time.time(), data_keys={},
-                                           estimates=["yield"], previous_start=None))
-    attempts = [ProposedAttempt(f"{cid}-{i:05d}", i, {"temperature": 400.0 + i, "time": 10.0}, path=WAITING,
-                                reason="manual approval: every proposal waits for a person") for i in range(3)]
-    store.record_decision(cid, 0, policy="sobol", fallback=False, error=None, seed=0, n_history=0, n_pending=0,
-                          reasons=[{}] * 3, decision_seconds=0.0, versions={}, attempts=attempts)
-    yield store, cid
+    yield store, waiting_campaign(store, tmp_path)
     store.close()
 
 
