@@ -48,10 +48,15 @@ def create_app(store: Store, *, token: str | None = None, watch_seconds: float =
     """The page's application over ``store``; ``token``: required of every request when set."""
     app = FastAPI(title="labpilot", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stopping = threading.Event()  # set by the server on shutdown: event streams end
-    figures = FigureCache()
     if token:
         app.middleware("http")(_token_guard(token))
+    _page_routes(app, store)
+    _state_routes(app, store, FigureCache(), watch_seconds)
+    _decision_routes(app, store)
+    return app
 
+
+def _page_routes(app: FastAPI, store: Store) -> None:
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         return list_page()
@@ -64,6 +69,8 @@ def create_app(store: Store, *, token: str | None = None, watch_seconds: float =
             return HTMLResponse(f"<p>{exc}</p><p><a href='../'>all campaigns</a></p>", status_code=404)
         return HTMLResponse(campaign_page(campaign_id))
 
+
+def _state_routes(app: FastAPI, store: Store, figures: FigureCache, watch_seconds: float) -> None:
     @app.get("/api/campaigns")
     def campaigns() -> list[dict[str, Any]]:
         return campaign_list(store)
@@ -107,6 +114,8 @@ def create_app(store: Store, *, token: str | None = None, watch_seconds: float =
         return EventSourceResponse(_watch(app, request, lambda: state_of(campaign_id), "state", watch_seconds,
                                           mark=lambda: change_mark(store, campaign_id)))
 
+
+def _decision_routes(app: FastAPI, store: Store) -> None:
     @app.post("/api/attempts/{attempt_id}/approve")
     def approve_attempt(attempt_id: str, body: ApproveRequest) -> JSONResponse:
         return _decision(lambda: approve(store, attempt_id, edits=body.edits, user=body.user))
@@ -114,8 +123,6 @@ def create_app(store: Store, *, token: str | None = None, watch_seconds: float =
     @app.post("/api/attempts/{attempt_id}/reject")
     def reject_attempt(attempt_id: str, body: RejectRequest) -> JSONResponse:
         return _decision(lambda: reject(store, attempt_id, reason=body.reason, user=body.user))
-
-    return app
 
 
 def _decision(decide: Callable[[], Approval]) -> JSONResponse:
