@@ -129,3 +129,18 @@ def test_serve_ui_refuses_a_public_bind_without_a_token(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "binding 0.0.0.0 (not loopback) needs an access token" in proc.stderr
     assert not (tmp_path / "x.db").exists()  # refused before anything was opened
+
+
+def test_run_ui_refuses_a_public_bind_without_a_token_before_the_campaign_starts(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.agent.campaign_files import quickstart
+
+    data = quickstart(tmp_path)
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(tmp_path / "q.yaml"), "--ui", "--bind", "0.0.0.0:8798"],
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in __import__("os").environ.items() if k != "LABPILOT_UI_TOKEN"})
+    assert proc.returncode == 2 and "needs an access token" in proc.stderr
+    with Store(data["storage"]) as store:
+        assert store.campaigns() == []
