@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,6 +49,8 @@ from policies.baselines import fallback_proposals
 from policies.models import ModelCache
 from policies.protocol import Proposal
 from policies.registry import build_policy
+
+logger = logging.getLogger("labpilot.campaign")
 
 RECONNECT_SECONDS = 60.0
 """How long a campaign waits for an unreachable (remote) instrument before it stops to be resumed."""
@@ -411,6 +414,9 @@ class CampaignRunner:
     # -- waiting for a person ----------------------------------------------------------------------
     def _wait_for_approval(self, attempt_id: str) -> None:
         self.approvals.waiting.add(attempt_id)  # counted at once, before the task first runs
+        # A person must act: say so where the campaign's owner looks (stderr, even when not a TTY).
+        logger.warning("%s awaits approval: labpilot approve %s [--edit KEY=VALUE] | labpilot reject %s --reason TEXT",
+                       attempt_id, attempt_id, attempt_id)
         self._spawn(attempt_id, None, self._approval_decided(attempt_id))
 
     async def _approval_decided(self, attempt_id: str) -> None:

@@ -173,3 +173,18 @@ def test_bad_cli_decisions_are_refused_with_a_clear_message(tmp_path: Path) -> N
     assert code == 2 and "--reason" in err
     code, out, _ = _command(["pending", "--db", db, "--json"], tmp_path)
     assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_campaign_that_stops_while_proposals_wait_refuses_them(tmp_path: Path) -> None:
+    data = quickstart(tmp_path, approval={"mode": "manual", "poll_seconds": 0.1}, policy={"name": "sobol"},
+                      budgets={"max_measurements": 5, "max_wall_seconds": 25})  # start-up included
+    config = parse_campaign(data)
+    with Store(config.storage) as store:
+        result = run_campaign(config, store, campaign_id="nobody-fixed")  # nobody decides
+        assert result.status == "budget_exhausted" and "max_wall_seconds" in result.stop_reason
+        assert result.n_measurements == 0 and result.instrument_seconds == 0
+        attempts = store.attempts("nobody-fixed")
+        assert len(attempts) == 2 and store.awaiting_approval("nobody-fixed") == []
+        assert all(a.state == AttemptState.REFUSED and "not decided before the campaign stopped (budget: max_wall_seconds"
+                   in (a.reason or "") for a in attempts)
