@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from typing import Any
 import ray
 
 from agent.answer import Answer, campaign_answer
+from agent.approval import ApprovalWaiter
 from agent.config import CampaignConfig
 from agent.errors import first_line
 from agent.failpoints import failpoint
@@ -48,6 +50,8 @@ from policies.baselines import fallback_proposals
 from policies.models import ModelCache
 from policies.protocol import Proposal
 from policies.registry import build_policy
+
+logger = logging.getLogger("labpilot.campaign")
 
 RECONNECT_SECONDS = 60.0
 """How long a campaign waits for an unreachable (remote) instrument before it stops to be resumed."""
@@ -148,6 +152,7 @@ class CampaignRunner:
         self.targets = TargetBoard(config.targets)
         self.ledger = CampaignLedger(store, campaign_id, objective=config.objective.estimate, sample=config.sample)
         self.recorder = Recorder(store, campaign_id)
+        self.approvals = ApprovalWaiter(store, config.approval.poll_seconds)
         self.fleet: Fleet | None = None
         self.guard: Guard | None = None
         self._tasks: dict[asyncio.Task[None], str] = {}
@@ -216,7 +221,7 @@ class CampaignRunner:
         self.fleet = Fleet(self.config, data_dir, in_process=self.in_process)
         self.fleet.start()
         await self.fleet.ready()
-        self.guard = Guard(self.space, self.fleet.instruments)
+        self.guard = Guard(self.space, self.fleet.instruments, self.config.approval)
         self.store.record_instruments(self.campaign_id, self.fleet.records())
         self.recorder.open_run(self.config, self.fleet.data_keys, self.fleet.estimates())
         open_attempts = self.ledger.load()
@@ -232,6 +237,8 @@ class CampaignRunner:
         for a in open_attempts:
             if a.state in (AttemptState.PROPOSED, AttemptState.VALIDATED):
                 self._backlog.append(a)
+            elif a.state == AttemptState.AWAITING_APPROVAL:  # killed while waiting: wait again
+                self._wait_for_approval(a.id)
             elif a.state == AttemptState.MEASURED:
                 self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id))
             else:
@@ -261,10 +268,15 @@ class CampaignRunner:
         assert self.guard is not None
         while self._backlog and free:
             a = self._backlog.pop(0)
-            verdict = await self.guard.verdict(a.id, a.params, a.sample_id, free, state=a.state)
+            # An attempt a person approved (then the campaign was killed) is not held again.
+            approved = a.state == AttemptState.VALIDATED and self.store.approval(a.id) is not None
+            verdict = await self.guard.verdict(a.id, a.params, a.sample_id, free, state=a.state, approved=approved)
             for state in verdict.path:
                 self.recorder.transition(a.id, state, reason=verdict.reason if state == AttemptState.REFUSED else None,
                                          instrument=verdict.instrument if state == AttemptState.DISPATCHED else None)
+            if verdict.path[-1] == AttemptState.AWAITING_APPROVAL:
+                self._wait_for_approval(a.id)
+                continue
             if verdict.instrument is None:
                 self.ledger.ended(a.id, AttemptState.REFUSED)
                 continue
@@ -279,6 +291,8 @@ class CampaignRunner:
             stop = self._check_stop()
             if stop is None:
                 await self._fill_free_instruments()
+            elif set(self._tasks.values()) <= self.approvals.waiting:
+                self._withdraw_waiting(stop[1])  # nothing else in flight: no proposal is left waiting
             self._report()
             if not self._tasks:
                 if stop is not None:
@@ -326,7 +340,7 @@ class CampaignRunner:
         limit = self.config.budgets.max_measurements
         if limit is None:
             return len(self.fleet.instruments)
-        return limit - self.ledger.n_measurements - len(self.fleet.busy) - len(self._backlog)
+        return limit - self.ledger.n_measurements - len(self.fleet.busy) - len(self._backlog) - len(self.approvals.waiting)
 
     async def _fill_free_instruments(self) -> None:
         assert self.fleet is not None
@@ -336,7 +350,9 @@ class CampaignRunner:
         if not free or len(self.ledger.analysing) >= len(self.fleet.instruments):
             return
         await self._dispatch_backlog(free)
-        n = min(len(free), self._measurement_room())
+        # A proposal waiting for a person holds a place of a free instrument (not the instrument):
+        # the others go on measuring, but no pile of unapproved proposals grows meanwhile.
+        n = min(len(free) - len(self.approvals.waiting), self._measurement_room())
         if n > 0:
             await self._decide_and_dispatch(n, free)
 
@@ -362,8 +378,13 @@ class CampaignRunner:
         )
         self.ledger.next_seq, self.ledger.next_decision = seq + len(attempts), dseq + 1
         failpoint("after-propose")
-        dispatched = 0
+        dispatched = waiting = 0
         for a in attempts:
+            if a.path[-1] == AttemptState.AWAITING_APPROVAL:
+                self.ledger.decided(a.attempt_id, a.params)  # pending for the policy while it waits
+                self._wait_for_approval(a.attempt_id)
+                waiting += 1  # not refused (yet): a person decides, and the decision counts then
+                continue
             if a.instrument is None:
                 self.ledger.refused += 1
                 continue
@@ -371,7 +392,8 @@ class CampaignRunner:
             self._dispatch(a.attempt_id, a.instrument, a.params, a.sample_id)
             failpoint("after-dispatch")
             dispatched += 1
-        self._refused_in_a_row = 0 if dispatched else self._refused_in_a_row + 1
+        if dispatched or not waiting:
+            self._refused_in_a_row = 0 if dispatched else self._refused_in_a_row + 1
 
     def _decide(self, n: int, seq: int) -> _Decision:
         """The policy's ``n`` proposals; space-filling fallback points, with the cause, if it fails
@@ -392,6 +414,39 @@ class CampaignRunner:
         # The campaign's own seed and the attempt count: fallbacks continue one space-filling sequence.
         proposals = fallback_proposals(self.space, n, self.config.seed, seq, error)
         return _Decision(proposals, True, error, time.perf_counter() - started)
+
+    # -- waiting for a person ----------------------------------------------------------------------
+    def _wait_for_approval(self, attempt_id: str) -> None:
+        self.approvals.waiting.add(attempt_id)  # counted at once, before the task first runs
+        # A person must act: say so where the campaign's owner looks (stderr, even when not a TTY).
+        logger.warning("%s awaits approval: labpilot approve %s [--edit KEY=VALUE] | labpilot reject %s --reason TEXT",
+                       attempt_id, attempt_id, attempt_id)
+        self._spawn(attempt_id, None, self._approval_decided(attempt_id))
+
+    async def _approval_decided(self, attempt_id: str) -> None:
+        """Wait (store polling, no instrument held) for a person's decision on the attempt; approved:
+        it joins the backlog (guarded again, instrument check included); rejected: it is refused."""
+        decided = await self.approvals.decision(attempt_id)
+        self.recorder.publish_outbox()  # the decision's documents, written by the deciding process
+        if decided.state == AttemptState.VALIDATED:
+            self.ledger.decided(attempt_id, decided.params)  # the approved (maybe edited) parameters
+            self._backlog.append(decided)
+            self._refused_in_a_row = 0
+        else:
+            # A rejection is a refusal: a policy whose proposals keep being rejected falls back to
+            # space-filling points, then stops, as it does when the guard refuses them.
+            self.ledger.ended(attempt_id, decided.state)
+            self._refused_in_a_row += 1
+
+    def _withdraw_waiting(self, reason: str) -> None:
+        """The campaign stops: proposals still waiting are refused (a person can no longer run them)."""
+        for task, attempt_id in list(self._tasks.items()):
+            if attempt_id in self.approvals.waiting:
+                task.cancel()
+                self._tasks.pop(task)
+                self.recorder.transition(attempt_id, AttemptState.REFUSED, reason=f"not decided before the campaign stopped ({reason})")
+                self.ledger.ended(attempt_id, AttemptState.REFUSED)
+        self.approvals.waiting.clear()
 
     # -- measuring and analysing ------------------------------------------------------------------
     def _fail(self, attempt_id: str, reason: str) -> None:

@@ -107,6 +107,9 @@ def run(
     seed: int | None = typer.Option(None, help="override the campaign's seed"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout at the end"),
     report: bool = typer.Option(True, help="write the HTML report when the campaign ends"),
+    ui: bool = typer.Option(False, "--ui", help="serve the live page while the campaign runs (see serve-ui)"),
+    bind: str = typer.Option("127.0.0.1:8765", "--bind", help="with --ui: HOST:PORT; not loopback needs --token"),
+    token: str | None = typer.Option(None, "--token", help="with --ui: the page's access token (default: $LABPILOT_UI_TOKEN)"),
 ) -> None:
     """Run a campaign file until its targets are met or a budget runs out."""
     config = _load(file, as_json)
@@ -119,12 +122,28 @@ def run(
 
     campaign_id = new_campaign_id(config.name)
     err.print(f"campaign [bold]{campaign_id}[/] → {store.database}")
+    page = _start_ui(store, bind, token, campaign_id) if ui else None
     try:
         with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
             result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
     except KeyboardInterrupt:
         _interrupted(campaign_id, store, as_json)
+    finally:
+        if page is not None:
+            page.stop()
     _finish(result, as_json, store, report)
+
+
+def _start_ui(store: Store, bind: str, token: str | None, campaign_id: str) -> Any:
+    from agent.ui.server import UIConfigError, start_in_thread
+
+    try:
+        page = start_in_thread(store, bind, token)
+    except UIConfigError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    err.print(f"live page: {page.url}campaigns/{campaign_id}", highlight=False, soft_wrap=True)
+    return page
 
 
 @app.command()
@@ -431,6 +450,96 @@ def analyse(
         print_answer(Console(), result)
     if report is not None:
         err.print(f"report: {write_report(result, report)}")
+
+
+# -- the approval gate (agent/approval.py) -----------------------------------------------------------
+def _decide(action: Any, as_json: bool) -> None:
+    """Run one approval decision; a refused one prints why and exits 2, nothing changed."""
+    from agent.approval import ApprovalRefused
+
+    try:
+        approval = action()
+    except ApprovalRefused as exc:
+        if as_json:
+            _print_json({"ok": False, "error": str(exc)})
+        err.print(f"[red]refused:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json({"ok": True, "attempt_id": approval.attempt_id, "verdict": approval.verdict, "user": approval.user,
+                     "params": approval.params, "reason": approval.reason})
+    else:
+        err.print(f"{approval.attempt_id}: [bold]{approval.verdict}[/] by {approval.user} — {approval.params}"
+                  + (f" ({approval.reason})" if approval.reason else ""), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def approve(
+    attempt_id: str,
+    edit: list[str] = typer.Option([], "--edit", help="KEY=VALUE: change a parameter (within the design space); repeatable"),
+    user: str | None = typer.Option(None, "--user", help="who approves (default: $USER)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Approve a proposal that awaits approval (possibly edited); the campaign then runs it."""
+    from agent.approval import approve as approve_attempt, parse_edits
+
+    store = _open_store(_db(db))
+    _decide(lambda: approve_attempt(store, attempt_id, edits=parse_edits(edit), user=user), as_json)
+
+
+@app.command()
+def reject(
+    attempt_id: str,
+    reason: str = typer.Option(..., "--reason", help="why (recorded with the decision)"),
+    user: str | None = typer.Option(None, "--user", help="who rejects (default: $USER)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Reject a proposal that awaits approval: it is refused with the reason, and never runs."""
+    from agent.approval import reject as reject_attempt
+
+    store = _open_store(_db(db))
+    _decide(lambda: reject_attempt(store, attempt_id, reason=reason, user=user), as_json)
+
+
+@app.command()
+def pending(
+    campaign_id: str | None = typer.Argument(None, help="one campaign (default: all)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the proposals awaiting approval, with why they wait."""
+    store = _open_store(_db(db))
+    rows = [{"attempt_id": a.id, "campaign_id": a.campaign_id, "params": a.params, "why": a.reason}
+            for a in store.awaiting_approval(campaign_id)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("attempt", "parameters", "why it waits")
+    for r in rows:
+        table.add_row(r["attempt_id"], ", ".join(f"{k}={v}" for k, v in r["params"].items()), r["why"] or "")
+    Console().print(table)
+    if not rows:
+        err.print("nothing awaits approval")
+
+
+@app.command("serve-ui")
+def serve_ui(
+    bind: str = typer.Option("127.0.0.1:8765", "--bind", help="HOST:PORT; anything but loopback needs --token"),
+    token: str | None = typer.Option(None, "--token", help="access token required of every request (default: $LABPILOT_UI_TOKEN)"),
+    db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+) -> None:
+    """Serve the live web page of the store's campaigns: targets, data, decisions, approvals."""
+    from agent.ui.server import UIConfigError, access_token, parse_bind, serve
+
+    try:
+        access_token(parse_bind(bind)[0], token)  # refused before the store is opened or a port taken
+    except UIConfigError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    store = _open_store(_db(db))
+    err.print(f"live page: http://{bind}/ → {store.database} (Ctrl-C stops)", highlight=False, soft_wrap=True)
+    serve(store, bind, token)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,42 @@ class DocumentsConfig(Record):
     serializer: Literal["json", "msgpack"] = "json"
 
 
+class EnvelopeBound(Record):
+    """The safe region of one parameter: ``low``/``high`` (numbers, the parameter's units) or ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    choices: list[str] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EnvelopeBound:
+        if self.choices is not None and (self.low is not None or self.high is not None):
+            raise ValueError("give choices (a categorical parameter) or low/high (a number), not both")
+        if self.choices is None and self.low is None and self.high is None:
+            raise ValueError("set low, high or choices")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not be above high ({self.high})")
+        return self
+
+
+class ApprovalConfig(Record):
+    """The approval gate (``agent/approval.py``): ``auto`` runs every cleared proposal; ``manual`` makes
+    each wait for a person (approve, edit, reject); ``envelope`` runs proposals inside the declared
+    safe region and makes the others wait. Checked against the design space by ``agent/validation.py``."""
+
+    mode: Literal["auto", "manual", "envelope"] = "auto"
+    envelope: dict[str, EnvelopeBound] = Field(default_factory=dict, description="parameter name → safe bounds")
+    poll_seconds: float = Field(default=0.5, gt=0, le=60, description="how often a waiting campaign looks for a decision")
+
+    @model_validator(mode="after")
+    def _envelope_for_envelope_mode(self) -> ApprovalConfig:
+        if self.mode == "envelope" and not self.envelope:
+            raise ValueError("mode envelope needs an envelope (parameter name → low/high or choices)")
+        if self.mode != "envelope" and self.envelope:
+            raise ValueError(f"an envelope is only used with mode envelope (mode is {self.mode})")
+        return self
+
+
 class CampaignConfig(Record):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -139,6 +175,10 @@ class CampaignConfig(Record):
     documents: DocumentsConfig = Field(
         default_factory=DocumentsConfig,
         description="bluesky event-model documents: JSON lines beside the store (default) and/or a 0MQ proxy",
+    )
+    approval: ApprovalConfig = Field(
+        default_factory=ApprovalConfig,
+        description="human approval of proposals before they run: auto (none), manual (all), envelope (outside a safe region)",
     )
     stop_on_targets: bool = Field(
         default=True,

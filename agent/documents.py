@@ -36,6 +36,16 @@ from instruments.types import DataKey, Measurement
 NAMESPACE = uuid.UUID("5f1d7e2a-6c1b-4f3e-9a7d-2b8f0c4e6a11")
 """uuid5 namespace of labpilot documents."""
 STREAMS = ("primary", "interpretations", "decisions")
+#: Opened with a run's first approval decision (``agent/approval.py``): only gated campaigns have it.
+APPROVALS_STREAM = "approvals"
+APPROVALS_KEYS: dict[str, Any] = {
+    "attempt_id": {"dtype": "string", "shape": [], "source": "labpilot", "units": ""},
+    "verdict": {"dtype": "string", "shape": [], "source": "labpilot", "units": ""},  # approved | edited | rejected
+    "user": {"dtype": "string", "shape": [], "source": "labpilot", "units": ""},
+    "reason": {"dtype": "string", "shape": [], "source": "labpilot", "units": ""},
+    "proposed": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
+    "params": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
+}
 EXIT_STATUS = {"completed": "success", "budget_exhausted": "success", "failed": "fail", "interrupted": "abort"}
 
 
@@ -51,7 +61,7 @@ class RunComposer:
         self.campaign_id, self.run_index = campaign_id, run_index
         self.start = start
         self.descriptors = dict(descriptors)
-        self.counts = {s: int(counts.get(s, 0)) for s in STREAMS}
+        self.counts = {s: int(counts.get(s, 0)) for s in (*STREAMS, *counts)}
 
     # -- start and descriptors --------------------------------------------------------------------
     def open(self, *, config: dict[str, Any], started: float, data_keys: Mapping[str, Mapping[str, DataKey]],
@@ -118,7 +128,7 @@ class RunComposer:
     def committed(self, document: Document) -> None:
         """Count an event the store accepted (a replayed record adds none)."""
         if document.name == "event" and document.stream is not None:
-            self.counts[document.stream] += 1
+            self.counts[document.stream] = self.counts.get(document.stream, 0) + 1
 
     def measurement(self, m: Measurement) -> Document:
         data: dict[str, Any] = {**m.params, "instrument": m.instrument, "sample_id": m.sample_id or m.attempt_id,
@@ -146,6 +156,26 @@ class RunComposer:
         data = {"policy": policy, "fallback": fallback, "proposals": json.dumps(json_safe(list(proposals))),
                 "reasons": json.dumps(json_safe(list(reasons))), "decision_seconds": seconds}
         return self._event("decisions", seq, data, time)
+
+    def approval(self, attempt_id: str, verdict: str, user: str, reason: str | None, proposed: dict[str, Any],
+                 params: dict[str, Any], time: float) -> list[Document]:
+        """A person's decision on an attempt: the ``approvals`` descriptor (with the run's first one),
+        then its event. Empty if the run has no start (nothing to attach it to)."""
+        if self.start is None:
+            return []
+        out: list[Document] = []
+        if APPROVALS_STREAM not in self.descriptors:
+            descriptor = event_model.compose_descriptor(
+                start=self.start, streams={}, event_counters={}, name=APPROVALS_STREAM, data_keys=APPROVALS_KEYS,  # type: ignore[arg-type]
+                uid=document_uid(self.campaign_id, "descriptor", self.run_index, APPROVALS_STREAM), time=time,
+            ).descriptor_doc
+            self.descriptors[APPROVALS_STREAM] = dict(descriptor)
+            out.append(Document("descriptor", self.descriptors[APPROVALS_STREAM], APPROVALS_STREAM))
+        self.counts.setdefault(APPROVALS_STREAM, 0)
+        data = {"attempt_id": attempt_id, "verdict": verdict, "user": user, "reason": reason or "",
+                "proposed": json.dumps(json_safe(proposed)), "params": json.dumps(json_safe(params))}
+        out.append(self._event(APPROVALS_STREAM, attempt_id, data, time))
+        return out
 
     def stop(self, status: str, reason: str, time: float, *, answer: Mapping[str, Any] | None = None) -> Document | None:
         """The stop document for a campaign that ended with ``status`` — None for an interruption,
@@ -212,7 +242,10 @@ class DocumentPublisher:
         self._unmarked: list[str] = []
 
     def backlog(self) -> int:
-        """Publish everything in the outbox not yet published (a resume starts here)."""
+        """Publish everything in the outbox not yet published (a resume starts here; and the loop, when
+        another process — a person's approval — wrote documents). What this publisher sent is marked
+        first, so it does not go out twice."""
+        self._mark()
         n = self.publish([d for _, d in self.store.documents(self.campaign_id, unpublished=True)])
         self._mark()
         return n

@@ -1,5 +1,7 @@
 """The guard between a policy and the hardware: nothing reaches an instrument unless it is a point of
 the design space and the instrument's own ``check`` accepts it. Refusals are recorded with reasons.
+A proposal the approval gate (``agent/approval.py``) holds waits for a person (``awaiting_approval``),
+before any instrument is asked: an approved one comes back ``validated`` and is asked then.
 
 One verdict path for new attempts (committed with their decision) and for attempts found decided
 but not dispatched on resume (each step committed as it is taken). The guard only asks questions:
@@ -12,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.approval import approval_needed
+from agent.config import ApprovalConfig
 from agent.errors import first_line
 from agent.store import AttemptState
 from instruments.types import MeasurementRequest, ParamValue
@@ -27,7 +31,7 @@ def design_space_refusal(space: DesignSpace, params: Mapping[str, ParamValue]) -
 @dataclass(frozen=True)
 class Verdict:
     """Where an attempt goes from its current state: the states it passes through (``path``), why it
-    was refused (``reason``) or on which instrument it was dispatched (``instrument``)."""
+    was refused or waits for approval (``reason``) or on which instrument it was dispatched (``instrument``)."""
 
     path: tuple[AttemptState, ...]
     reason: str | None = None
@@ -37,24 +41,29 @@ class Verdict:
 class Guard:
     """Design space first, then a free instrument's ``check`` (a question to the instrument actor)."""
 
-    def __init__(self, space: DesignSpace, instruments: Mapping[str, Any]) -> None:
-        """``instruments``: actor name → actor handle (``Fleet.instruments``)."""
+    def __init__(self, space: DesignSpace, instruments: Mapping[str, Any], approval: ApprovalConfig | None = None) -> None:
+        """``instruments``: actor name → actor handle (``Fleet.instruments``); ``approval``: the gate (default: auto)."""
         self.space, self.instruments = space, instruments
+        self.approval = approval or ApprovalConfig()
 
     async def verdict(
         self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str],
-        *, state: AttemptState = AttemptState.PROPOSED,
+        *, state: AttemptState = AttemptState.PROPOSED, approved: bool = False,
     ) -> Verdict:
         """The verdict on an attempt in ``state`` (proposed: new, or proposed/validated on resume).
 
         A proposed attempt is checked against the design space (a validated one passed already),
-        then asked of ``free[0]``; if that instrument accepts, it is taken (popped from ``free``)."""
+        then against the approval gate (unless a person ``approved`` it: it waits, no instrument is
+        taken), then asked of ``free[0]``; if that instrument accepts, it is taken (popped from ``free``)."""
         path: tuple[AttemptState, ...] = ()
         if state == AttemptState.PROPOSED:
             refusal = design_space_refusal(self.space, params)
             if refusal is not None:
                 return Verdict((AttemptState.REFUSED,), reason=f"outside the design space: {refusal}")
             path = (AttemptState.VALIDATED,)
+        held = None if approved else approval_needed(self.approval, params)
+        if held is not None:
+            return Verdict((*path, AttemptState.AWAITING_APPROVAL), reason=held)
         name = free[0]
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
         try:

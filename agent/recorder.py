@@ -107,6 +107,20 @@ class Recorder:
         return self.store.transition(attempt_id, to_state, **details)
 
     # -- publication --------------------------------------------------------------------------------
+    def publish_outbox(self) -> None:
+        """Publish (and count) documents another process committed to this campaign's outbox — a
+        person's approval decision — as this run's own."""
+        if self.composer is None or self.publisher is None:
+            return
+        try:
+            self.publisher.backlog()  # marks what it published before, then sends the rest
+        except Exception:  # noqa: BLE001 — the outbox keeps them; the next backlog publishes them
+            pass
+        # ``backlog`` does not tell which it sent; the outbox's events decide the stop's counters.
+        from agent.documents import composer_for
+
+        self.composer.counts = composer_for(self.store, self.campaign_id)[0].counts
+
     def _publish(self, recorded: bool, documents: list[Document]) -> None:
         """After a commit that carried ``documents``: count and publish them if it was a new record."""
         if not recorded or self.composer is None or self.publisher is None:

@@ -34,7 +34,10 @@ def semantic_errors(config: CampaignConfig) -> Errors:
     """Every reason this schema-valid campaign cannot run, as (field path, message)."""
     errors = _instrument_errors(config) + _key_file_errors(config)
     analysis_errors, estimates = _analysis_errors(config)
-    return errors + analysis_errors + _estimate_errors(config, estimates) + _policy_errors(config) + _space_errors(config)
+    from agent.approval import envelope_errors
+
+    return (errors + analysis_errors + _estimate_errors(config, estimates) + _policy_errors(config) + _space_errors(config)
+            + envelope_errors(config.approval, config.design_space))
 
 
 def _instrument_errors(config: CampaignConfig) -> Errors:

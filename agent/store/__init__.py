@@ -4,11 +4,13 @@ from agent.store.engine import StoreUnavailable
 from agent.store.lease import CampaignOwned
 from agent.store.lifecycle import AttemptState, CampaignStatus, InvalidTransition
 from agent.store.store import (
+    Approval,
     Attempt,
     Campaign,
     Decision,
     Document,
     InstrumentRecord,
+    NotAwaitingApproval,
     ProposedAttempt,
     Store,
     TargetEvaluation,
@@ -17,6 +19,7 @@ from agent.store.store import (
 )
 
 __all__ = [
+    "Approval",
     "Attempt",
     "AttemptState",
     "Campaign",
@@ -26,6 +29,7 @@ __all__ = [
     "Document",
     "InstrumentRecord",
     "InvalidTransition",
+    "NotAwaitingApproval",
     "ProposedAttempt",
     "Store",
     "StoreUnavailable",

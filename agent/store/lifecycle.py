@@ -7,6 +7,7 @@ Attempt lifecycle (every state is committed before the action it describes)::
                                      └→ unknown    (outcome not known after a crash/disconnect)
     unknown → measured (adopted from the instrument's records) | dispatched (re-run once) | failed
     analysed → analysed (re-analysed on resume: only an interpretation whose analysis failed)
+    validated → awaiting_approval → validated (approved, possibly edited) | refused (rejected)
 
 States and statuses are ``StrEnum``s: they are stored and published as their plain values, and
 compare equal to them, so records written before the enums existed read back unchanged. Every
@@ -29,6 +30,7 @@ class AttemptState(StrEnum):
     REFUSED = "refused"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class CampaignStatus(StrEnum):
@@ -42,7 +44,9 @@ class CampaignStatus(StrEnum):
 #: Allowed transitions: state → states it may move to.
 TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     AttemptState.PROPOSED: frozenset({AttemptState.VALIDATED, AttemptState.REFUSED}),
-    AttemptState.VALIDATED: frozenset({AttemptState.DISPATCHED, AttemptState.REFUSED}),
+    AttemptState.VALIDATED: frozenset({AttemptState.DISPATCHED, AttemptState.REFUSED, AttemptState.AWAITING_APPROVAL}),
+    # A person's decision (agent/approval.py): approved (params possibly edited) or rejected.
+    AttemptState.AWAITING_APPROVAL: frozenset({AttemptState.VALIDATED, AttemptState.REFUSED}),
     AttemptState.DISPATCHED: frozenset({AttemptState.MEASURED, AttemptState.FAILED, AttemptState.UNKNOWN}),
     AttemptState.UNKNOWN: frozenset({AttemptState.MEASURED, AttemptState.DISPATCHED, AttemptState.FAILED}),
     AttemptState.MEASURED: frozenset({AttemptState.ANALYSED}),
@@ -53,7 +57,8 @@ TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
 
 #: Decided and not yet ended: the policy's pending points, and what ``resume`` must reconcile.
 OPEN_STATES: frozenset[AttemptState] = frozenset(
-    {AttemptState.PROPOSED, AttemptState.VALIDATED, AttemptState.DISPATCHED, AttemptState.UNKNOWN, AttemptState.MEASURED}
+    {AttemptState.PROPOSED, AttemptState.VALIDATED, AttemptState.AWAITING_APPROVAL, AttemptState.DISPATCHED,
+     AttemptState.UNKNOWN, AttemptState.MEASURED}
 )
 #: Decided but not yet checked against the design space and an instrument (work found on resume).
 UNDISPATCHED_STATES: frozenset[AttemptState] = frozenset({AttemptState.PROPOSED, AttemptState.VALIDATED})

@@ -131,6 +131,22 @@ class TransitionRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ApprovalRow(Base):
+    """A person's decision on an attempt that awaited approval (``agent/approval.py``): approved as
+    proposed, approved with edited parameters, or rejected with a reason; who decided and when."""
+
+    __tablename__ = "approvals"
+
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), primary_key=True)  # one decision per attempt
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    verdict: Mapped[str] = mapped_column(String(20))  # approved | edited | rejected
+    user: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proposed_params: Mapped[dict] = mapped_column(JSON)  # as the policy proposed them
+    params: Mapped[dict] = mapped_column(JSON)  # as approved (edited or not); the proposal's for a rejection
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class MeasurementRow(Base):
     __tablename__ = "measurements"
 

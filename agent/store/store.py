@@ -23,6 +23,7 @@ from agent.store import lease
 from agent.store.engine import StoreUnavailable, describe_url, make_engine, with_retry
 from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_reanalysis, check_transition
 from agent.store.schema import (
+    ApprovalRow,
     ArrayRow,
     AttemptRow,
     Base,
@@ -124,6 +125,24 @@ class Document:
     @property
     def uid(self) -> str:
         return str(self.doc["uid"])
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's decision on an attempt that awaited approval (see ``schema.ApprovalRow``)."""
+
+    attempt_id: str
+    campaign_id: str
+    verdict: str  # approved | edited | rejected
+    user: str
+    reason: str | None
+    proposed_params: dict[str, ParamValue]
+    params: dict[str, ParamValue]
+    decided_at: datetime
+
+
+class NotAwaitingApproval(ValueError):
+    """An approval for an attempt that does not await one (unknown, or already decided)."""
 
 
 @dataclass(frozen=True)
@@ -371,7 +390,7 @@ class Store:
             })
             transition_rows += [
                 {"attempt_id": a.attempt_id, "from_state": None if before is None else before.value, "to_state": after.value,
-                 "note": a.reason if after == AttemptState.REFUSED else None, "at": now}
+                 "note": a.reason if after in (AttemptState.REFUSED, AttemptState.AWAITING_APPROVAL) else None, "at": now}
                 for before, after in zip((None, *states), states)
             ]
 
@@ -457,6 +476,61 @@ class Store:
                 for r in s.scalars(select(DecisionRow).where(DecisionRow.campaign_id == campaign_id).order_by(DecisionRow.seq))
             ]
         )
+
+    # -- approvals ------------------------------------------------------------------------------
+    def record_approval(
+        self, attempt_id: str, verdict: str, *, user: str, reason: str | None, params: dict[str, ParamValue],
+        documents: Sequence[Document] = (),
+    ) -> Approval:
+        """A person's decision on an attempt awaiting approval, in one transaction: the approval row,
+        the attempt moved (``validated`` with ``params`` when approved or edited, ``refused`` with
+        ``reason`` when rejected) and its documents. Raises ``NotAwaitingApproval`` — nothing written —
+        if the attempt is unknown or does not await approval (decided already, by someone else too)."""
+
+        def act(conn: Connection) -> Approval:
+            # FOR UPDATE (PostgreSQL; SQLite's write transactions are exclusive already): two people
+            # deciding at once are serialised, and the second one finds the attempt decided.
+            row = conn.execute(select(AttemptRow.state, AttemptRow.campaign_id, AttemptRow.params)
+                               .where(AttemptRow.id == attempt_id).with_for_update()).one_or_none()
+            if row is None:
+                raise NotAwaitingApproval(f"no attempt {attempt_id!r} in this store")
+            if row.state != AttemptState.AWAITING_APPROVAL:
+                decided = conn.execute(select(ApprovalRow.verdict, ApprovalRow.user)
+                                       .where(ApprovalRow.attempt_id == attempt_id)).one_or_none()
+                by = f" ({decided.verdict} by {decided.user})" if decided is not None else ""
+                raise NotAwaitingApproval(f"attempt {attempt_id} does not await approval: it is {row.state}{by}")
+            approval = Approval(attempt_id, row.campaign_id, verdict, user, reason, dict(row.params), dict(params), utcnow())
+            rejected = verdict == "rejected"
+            note = f"{verdict} by {user}" + (f": {reason}" if reason else "")
+            # Approved: the attempt's reason (why it waited) is cleared, its params are the approved ones.
+            values: dict[str, Any] = {"reason": note} if rejected else {"params": json_safe(params), "reason": None}
+            _move_attempt(conn, attempt_id, AttemptState.REFUSED if rejected else AttemptState.VALIDATED, note=note, values=values)
+            conn.execute(insert(ApprovalRow).values(
+                attempt_id=attempt_id, campaign_id=row.campaign_id, verdict=verdict, user=user, reason=reason,
+                proposed_params=json_safe(row.params), params=json_safe(params), decided_at=approval.decided_at))
+            _insert_documents(conn, row.campaign_id, documents)
+            return approval
+
+        return self._write_core(f"record the approval decision on {attempt_id}", act)
+
+    def approvals(self, campaign_id: str) -> list[Approval]:
+        """Every approval decision of the campaign, oldest first."""
+        return self._read(lambda s: [_approval(r) for r in s.scalars(
+            select(ApprovalRow).where(ApprovalRow.campaign_id == campaign_id).order_by(ApprovalRow.decided_at))])
+
+    def approval(self, attempt_id: str) -> Approval | None:
+        return self._read(lambda s: (lambda r: None if r is None else _approval(r))(s.get(ApprovalRow, attempt_id)))
+
+    def awaiting_approval(self, campaign_id: str | None = None) -> list[Attempt]:
+        """Attempts awaiting a person's approval, of one campaign or of all, oldest first."""
+
+        def act(s: Session) -> list[Attempt]:
+            q = select(AttemptRow).where(AttemptRow.state == AttemptState.AWAITING_APPROVAL.value)
+            if campaign_id is not None:
+                q = q.where(AttemptRow.campaign_id == campaign_id)
+            return [_attempt(r) for r in s.scalars(q.order_by(AttemptRow.created_at, AttemptRow.seq))]
+
+        return self._read(act)
 
     # -- measurements ---------------------------------------------------------------------------
     def record_measurement(
@@ -616,6 +690,12 @@ class Store:
 
         return self._read(act)
 
+    def outbox_head(self, campaign_id: str) -> int:
+        """The id of the campaign's newest document (0 if none): it grows with every record written
+        (what the live page watches)."""
+        return int(self._read(lambda s: s.scalar(
+            select(func.coalesce(func.max(DocumentRow.id), 0)).where(DocumentRow.campaign_id == campaign_id))))
+
     def mark_published(self, uids: Sequence[str]) -> None:
         if uids:
             self._write_core("mark documents published", lambda conn: conn.execute(
@@ -679,6 +759,10 @@ def _attempt(r: AttemptRow) -> Attempt:
         instrument=r.instrument, sample_id=r.sample_id, params=r.params, reason=r.reason,
         reconciled=r.reconciled, reruns=r.reruns, instrument_seconds=r.instrument_seconds,
     )
+
+
+def _approval(r: ApprovalRow) -> Approval:
+    return Approval(r.attempt_id, r.campaign_id, r.verdict, r.user, r.reason, r.proposed_params, r.params, r.decided_at)
 
 
 def _measurement(s: Session, row: MeasurementRow | None) -> Measurement | None:

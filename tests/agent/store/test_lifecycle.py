@@ -25,8 +25,10 @@ DOCUMENTED = {
     ("dispatched", "measured"), ("dispatched", "failed"), ("dispatched", "unknown"),
     ("unknown", "measured"), ("unknown", "dispatched"), ("unknown", "failed"),
     ("measured", "analysed"),
+    # the approval gate (issue 13): validated → awaiting_approval → validated (approved) | refused (rejected)
+    ("validated", "awaiting_approval"), ("awaiting_approval", "validated"), ("awaiting_approval", "refused"),
 }
-STATES = ["proposed", "validated", "dispatched", "measured", "analysed", "refused", "failed", "unknown"]
+STATES = ["proposed", "validated", "dispatched", "measured", "analysed", "refused", "failed", "unknown", "awaiting_approval"]
 
 
 def test_the_table_has_exactly_the_documented_edges() -> None:
@@ -60,6 +62,6 @@ def test_states_and_statuses_are_their_stored_strings() -> None:
     # Records written as plain strings (before the enums) compare, hash and print as before.
     assert AttemptState("refused") == "refused" and {AttemptState.REFUSED: 1}["refused"] == 1
     assert f"{CampaignStatus.BUDGET_EXHAUSTED}" == "budget_exhausted"
-    assert OPEN_STATES == {"proposed", "validated", "dispatched", "unknown", "measured"}
+    assert OPEN_STATES == {"proposed", "validated", "awaiting_approval", "dispatched", "unknown", "measured"}
     with pytest.raises(ValueError):
         AttemptState("stopped")
