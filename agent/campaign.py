@@ -217,6 +217,17 @@ class CampaignRunner:
 
     async def _start(self, resume: bool) -> None:
         """Actors up and described, the run's documents open, the ledger rebuilt, resume reconciled."""
+        open_attempts = await self._prepare()
+        if resume:
+            await self._reconcile(open_attempts)
+            revision = self.store.campaign(self.campaign_id).runs  # one new document per resume
+            for a in self.ledger.failed_analyses:  # the analysis may work now (fixed, or only crashed)
+                self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id, revision=revision))
+        self._evaluate_targets()
+
+    async def _prepare(self) -> list[Attempt]:
+        """Actors up and described, the run's documents open, the ledger rebuilt: the open attempts.
+        (Shared with ask/tell, ``agent/asktell.py``, which reconciles open attempts its own way.)"""
         data_dir = Path(self.store.campaign(self.campaign_id).data_dir) / self.campaign_id
         self.fleet = Fleet(self.config, data_dir, in_process=self.in_process)
         self.fleet.start()
@@ -224,13 +235,7 @@ class CampaignRunner:
         self.guard = Guard(self.space, self.fleet.instruments, self.config.approval)
         self.store.record_instruments(self.campaign_id, self.fleet.records())
         self.recorder.open_run(self.config, self.fleet.data_keys, self.fleet.estimates())
-        open_attempts = self.ledger.load()
-        if resume:
-            await self._reconcile(open_attempts)
-            revision = self.store.campaign(self.campaign_id).runs  # one new document per resume
-            for a in self.ledger.failed_analyses:  # the analysis may work now (fixed, or only crashed)
-                self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id, revision=revision))
-        self._evaluate_targets()
+        return self.ledger.load()
 
     # -- resume ---------------------------------------------------------------------------------
     async def _reconcile(self, open_attempts: list[Attempt]) -> None:
@@ -358,6 +363,17 @@ class CampaignRunner:
 
     async def _decide_and_dispatch(self, n: int, free: list[str]) -> None:
         """Ask the policy for ``n`` points, guard them, commit all of it in one decision, then dispatch."""
+        for a in await self._decide_and_record(n, free):
+            if a.instrument is None or a.path[-1] == AttemptState.AWAITING_APPROVAL:
+                continue
+            self._dispatch(a.attempt_id, a.instrument, a.params, a.sample_id)
+            failpoint("after-dispatch")
+
+    async def _decide_and_record(self, n: int, free: list[str]) -> list[ProposedAttempt]:
+        """Ask the policy for ``n`` points, guard each against ``free[0]`` (taken when it accepts),
+        and commit the decision with its attempts — refused, or validated and dispatched — before
+        anything is measured. Returns the attempts; the caller sends the dispatched ones (the loop to
+        its instruments, ask/tell to the caller's own code)."""
         assert self.guard is not None
         seq, dseq = self.ledger.next_seq, self.ledger.next_decision
         pending = self.ledger.pending()
@@ -389,11 +405,10 @@ class CampaignRunner:
                 self.ledger.refused += 1
                 continue
             self.ledger.decided(a.attempt_id, a.params)
-            self._dispatch(a.attempt_id, a.instrument, a.params, a.sample_id)
-            failpoint("after-dispatch")
             dispatched += 1
         if dispatched or not waiting:
             self._refused_in_a_row = 0 if dispatched else self._refused_in_a_row + 1
+        return attempts
 
     def _decide(self, n: int, seq: int) -> _Decision:
         """The policy's ``n`` proposals; space-filling fallback points, with the cause, if it fails
