@@ -274,7 +274,7 @@ def _incumbent(
         basis, target = "best observed", None
     e = observed[attempt_id]
     estimate = AnswerEstimate(name=name, value=e.value, sigma=e.sigma, units=unit_symbols(e.units))  # type: ignore[arg-type]
-    where = ", ".join(f"{k}={v}" for k, v in params.get(attempt_id, {}).items())
+    where = _where(params.get(attempt_id, {}), config)
     confidence = epsilon = None
     summary = f"incumbent {attempt_id} ({where}): {estimate.text()}"
     if target is not None and evaluation is not None:
@@ -287,6 +287,13 @@ def _incumbent(
     return Incumbent(attempt_id=attempt_id, params=dict(params.get(attempt_id, {})), estimate=estimate, basis=basis,
                      confidence=confidence, confidence_target=None if target is None else target["name"],
                      epsilon=epsilon, summary=summary)
+
+
+def _where(params: Mapping[str, ParamValue], config: Mapping[str, Any]) -> str:
+    """``name=value units, …``: numbers to 4 significant digits, units from the stored design space."""
+    units = {p.get("name"): p.get("units") or "" for p in (config.get("design_space") or {}).get("parameters", [])}
+    return ", ".join((f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}") + (f" {units[k]}" if units.get(k) else "")
+                     for k, v in params.items())
 
 
 _INCUMBENT_ATTEMPT = re.compile(r"\(attempt ([^)\s]+)\)")
