@@ -75,7 +75,7 @@ def call_blocking(make: Callable[[], Awaitable[T]]) -> T:
     except RuntimeError:
         return asyncio.run(_as_coroutine(make))
     box: dict[str, Any] = {}
-    started = threading.Event()
+    started, finished = threading.Event(), threading.Event()
 
     async def main() -> T:
         box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
@@ -89,17 +89,19 @@ def call_blocking(make: Callable[[], Awaitable[T]]) -> T:
             box["error"] = exc
         finally:
             started.set()
+            finished.set()
 
-    thread = threading.Thread(target=work, name="labpilot-campaign", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="labpilot-campaign", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(0.2)  # wake up now and then so a KeyboardInterrupt reaches this thread
+        # An Event, not Thread.join: an interrupted join marks the thread stopped while it still runs
+        # (Python 3.11), and the campaign's shutdown would not be waited for.
+        while not finished.wait(0.2):  # wake up now and then so a KeyboardInterrupt reaches this thread
+            pass
     except KeyboardInterrupt:
         started.wait()
         if "loop" in box:
             box["loop"].call_soon_threadsafe(box["task"].cancel)
-        thread.join()
+        finished.wait()
         raise
     if "error" in box:
         raise box["error"]

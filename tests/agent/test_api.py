@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.agent.campaign_files import quickstart, shipped
+from tests.agent.campaign_files import instrument_settings, quickstart, shipped
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(300)
@@ -125,6 +126,40 @@ def test_arun_is_awaited_on_the_callers_loop_and_resume_continues_it(tmp_path: P
     assert [a.attempt_id for a in resumed.attempts[:3]] == [a.attempt_id for a in result.attempts]
     with pytest.raises(CampaignError, match="run"):
         Campaign(small_quickstart(tmp_path)).resume()
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_interrupting_the_kernel_stops_the_campaign_and_resume_finishes_it(tmp_path: Path) -> None:
+    """A kernel interrupt (SIGINT → KeyboardInterrupt in the waiting thread) cancels the campaign in
+    its worker thread: recorded ``interrupted``, its actors stopped, and resumable."""
+    import _thread
+
+    from agent.api import Campaign
+
+    # Half a second per measurement (virtual time slept): the interrupt arrives mid-campaign.
+    campaign = Campaign(instrument_settings(small_quickstart(tmp_path, n=12), realtime_factor=0.0003))
+    interrupted: list[int] = []
+
+    def interrupt_once(event: Any) -> None:
+        if event.n_measurements >= 2 and not interrupted:
+            interrupted.append(event.n_measurements)
+            _thread.interrupt_main()
+
+    async def cell() -> Any:
+        # As in an IPython kernel: SIGINT raises KeyboardInterrupt in the cell's code (asyncio.run's
+        # own handler would only cancel this coroutine, which is blocked in run()).
+        runner_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return campaign.run(on_progress=interrupt_once)
+        finally:
+            signal.signal(signal.SIGINT, runner_handler)
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(cell())
+    stopped = campaign.result()
+    assert stopped.status == "interrupted" and 2 <= stopped.n_measurements < 12, stopped.stop_reason
+    resumed = Campaign.load(campaign.campaign_id, db=campaign.db).resume()
+    assert resumed.status == "budget_exhausted" and resumed.n_measurements == 12
 
 
 def _replace_stored_config(store: Any, campaign_id: str, config: dict[str, Any]) -> None:
