@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -128,7 +128,6 @@ class Campaign:
         self.campaign_id = campaign_id or new_campaign_id(self.config.name)
         self._store: Store | None = None
         self._asktell: Any = None
-        self._allowed: Sequence[str] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, *, db: str | None = None, seed: int | None = None,
@@ -153,7 +152,7 @@ class Campaign:
         source = f"campaign {campaign_id} (stored configuration)"
         check_references(stored.config, allowed, source)
         campaign = cls(parse_campaign(stored.config, source), db=url, campaign_id=campaign_id)
-        campaign._store, campaign._allowed = store, allowed
+        campaign._store = store
         return campaign
 
     # -- the store --------------------------------------------------------------------------------

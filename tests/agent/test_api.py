@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tests.agent.campaign_files import instrument_settings, quickstart, shipped
@@ -313,3 +312,33 @@ def test_ask_is_refused_while_another_process_owns_the_campaign(tmp_path: Path) 
     with pytest.raises(CampaignOwned, match="another-host"):
         Campaign.load(campaign.campaign_id, db=campaign.db).ask(2)
     assert len(campaign.store.decisions(campaign.campaign_id)) == decisions
+
+
+def test_a_tell_cut_short_after_its_measurement_is_analysed_by_the_next_process(tmp_path: Path) -> None:
+    """The measurement was committed, the process died before its analysis: the next call analyses it."""
+    from agent.api import Campaign
+    from agent.asktell import measurement_for
+
+    first = Campaign(small_quickstart(tmp_path))
+    p = first.ask(1)[0]
+    store = first.store
+    # What tell commits first (the measurement, ``measured``), and nothing after it.
+    store.record_measurement(first.campaign_id, measurement_for(store.attempt(p.attempt_id), {"yield": [0.7]}, seconds=5.0))
+    assert store.attempt(p.attempt_id).state == "measured" and store.interpretations(first.campaign_id) == []
+    later = Campaign.load(first.campaign_id, db=first.db)
+    assert p.attempt_id not in [q.attempt_id for q in later.ask(1)]  # not an open proposal any more
+    assert store.attempt(p.attempt_id).state == "analysed"
+    assert store.interpretations(first.campaign_id)[0].estimates["yield"].value == 0.7
+
+
+def test_bad_campaigns_are_refused_naming_the_field_or_the_id(tmp_path: Path) -> None:
+    from agent.api import Campaign
+    from agent.config import CampaignFileError
+    from agent.store import UnknownCampaign
+
+    data = small_quickstart(tmp_path)
+    data["budgets"] = {"max_measurements": 0}
+    with pytest.raises(CampaignFileError, match="budgets.max_measurements"):
+        Campaign(data)
+    with pytest.raises(UnknownCampaign, match="no campaign 'nope-1'"):
+        Campaign.load("nope-1", db=f"sqlite:///{tmp_path}/labpilot.db")
