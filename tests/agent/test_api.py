@@ -342,3 +342,17 @@ def test_bad_campaigns_are_refused_naming_the_field_or_the_id(tmp_path: Path) ->
         Campaign(data)
     with pytest.raises(UnknownCampaign, match="no campaign 'nope-1'"):
         Campaign.load("nope-1", db=f"sqlite:///{tmp_path}/labpilot.db")
+
+
+def test_ask_and_tell_work_inside_a_running_event_loop(tmp_path: Path) -> None:
+    from agent.api import Campaign
+
+    campaign = Campaign(small_quickstart(tmp_path, n=2))
+
+    async def cell() -> Any:
+        for p in campaign.ask(2):
+            campaign.tell(p.attempt_id, data={"yield": [0.25]}, seconds=1.0)
+        return campaign.status
+
+    status = asyncio.run(cell())
+    assert status.done and status.status == "budget_exhausted" and status.n_measurements == 2
