@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,7 +75,7 @@ def call_blocking(make: Callable[[], Awaitable[T]]) -> T:
     except RuntimeError:
         return asyncio.run(_as_coroutine(make))
     box: dict[str, Any] = {}
-    started = threading.Event()
+    started, finished = threading.Event(), threading.Event()
 
     async def main() -> T:
         box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
@@ -89,17 +89,19 @@ def call_blocking(make: Callable[[], Awaitable[T]]) -> T:
             box["error"] = exc
         finally:
             started.set()
+            finished.set()
 
-    thread = threading.Thread(target=work, name="labpilot-campaign", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="labpilot-campaign", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(0.2)  # wake up now and then so a KeyboardInterrupt reaches this thread
+        # An Event, not Thread.join: an interrupted join marks the thread stopped while it still runs
+        # (Python 3.11), and the campaign's shutdown would not be waited for.
+        while not finished.wait(0.2):  # wake up now and then so a KeyboardInterrupt reaches this thread
+            pass
     except KeyboardInterrupt:
         started.wait()
         if "loop" in box:
             box["loop"].call_soon_threadsafe(box["task"].cancel)
-        thread.join()
+        finished.wait()
         raise
     if "error" in box:
         raise box["error"]
@@ -126,7 +128,6 @@ class Campaign:
         self.campaign_id = campaign_id or new_campaign_id(self.config.name)
         self._store: Store | None = None
         self._asktell: Any = None
-        self._allowed: Sequence[str] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, *, db: str | None = None, seed: int | None = None,
@@ -151,7 +152,7 @@ class Campaign:
         source = f"campaign {campaign_id} (stored configuration)"
         check_references(stored.config, allowed, source)
         campaign = cls(parse_campaign(stored.config, source), db=url, campaign_id=campaign_id)
-        campaign._store, campaign._allowed = store, allowed
+        campaign._store = store
         return campaign
 
     # -- the store --------------------------------------------------------------------------------

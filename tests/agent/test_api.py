@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,10 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.agent.campaign_files import quickstart, shipped
+from tests.agent.campaign_files import instrument_settings, quickstart, shipped
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(300)
@@ -125,6 +125,40 @@ def test_arun_is_awaited_on_the_callers_loop_and_resume_continues_it(tmp_path: P
     assert [a.attempt_id for a in resumed.attempts[:3]] == [a.attempt_id for a in result.attempts]
     with pytest.raises(CampaignError, match="run"):
         Campaign(small_quickstart(tmp_path)).resume()
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_interrupting_the_kernel_stops_the_campaign_and_resume_finishes_it(tmp_path: Path) -> None:
+    """A kernel interrupt (SIGINT → KeyboardInterrupt in the waiting thread) cancels the campaign in
+    its worker thread: recorded ``interrupted``, its actors stopped, and resumable."""
+    import _thread
+
+    from agent.api import Campaign
+
+    # Half a second per measurement (virtual time slept): the interrupt arrives mid-campaign.
+    campaign = Campaign(instrument_settings(small_quickstart(tmp_path, n=12), realtime_factor=0.0003))
+    interrupted: list[int] = []
+
+    def interrupt_once(event: Any) -> None:
+        if event.n_measurements >= 2 and not interrupted:
+            interrupted.append(event.n_measurements)
+            _thread.interrupt_main()
+
+    async def cell() -> Any:
+        # As in an IPython kernel: SIGINT raises KeyboardInterrupt in the cell's code (asyncio.run's
+        # own handler would only cancel this coroutine, which is blocked in run()).
+        runner_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return campaign.run(on_progress=interrupt_once)
+        finally:
+            signal.signal(signal.SIGINT, runner_handler)
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(cell())
+    stopped = campaign.result()
+    assert stopped.status == "interrupted" and 2 <= stopped.n_measurements < 12, stopped.stop_reason
+    resumed = Campaign.load(campaign.campaign_id, db=campaign.db).resume()
+    assert resumed.status == "budget_exhausted" and resumed.n_measurements == 12
 
 
 def _replace_stored_config(store: Any, campaign_id: str, config: dict[str, Any]) -> None:
@@ -278,3 +312,47 @@ def test_ask_is_refused_while_another_process_owns_the_campaign(tmp_path: Path) 
     with pytest.raises(CampaignOwned, match="another-host"):
         Campaign.load(campaign.campaign_id, db=campaign.db).ask(2)
     assert len(campaign.store.decisions(campaign.campaign_id)) == decisions
+
+
+def test_a_tell_cut_short_after_its_measurement_is_analysed_by_the_next_process(tmp_path: Path) -> None:
+    """The measurement was committed, the process died before its analysis: the next call analyses it."""
+    from agent.api import Campaign
+    from agent.asktell import measurement_for
+
+    first = Campaign(small_quickstart(tmp_path))
+    p = first.ask(1)[0]
+    store = first.store
+    # What tell commits first (the measurement, ``measured``), and nothing after it.
+    store.record_measurement(first.campaign_id, measurement_for(store.attempt(p.attempt_id), {"yield": [0.7]}, seconds=5.0))
+    assert store.attempt(p.attempt_id).state == "measured" and store.interpretations(first.campaign_id) == []
+    later = Campaign.load(first.campaign_id, db=first.db)
+    assert p.attempt_id not in [q.attempt_id for q in later.ask(1)]  # not an open proposal any more
+    assert store.attempt(p.attempt_id).state == "analysed"
+    assert store.interpretations(first.campaign_id)[0].estimates["yield"].value == 0.7
+
+
+def test_bad_campaigns_are_refused_naming_the_field_or_the_id(tmp_path: Path) -> None:
+    from agent.api import Campaign
+    from agent.config import CampaignFileError
+    from agent.store import UnknownCampaign
+
+    data = small_quickstart(tmp_path)
+    data["budgets"] = {"max_measurements": 0}
+    with pytest.raises(CampaignFileError, match="budgets.max_measurements"):
+        Campaign(data)
+    with pytest.raises(UnknownCampaign, match="no campaign 'nope-1'"):
+        Campaign.load("nope-1", db=f"sqlite:///{tmp_path}/labpilot.db")
+
+
+def test_ask_and_tell_work_inside_a_running_event_loop(tmp_path: Path) -> None:
+    from agent.api import Campaign
+
+    campaign = Campaign(small_quickstart(tmp_path, n=2))
+
+    async def cell() -> Any:
+        for p in campaign.ask(2):
+            campaign.tell(p.attempt_id, data={"yield": [0.25]}, seconds=1.0)
+        return campaign.status
+
+    status = asyncio.run(cell())
+    assert status.done and status.status == "budget_exhausted" and status.n_measurements == 2
