@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from agent.answer import Answer, campaign_answer
 from agent.store import Attempt, Store
 from analysis.protocol import Interpretation
 from instruments.types import ParamValue, Record, finite_or_none, json_safe
@@ -94,6 +95,7 @@ class CampaignOutcome(Record):
     wall_seconds: float = Field(description="wall-clock time of every finished run, s")
     attempts: list[AttemptResult]
     interpretations: list[Interpretation] = Field(description="in the order they were recorded")
+    answer: Answer = Field(description="what the campaign found so far (agent/answer.py), the answer first")
 
     @classmethod
     def from_store(cls, store: Store, campaign_id: str) -> CampaignOutcome:
@@ -107,6 +109,7 @@ class CampaignOutcome(Record):
             all_met=bool(last and last.all_met), n_measurements=n, instrument_seconds=seconds, wall_seconds=c.wall_seconds,
             attempts=[AttemptResult.of(a) for a in store.attempts(campaign_id)],
             interpretations=store.interpretations(campaign_id),
+            answer=campaign_answer(store, campaign_id),
         )
 
     @property
