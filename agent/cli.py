@@ -1,4 +1,5 @@
-"""The ``labpilot`` command line: validate, run, resume, status, report, analyse, export, bench, serve-instrument, keys.
+"""The ``labpilot`` command line: validate, run, resume, status, report, analyse, export, bench, serve-instrument, keys,
+approve, reject, pending, serve-ui.
 
 Human output (progress, tables) goes to stderr; ``--json`` prints one JSON object on stdout, so
 scripts can pipe it (``analyse`` prints its answer on stdout: the answer is the command's output). Exit codes: 0 targets met, 3 a budget ran out first, 1 the campaign failed,
