@@ -129,9 +129,10 @@ function renderAnswer(s) {
   box.hidden = !s.answer;
   if (!s.answer) return;
   const rows = Object.entries(s.answer.estimates).map(([k, e]) => `<tr><td>${esc(k)}</td><td class="num">${estimate(e)}</td></tr>`).join('');
-  box.innerHTML = `<h2>Answer</h2><p><b class="answer-status">${esc(s.answer.status)}</b>: ` +
+  const said = (s.answer.lines || []).map(l => `<p class="answer-line">${esc(l)}</p>`).join('');
+  box.innerHTML = `<h2>Answer</h2>${said}<p><b class="answer-status">${esc(s.answer.status)}</b>: ` +
     `<span class="answer-reason">${esc(s.answer.stop_reason)}</span></p>` +
-    (rows ? `<p>Last valid interpretation (${esc(s.answer.attempt_id)}):</p><table>${rows}</table>` : '<p>no valid interpretation</p>');
+    (rows ? `<p>Estimates (${esc(s.answer.attempt_id)}):</p><table>${rows}</table>` : '<p>no valid interpretation</p>');
 }
 function render(s) {
   renderHeader(s); renderTargets(s); renderPending(s); renderFigures(s); renderLog(s); renderAnswer(s);

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent.answer import campaign_answer
 from agent.report.data import attempt_reason, reason_indices
 from agent.report.formatting import fmt
 from agent.store import Attempt, Campaign, Store
@@ -61,7 +62,7 @@ def campaign_state(store: Store, campaign_id: str) -> dict[str, Any]:
         "counts": _counts(attempts),
         "pending": [_pending(a, campaign) for a in attempts if a.state.value == "awaiting_approval"],
         "log": _log(store, campaign_id, attempts),
-        "answer": answer_stand_in(store, campaign),
+        "answer": page_answer(store, campaign),
     })
 
 
@@ -115,17 +116,22 @@ def why(reason: Mapping[str, Any]) -> str:
     return "; ".join(scalars[:4])
 
 
-def answer_stand_in(store: Store, campaign: Campaign) -> dict[str, Any] | None:
-    """The campaign's answer for the page: None while it runs; once it ended, the stop reason and the
-    last valid interpretation's estimates ± σ. A stand-in for ``agent/answer.py`` (the answer
-    computed from the store), to be swapped in where this is called."""
+def page_answer(store: Store, campaign: Campaign) -> dict[str, Any] | None:
+    """The campaign's answer for the page (``agent/answer.py``, the same as ``run``, ``status`` and
+    the report print): None while it runs; once it ended, its lines in words, the stop status and
+    reason, and the estimates ± σ of the answer."""
     if campaign.finished_at is None or campaign.status.value == "running":
         return None
-    valid = [i for i in store.interpretations(campaign.id) if i.valid]
-    last = valid[-1] if valid else None
+    answer = campaign_answer(store, campaign.id)
+    estimates = {}
+    for sample in answer.samples:
+        estimates |= {e.name: {"value": e.value, "sigma": e.sigma, "units": e.units} for e in sample.estimates}
+    if answer.incumbent is not None:
+        e = answer.incumbent.estimate
+        estimates[e.name] = {"value": e.value, "sigma": e.sigma, "units": e.units}
     return {
-        "status": campaign.status.value, "stop_reason": campaign.stop_reason,
-        "attempt_id": last.attempt_id if last is not None else None,
-        "estimates": {} if last is None else {
-            k: {"value": e.value, "sigma": e.sigma, "units": e.units} for k, e in last.estimates.items()},
+        "status": campaign.status.value, "stop_reason": campaign.stop_reason, "lines": answer.lines(),
+        "attempt_id": next((smp.attempt_id for smp in answer.samples if smp.attempt_id), None)
+        or (answer.incumbent.attempt_id if answer.incumbent else None),
+        "estimates": estimates,
     }

@@ -20,7 +20,8 @@ def waiting_campaign(store: Store, tmp_path: Path, n: int = 3) -> str:
     store.create_campaign(cid, config.name, config.stored_form(), config.seed, str(tmp_path), {})
     composer, _ = composer_for(store, cid)
     store.add_documents(cid, composer.open(config=config.stored_form(), started=time.time(), data_keys={},
-                                           estimates=["yield"], previous_start=None))
+                                           estimates={"yield": ""}, previous_start=None,
+                                           scan_id=store.campaign_number(cid)))
     attempts = [ProposedAttempt(f"{cid}-{i:05d}", i, {"temperature": 400.0 + i, "time": 10.0}, path=WAITING,
                                 reason="manual approval: every proposal waits for a person") for i in range(n)]
     store.record_decision(cid, 0, policy="sobol", fallback=False, error=None, seed=0, n_history=0, n_pending=0,

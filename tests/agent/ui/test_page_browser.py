@@ -124,5 +124,7 @@ def _drive(page: Any, url: str, cid: str, shots: Path) -> None:
     assert page.inner_text("#answer .answer-status") == "budget_exhausted"
     assert "max_measurements (3) reached" in page.inner_text("#answer .answer-reason")
     assert "yield" in page.inner_text("#answer")
+    # the same answer as `run`, `status` and the report print (agent/answer.py): the incumbent, in words
+    assert page.inner_text("#answer .answer-line").startswith("answer: incumbent ")
     assert page.inner_text("#status") == "budget_exhausted"
     page.screenshot(path=str(shots / "4-answer.png"), full_page=True)
