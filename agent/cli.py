@@ -543,8 +543,6 @@ def serve_ui(
     serve(store, bind, token)
 
 
-if __name__ == "__main__":
-    app()
 
 
 bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks through the campaign engine.")
@@ -633,3 +631,7 @@ def bench_xrd(
         )
     err.print(table)
     _print_goals(summary, paths)
+
+
+if __name__ == "__main__":
+    app()
