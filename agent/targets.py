@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.config import (
     EstimateThresholdTarget,
@@ -22,10 +22,11 @@ from agent.config import (
 )
 from agent.errors import first_line
 from analysis.protocol import Interpretation
-from policies.confidence import max_posterior_std, prob_incumbent_near_optimum
-from policies.models import FittedModel, ModelCache
 from policies.protocol import Observation, PlanningGoals
 from policies.space import DesignSpace
+
+if TYPE_CHECKING:  # the GP targets import torch/BoTorch when they evaluate, not when a file is validated
+    from policies.models import FittedModel, ModelCache
 
 
 UNTRUSTED_FLAGS = frozenset({"poor-fit", "not-identified"})
@@ -95,6 +96,8 @@ class MaxPosteriorStd:
         fitted = _model_if_enough_data(state, self.config.min_observations)
         if fitted is None:
             return TargetResult(None, self.config.goal, False, f"needs {self.config.min_observations} observations")
+        from policies.confidence import max_posterior_std
+
         value = max_posterior_std(fitted, seed=state.seed)
         return TargetResult(value, self.config.goal, value <= self.config.goal)
 
@@ -108,6 +111,8 @@ class IncumbentNearOptimum:
         fitted = _model_if_enough_data(state, self.config.min_observations)
         if fitted is None:
             return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
+        from policies.confidence import prob_incumbent_near_optimum
+
         probability, incumbent = prob_incumbent_near_optimum(fitted, self.config.epsilon, seed=state.seed)
         # The attempt is named so the answer (agent/answer.py) can read the incumbent from the store.
         attempt = next((o.attempt_id for o in state.history if o.params == incumbent and o.attempt_id), None)

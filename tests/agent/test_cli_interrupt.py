@@ -19,7 +19,7 @@ from tests.agent.campaign_files import instrument_settings, quickstart
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from agent.cli import app; app()"]
+CLI = [sys.executable, "-c", "from agent.cli import main; main()"]  # what the labpilot script runs
 
 
 def _first_measurement(url: str, process: subprocess.Popen[str], deadline_s: float) -> str:

@@ -1,5 +1,6 @@
-"""Commands that only read (status, export, --help) start without the heavy libraries: BoTorch, torch,
-Ray and sasmodels are imported at the point of use, by the commands that run campaigns."""
+"""Commands that only read (status, export, --help, validate of a campaign whose policy needs no
+model) start without the heavy libraries: BoTorch, torch, Ray and sasmodels are imported at the point
+of use, by the commands that run campaigns (and by validating a BO policy, which builds it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.config import parse_campaign
 from agent.store import Store
@@ -30,13 +32,16 @@ print(json.dumps({"codes": codes, "loaded": sorted(m for m in json.loads(sys.arg
 """
 
 
-def test_status_export_and_help_import_no_botorch_torch_ray_or_sasmodels(tmp_path: Path) -> None:
-    data = quickstart(tmp_path)
+def test_status_export_help_and_validate_import_no_botorch_torch_ray_or_sasmodels(tmp_path: Path) -> None:
+    data = quickstart(tmp_path, policy={"name": "sobol", "options": {}})
     config = parse_campaign(data)
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump(data))
     with Store(config.storage) as store:
         store.create_campaign("quickstart-1", config.name, config.stored_form(), config.seed, str(tmp_path), {})
     commands = [
         ["--help"],
+        ["validate", str(file)],
         ["status", "--db", config.storage],
         ["status", "quickstart-1", "--db", config.storage],
         ["export", "quickstart-1-00000", "--format", "xye", "--out", str(tmp_path / "x.xye"), "--db", config.storage],
@@ -46,5 +51,5 @@ def test_status_export_and_help_import_no_botorch_torch_ray_or_sasmodels(tmp_pat
                          env=env, capture_output=True, text=True, timeout=100)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result["codes"] == [0, 0, 0, 2]  # the export names an attempt that does not exist
+    assert result["codes"] == [0, 0, 0, 0, 2]  # the export names an attempt that does not exist
     assert result["loaded"] == []

@@ -62,3 +62,21 @@ def test_invalid_option_values_are_value_errors() -> None:
         build_policy("qlognei", plane_space(), direction="maximize", seed=0, options={"mc_samples": "many"})
     assert policy_options("qlognei") == ["n_initial", "num_restarts", "raw_samples", "mc_samples"]
     assert policy_options("random") == []
+
+
+def test_the_registry_names_each_class_by_its_own_name_and_imports_it_only_when_asked() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert all(POLICIES[name].name == name for name in POLICIES)
+    script = ("import sys; from policies.registry import build_policy, POLICIES; from tests.policies.spaces import plane_space; "
+              "build_policy('sobol', plane_space(), direction='maximize', seed=1); import json; "
+              "print(json.dumps([m for m in ('torch', 'botorch') if m in sys.modules]))")
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == []  # a Sobol policy needs no model library
