@@ -9,10 +9,12 @@ each of the hundreds of stores the tests open slower for nothing).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, delete, insert, inspect, select, text
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, delete, insert, inspect, select, text
 
 from agent.store.engine import StoreUnavailable
 from agent.store.schema import Base
@@ -74,6 +76,38 @@ def revision_of(conn: Connection) -> Revision:
         if current is not None:
             return Revision(current, stamped=True)
     return Revision(next((rev for table, rev in _UNVERSIONED if table in tables), None), stamped=False)
+
+
+def open_schema(engine: Engine, *, database: str, upgrade: bool) -> str | None:
+    """``prepare`` in a schema transaction of its own; returns the revision upgraded from, if any."""
+    with schema_transaction(engine) as conn:
+        return prepare(conn, database=database, upgrade=upgrade)
+
+
+@contextmanager
+def schema_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction for schema changes. SQLite: with foreign keys off — Alembic's batch mode copies a
+    table, drops the original and renames the copy, and dropping a table others refer to fails with
+    them on; the pragma is a no-op inside a transaction, so it is set before, and the references are
+    checked (``PRAGMA foreign_key_check``) before the commit."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    _check_references(conn)
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
+
+def _check_references(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise StoreUnavailable(f"a schema change left {len(broken)} broken reference(s), e.g. {tuple(broken[0])}: rolled back")
 
 
 def prepare(conn: Connection, *, database: str, upgrade: bool) -> str | None:
@@ -138,5 +172,20 @@ def revision_at(url: str) -> Revision:
     try:
         with engine.connect() as conn:
             return revision_of(conn)
+    finally:
+        engine.dispose()
+
+
+def autogenerate(url: str, message: str, revision: str) -> None:
+    """Write the next migration script (``migrations/versions``) from the difference between the store at
+    ``url`` (at the head revision) and ``schema.py`` — for developers; add ``revision`` to ``REVISIONS``."""
+    from alembic import command
+
+    from agent.store.engine import make_engine
+
+    engine = make_engine(url, existing=True)
+    try:
+        with schema_transaction(engine) as conn:
+            command.revision(_config(conn), message=message, autogenerate=True, rev_id=revision)
     finally:
         engine.dispose()

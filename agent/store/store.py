@@ -217,7 +217,8 @@ class Store:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.retry_attempts = retry_attempts
         try:
-            upgraded = self._write("open the schema", lambda s: migrate.prepare(s.connection(), database=self.database, upgrade=upgrade))
+            upgraded = with_retry(lambda: migrate.open_schema(self.engine, database=self.database, upgrade=upgrade),
+                                  what="open the schema", database=self.database, attempts=retry_attempts)
         except StoreUnavailable:
             self.engine.dispose()
             raise

@@ -5,6 +5,7 @@ campaign; read-only opens refuse it; a newer revision is refused; the migrations
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -150,3 +151,56 @@ def test_the_known_revisions_are_the_scripts_in_order() -> None:
     scripts = ScriptDirectory(str(MIGRATIONS))
     walked = [s.revision for s in scripts.walk_revisions()]  # head first
     assert tuple(reversed(walked)) == REVISIONS and scripts.get_current_head() == HEAD
+
+
+def test_an_unversioned_database_that_already_has_the_head_tables_is_only_stamped(empty_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Written by this session's code before migrations existed (approvals already there): no upgrade runs."""
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        Base.metadata.create_all(conn)
+    engine.dispose()
+    assert (revision_at(empty_url).current, revision_at(empty_url).stamped) == (HEAD, False)
+    Store(empty_url).close()
+    assert "upgraded" not in capsys.readouterr().err
+    assert (revision_at(empty_url).current, revision_at(empty_url).stamped) == (HEAD, True)
+
+
+def test_opening_a_current_store_does_not_import_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Read-only commands stay quick: Alembic (a tenth of a second to import) loads only to upgrade."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = f"sqlite:///{tmp_path}/current.db"
+    script = ("import sys; from agent.store import Store; Store(sys.argv[1]).close(); Store(sys.argv[1]).close(); "
+              "print('alembic' in sys.modules)")
+    root = Path(__file__).resolve().parents[3]
+    run = subprocess.run([sys.executable, "-c", script, url], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False"] and revision_at(url).current == HEAD
+
+
+def test_a_batch_migration_can_rebuild_a_table_others_refer_to_and_references_stay_enforced(empty_url: str) -> None:
+    """SQLite rebuilds a table to alter it (Alembic's batch mode): with foreign keys on, dropping
+    ``campaigns`` under its attempts fails, so schema transactions turn them off and check them after."""
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+    from sqlalchemy.exc import IntegrityError
+
+    from agent.store.migrate import schema_transaction
+
+    _old_release(empty_url, stamped=True)
+    Store(empty_url).close()
+    engine = make_engine(empty_url)
+    with schema_transaction(engine) as conn:
+        ops = Operations(MigrationContext.configure(conn, opts={"render_as_batch": True}))
+        with ops.batch_alter_table("campaigns") as batch:
+            batch.alter_column("name", existing_type=sa.String(200), type_=sa.String(300))
+    engine.dispose()
+    with Store(empty_url) as store:
+        assert store.campaign(CID).name == "before" and len(store.attempts(CID)) == 2
+        with pytest.raises(IntegrityError):  # references are enforced again on the store's connections
+            with store.engine.begin() as conn:
+                conn.execute(text("INSERT INTO leases (campaign_id, owner, acquired_at, heartbeat_at) "
+                                  "VALUES ('no-such-campaign', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
