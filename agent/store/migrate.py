@@ -132,7 +132,7 @@ def prepare(conn: Connection, *, database: str, upgrade: bool) -> str | None:
     if not upgrade and rev.state == "outdated":
         raise StoreOutdated(
             f"the store {database} is at schema revision {rev.current}, this labpilot needs {HEAD}: "
-            f"run `labpilot db upgrade --db URL` (or `labpilot run`/`resume`, which upgrade it)"
+            f"run `labpilot db upgrade --db {database}` (or `labpilot run`/`resume`, which upgrade it)"
         )
     return _upgrade(conn, rev)
 
