@@ -204,3 +204,17 @@ def test_a_batch_migration_can_rebuild_a_table_others_refer_to_and_references_st
             with store.engine.begin() as conn:
                 conn.execute(text("INSERT INTO leases (campaign_id, owner, acquired_at, heartbeat_at) "
                                   "VALUES ('no-such-campaign', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+
+
+def test_processes_opening_a_new_database_at_once_create_it_once(empty_url: str) -> None:
+    """The first open creates the schema; the others wait for it (SQLite's write lock, a PostgreSQL
+    advisory lock) instead of racing to create the same tables."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_close(_: int) -> str:
+        with Store(empty_url) as store:
+            return store.database
+
+    with ThreadPoolExecutor(4) as pool:
+        assert len(list(pool.map(open_and_close, range(4)))) == 4
+    assert (revision_at(empty_url).current, revision_at(empty_url).stamped) == (HEAD, True)
