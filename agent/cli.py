@@ -34,10 +34,11 @@ def _db(url: str | None, config: CampaignConfig | None = None) -> str:
     return url or os.environ.get("LABPILOT_DB") or (config.storage if config else DEFAULT_DB)
 
 
-def _open_store(url: str, *, existing: bool = False) -> Store:
-    """The store at ``url``; ``existing`` for commands that read one: a missing SQLite file is an error, not created."""
+def _open_store(url: str, *, existing: bool = False, upgrade: bool = True) -> Store:
+    """The store at ``url``; ``existing`` for commands that read one: a missing SQLite file is an error, not created.
+    ``upgrade=False`` (read-only commands): a store at an older schema revision is refused, not upgraded."""
     try:
-        return Store(url, existing=existing)
+        return Store(url, existing=existing, upgrade=upgrade)
     except StoreUnavailable as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -194,7 +195,7 @@ def status(
     from agent.progress import campaign_summary
     from agent.status_view import attempt_rows, print_attempts, print_campaigns
 
-    store = _open_store(_db(db), existing=True)
+    store = _open_store(_db(db), existing=True, upgrade=False)
     try:
         if campaign_id is None:
             rows = [campaign_summary(store, c.id) for c in store.campaigns()]
@@ -226,7 +227,7 @@ def report(
     """Write an HTML report: measured points, model mean and σ, target progress, decision log."""
     from agent.report import write_report
 
-    store = _open_store(_db(db), existing=True)
+    store = _open_store(_db(db), existing=True, upgrade=False)
     try:
         path = write_report(store, campaign_id, out)
     except UnknownCampaign as exc:
@@ -391,7 +392,7 @@ def export(
     """Export one measurement in the format its community reads (NXcanSAS, .xye)."""
     from agent.export import ExportError, export_measurement
 
-    store = _open_store(_db(db), existing=True)
+    store = _open_store(_db(db), existing=True, upgrade=False)
     try:
         path = export_measurement(store, attempt_id, out, format)
     except KeyError as exc:
@@ -557,6 +558,41 @@ def main() -> None:
         sys.stderr.flush()
         os._exit(exc.code or 0)
 
+
+
+db_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The store's schema revision (Alembic migrations).")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("version")
+def db_version(db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})"),
+               as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
+    """Show the store's schema revision and the one this labpilot needs."""
+    from agent.store.engine import describe_url
+    from agent.store.migrate import HEAD, revision_at
+
+    url = _db(db)
+    try:
+        rev = revision_at(url)
+    except StoreUnavailable as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json({"database": describe_url(url), "revision": rev.current, "head": HEAD, "state": rev.state, "stamped": rev.stamped})
+        return
+    hint = {"outdated": " — run `labpilot db upgrade`", "newer": " — written by a newer labpilot"}.get(rev.state, "")
+    err.print(f"{describe_url(url)}: revision {rev.current or '(empty)'}, this labpilot {HEAD}: {rev.state}{hint}",
+              highlight=False, soft_wrap=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: str | None = typer.Option(None, help=f"SQLAlchemy URL of the store (default: $LABPILOT_DB or {DEFAULT_DB})")) -> None:
+    """Upgrade the store to this labpilot's schema revision (nothing to do when it is current)."""
+    from agent.store.migrate import HEAD
+
+    store = _open_store(_db(db), existing=True)
+    err.print(f"{store.database}: at revision {HEAD}", highlight=False, soft_wrap=True)
+    store.close()
 
 
 bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks through the campaign engine.")

@@ -57,3 +57,21 @@ def test_the_unpacked_wheel_reads_every_phase_of_the_xrd_campaign(wheel: Path, t
     assert run.returncode == 0, run.stderr
     where, count = run.stdout.split()
     assert Path(where).is_relative_to(site) and int(count) == len(_xrd_phases())
+
+
+def test_the_unpacked_wheel_carries_the_store_migrations(wheel: Path, tmp_path: Path) -> None:
+    """The installed store finds its Alembic scripts (package data, loaded by path) and their head."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    in_tree = {p.relative_to(ROOT).as_posix() for p in (ROOT / "agent" / "store" / "migrations").rglob("*.py")}
+    assert "agent/store/migrations/env.py" in in_tree and in_tree <= names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = (
+        "from alembic.script import ScriptDirectory; from agent.store import migrate; "
+        "print(migrate.MIGRATIONS); print(ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head() == migrate.HEAD)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    where, same_head = run.stdout.split()
+    assert Path(where).is_relative_to(site) and same_head == "True"

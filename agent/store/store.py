@@ -8,6 +8,7 @@ boundary records), never live ORM objects.
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,14 +20,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.store import lease
+from agent.store import lease, migrate
 from agent.store.engine import StoreUnavailable, describe_url, make_engine, with_retry
 from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_reanalysis, check_transition
 from agent.store.schema import (
     ApprovalRow,
     ArrayRow,
     AttemptRow,
-    Base,
     CampaignRow,
     DecisionRow,
     DocumentRow,
@@ -207,14 +207,23 @@ def _from_npy(payload: bytes) -> np.ndarray:
 class Store:
     """All persistence of labpilot. Open with a SQLAlchemy URL (sqlite:/// or postgresql://)."""
 
-    def __init__(self, url: str, *, retry_attempts: int = 5, existing: bool = False) -> None:
-        """``existing``: open a store that must already exist (a SQLite file is never created)."""
+    def __init__(self, url: str, *, retry_attempts: int = 5, existing: bool = False, upgrade: bool = True) -> None:
+        """``existing``: open a store that must already exist (a SQLite file is never created).
+        ``upgrade``: a database at an older schema revision is upgraded (with a line on stderr);
+        False (read-only commands) refuses it with ``StoreOutdated``. A newer one: ``StoreTooNew``."""
         self.url = url
         self.database = describe_url(url)
         self.engine = make_engine(url, existing=existing)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.retry_attempts = retry_attempts
-        self._write("create the schema", lambda s: Base.metadata.create_all(s.connection()))
+        try:
+            upgraded = with_retry(lambda: migrate.open_schema(self.engine, database=self.database, upgrade=upgrade),
+                                  what="open the schema", database=self.database, attempts=retry_attempts)
+        except StoreUnavailable:
+            self.engine.dispose()
+            raise
+        if upgraded:
+            print(f"labpilot: store upgraded from {upgraded} to {migrate.HEAD} ({self.database})", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.engine.dispose()
