@@ -84,6 +84,7 @@ def test_a_killed_and_resumed_campaign_has_one_run_with_every_record_once(tmp_pa
     data = quickstart(tmp_path, name="docs-kill")
     data["budgets"] = {"max_measurements": 6}
     data["targets"][0]["probability"] = 0.999999  # run to the measurement budget
+    data["targets"][0]["min_observations"] = 1000  # (p can round to 1.000 on a flat GP: never evaluate it)
     campaign_file = tmp_path / "campaign.yaml"
     campaign_file.write_text(yaml.safe_dump(data))
     url = data["storage"]

@@ -157,7 +157,11 @@ def test_composition_campaign_honours_sum_to_one(tmp_path: Path) -> None:
     }
     data["budgets"] = {"max_measurements": 12}
     data["policy"]["options"] = {"n_initial": 4}
-    data["targets"][0]["probability"] = 0.999999  # run the whole budget: every proposal is checked
+    # Run the whole budget, so every proposal is checked: the target cannot be evaluated before 1000
+    # observations. (A probability goal of 0.999999 alone was reached — p rounds to 1.000 when ten low
+    # yields make the GP flat — and the campaign stopped at 10 of 12, depending on arrival order.)
+    data["targets"][0]["probability"] = 0.999999
+    data["targets"][0]["min_observations"] = 1000
     config, store, result = _run(data)
     attempts = store.attempts(result.campaign_id)
     assert result.n_measurements == 12
@@ -171,6 +175,7 @@ def test_composition_campaign_honours_sum_to_one(tmp_path: Path) -> None:
 def test_budget_stop_is_reported(tmp_path: Path) -> None:
     data = quickstart(tmp_path)
     data["targets"][0]["probability"] = 0.999999
+    data["targets"][0]["min_observations"] = 1000  # the budget, not the target, must end it
     data["budgets"] = {"max_instrument_seconds": 10000}
     _, _, result = _run(data)
     assert result.status == "budget_exhausted"

@@ -81,6 +81,7 @@ def test_kill_anywhere_and_resume_loses_nothing_and_repeats_nothing(store_url: s
     data = instrument_settings(quickstart(tmp_path, name=name), realtime_factor=0.0005)  # 1800 s → 0.9 s
     data["policy"]["options"] = {"n_initial": 4}
     data["targets"][0]["probability"] = 0.999999  # run to the measurement budget: a fixed end point
+    data["targets"][0]["min_observations"] = 1000  # (p can round to 1.000 on a flat GP: never evaluate it)
     data["budgets"] = {"max_measurements": MAX_MEASUREMENTS}
     campaign_file = tmp_path / "campaign.yaml"
     campaign_file.write_text(yaml.safe_dump(data))

@@ -38,6 +38,7 @@ def test_locked_store_stops_the_campaign_and_resume_recovers_everything(tmp_path
     data = instrument_settings(quickstart(tmp_path), realtime_factor=0.0003)
     data["policy"] = {"name": "sobol", "options": {}}
     data["targets"][0]["probability"] = 0.999999
+    data["targets"][0]["min_observations"] = 1000  # never evaluated: run to the budget, whatever p does
     data["budgets"] = {"max_measurements": 10}
     config = parse_campaign(data)
     path = str(tmp_path / "labpilot.db")
