@@ -89,6 +89,12 @@ class MeasurementRequest(Record):
     attempt_id: str = Field(min_length=1)
     params: dict[str, ParamValue]
     sample_id: str | None = Field(default=None, description="sample measured; defaults to the attempt")
+    recipe: dict[str, ParamValue] | None = Field(
+        default=None,
+        description="how the sample was made, in a campaign over synthesised samples (composition fractions, "
+        "process variables; the design space's units). Simulators of a materials system derive the sample's hidden "
+        "truth from it; real instruments ignore it",
+    )
     noise_key: str | None = Field(
         default=None,
         description="what simulated and replayed instruments key their random draws on (instruments.noise): the "

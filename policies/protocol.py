@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -38,6 +38,28 @@ class Observation(Record):
     value: float
     sigma: float | None = Field(default=None, ge=0)
     attempt_id: str = ""
+
+
+class SampleOutcome(Record):
+    """What a campaign over samples learned from one synthesised sample (self-driving lab).
+
+    ``recipe``: where in the design space the sample was made (composition fractions, process
+    variables, in the design space's units); ``label_probabilities``: the sample's answer as a *soft*
+    label — label (e.g. a phase set ``"anatase+rutile"`` or a SAS model name) → probability, summing
+    to ≤ 1; the rest is "none of the labels" (a "not identified" sample has all its mass there, i.e.
+    maximal uncertainty, never a confident label); ``estimates``: name → (value, 1-σ) of the sample's
+    estimates (e.g. a property to optimise); ``status``: ``answered`` (per-sample target met),
+    ``budget`` (per-sample budget spent first), ``unreachable``, ``not_identified`` or ``failed`` (the
+    synthesis or its characterisation failed — information, but no label); ``seconds``: synthesis plus
+    instrument seconds the sample cost (s).
+    """
+
+    sample_id: str = Field(min_length=1)
+    recipe: dict[str, ParamValue]
+    label_probabilities: dict[str, float] = Field(default_factory=dict)
+    estimates: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    status: Literal["answered", "budget", "unreachable", "not_identified", "failed"] = "answered"
+    seconds: float = Field(default=0.0, ge=0)
 
 
 class Proposal(Record):
@@ -75,7 +97,10 @@ class PlanningContext:
     measured ones); ``measurements``: every measurement of the campaign's sample, oldest first;
     ``interpretations``: the analysis of them (newest last; may lag the newest measurement by one);
     ``instrument_models``: instrument name → its ``planning_model()`` (None for a driver that has
-    none); ``goals``: what the campaign's targets ask of a planner.
+    none); ``goals``: what the campaign's targets ask of a planner. In a campaign over samples (a
+    self-driving lab), ``samples`` holds every finished sample's outcome with its uncertainty and
+    ``pending_recipes`` the recipes decided (synthesised or being characterised) but not finished —
+    what an across-sample policy plans from; both are empty otherwise.
     """
 
     history: Sequence[Observation] = ()
@@ -85,6 +110,8 @@ class PlanningContext:
     interpretations: Sequence[Interpretation] = ()
     instrument_models: Mapping[str, Any] = field(default_factory=dict)
     goals: PlanningGoals = field(default_factory=PlanningGoals)
+    samples: Sequence[SampleOutcome] = ()
+    pending_recipes: Sequence[Mapping[str, ParamValue]] = ()
 
     def latest_valid(self) -> Interpretation | None:
         """The newest interpretation marked valid, or None."""
@@ -132,4 +159,4 @@ class ObjectivePolicy(ABC):
         """Return ``n`` proposals given valid analysed observations and in-flight points."""
 
 
-__all__ = ["ObjectivePolicy", "Observation", "PlanningContext", "PlanningGoals", "Policy", "Proposal"]
+__all__ = ["ObjectivePolicy", "Observation", "PlanningContext", "PlanningGoals", "Policy", "Proposal", "SampleOutcome"]
