@@ -107,6 +107,14 @@ def new_campaign_id(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
+def measurements_through(measurements: list[Measurement], attempt_id: str) -> list[Measurement]:
+    """``measurements`` (oldest first) up to and including ``attempt_id``'s; all of them if it is not there."""
+    for i, m in enumerate(measurements):
+        if m.attempt_id == attempt_id:
+            return measurements[: i + 1]
+    return measurements
+
+
 class _Stop(Exception):
     """Raised inside the loop to end it with a status and a reason."""
 
@@ -248,6 +256,9 @@ class CampaignRunner:
             elif a.state == AttemptState.AWAITING_APPROVAL:  # killed while waiting: wait again
                 self._wait_for_approval(a.id)
             elif a.state == AttemptState.MEASURED:
+                # Counted as analysing now, not when its task first runs: the loop's first turn must
+                # see it, or it decides a measurement more than measuring may run ahead of analysis.
+                self.ledger.analysing.add(a.id)
                 self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id))
             else:
                 await self._reconcile_unrecorded(a)
@@ -262,6 +273,7 @@ class CampaignRunner:
         if recovered is not None:
             self.recorder.measurement(recovered, reconciled="adopted")
             self.ledger.measured(recovered)
+            self.ledger.analysing.add(a.id)
             self._spawn(a.id, None, self._analyse(a.id, a.params, a.sample_id))
         elif a.reruns == 0 and actor is not None:
             self.recorder.transition(a.id, AttemptState.DISPATCHED, reconciled="rerun", rerun=True,
@@ -545,7 +557,10 @@ class CampaignRunner:
         assert self.fleet is not None
         self.ledger.analysing.add(attempt_id)
         sample = sample_id or attempt_id
-        measurements = self.ledger.measurements_of(sample)
+        # The sample's measurements up to and including this attempt's: an analysis is labelled with its
+        # newest measurement, so one that also saw later measurements (two analyses started together on
+        # resume) would be recorded for another attempt, and this one would stay unanalysed for ever.
+        measurements = measurements_through(self.ledger.measurements_of(sample), attempt_id)
         try:
             interpretation: Interpretation = await self.fleet.analysis.interpret.remote(measurements)
         except ray.exceptions.RayActorError as exc:
