@@ -41,6 +41,8 @@ from botorch.exceptions.warnings import InputDataWarning, OptimizationWarning  #
 from botorch.fit import fit_gpytorch_mll  # noqa: E402
 from botorch.models import SingleTaskGP  # noqa: E402
 from botorch.utils.sampling import manual_seed  # noqa: E402
+from gpytorch.constraints import Interval  # noqa: E402
+from gpytorch.kernels import RBFKernel  # noqa: E402
 from gpytorch.means import ZeroMean  # noqa: E402
 from gpytorch.utils.warnings import GPInputWarning  # noqa: E402
 from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
@@ -59,6 +61,15 @@ UNSEEN_LABEL = "(unseen)"
 #: L-BFGS iterations of a map fit: the marginal likelihood is flat near its optimum, and a map is
 #: refitted for every decision, so a bounded fit keeps planning to about a second.
 MAX_FIT_ITERATIONS = 60
+
+#: Longest correlation length of the latents (encoded units: mole fraction, or fraction of a process
+#: variable's range). Uncapped, ARD lets a label that did not vary along an axis *within the data*
+#: be extrapolated confidently to the far end of that axis; capped, a point farther than a few
+#: lengthscales from every sample reverts to the prior: an uncertain map.
+MAX_LENGTHSCALE = 0.4
+
+#: Shortest correlation length (encoded units), BoTorch's default floor.
+MIN_LENGTHSCALE = 0.025
 
 #: Number of fixed normal draws used to average softmax(f) over the posterior.
 N_DRAWS = 256
@@ -200,15 +211,22 @@ def fit_phase_map(
 
 
 def _fit_latent_gps(train_X: torch.Tensor, train_Y: torch.Tensor, train_Yvar: torch.Tensor) -> SingleTaskGP:
-    """One zero-mean GP per label (a batched SingleTaskGP), fitted by marginal likelihood; with too
-    few points to fit, the prior hyperparameters are kept (BoTorch's dimension-scaled defaults)."""
+    """One zero-mean GP per label (a batched SingleTaskGP, ARD RBF kernel with lengthscales in
+    [MIN_LENGTHSCALE, MAX_LENGTHSCALE]), fitted by marginal likelihood; with a single point, the
+    initial lengthscales (half the cap) are kept."""
     n_labels = train_Y.shape[-1]
+    batch = torch.Size([n_labels])
+    kernel = RBFKernel(
+        ard_num_dims=train_X.shape[-1], batch_shape=batch,
+        lengthscale_constraint=Interval(MIN_LENGTHSCALE, MAX_LENGTHSCALE, initial_value=MAX_LENGTHSCALE / 2),
+    ).to(torch.float64)
     with warnings.catch_warnings():
         # The targets are standardised jointly over labels (see the module docstring), on purpose
         # not per label, which BoTorch's check would prefer.
         warnings.simplefilter("ignore", InputDataWarning)
         model = SingleTaskGP(
-            train_X, train_Y, train_Yvar, outcome_transform=None, mean_module=ZeroMean(batch_shape=torch.Size([n_labels]))
+            train_X, train_Y, train_Yvar, outcome_transform=None, mean_module=ZeroMean(batch_shape=batch),
+            covar_module=kernel,
         )
     if len(train_X) >= 2:
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
