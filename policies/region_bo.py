@@ -6,10 +6,12 @@ region is a set of map labels (e.g. the single-phase region of a wanted phase); 
 (:mod:`policies.map_model`) gives ``P(region | x)``, the sum of those labels' probabilities. The
 acquisition of a candidate is
 
-    log qLogNEI(x | pending) + log P(region | x)
+    log qLogNEI(x | pending; baseline = samples in the region) + log P(region | x)
 
-i.e. expected improvement weighted by the probability of being in the region (a feasibility-
-weighted acquisition, as for a constraint modelled by a classifier). Candidates are a feasible
+i.e. expected improvement over the best *in-region* sample, weighted by the probability of being
+in the region (constrained EI with a classifier as the constraint model; Gardner et al. 2014). A
+sample counts as in the region when the map gives it P(region) ≥ 0.5; with none yet, the
+acquisition is P(region | x) alone (find the region first). Candidates are a feasible
 random set (composition simplices and linear constraints hold by construction); a batch is chosen
 greedily, each pick joining ``X_pending``. Before ``n_initial`` recipes, or with fewer than two
 samples reporting the estimate, the recipes are space-filling.
@@ -24,7 +26,7 @@ import torch
 from pydantic import Field
 
 # policies.models first: it imports BoTorch with a harmless torch deprecation silenced.
-from policies.models import Direction, ModelCache, direction_sign, recorded_model_warnings
+from policies.models import Direction, FittedModel, ModelCache, direction_sign, recorded_model_warnings
 
 from botorch.acquisition import qLogNoisyExpectedImprovement  # noqa: E402
 from botorch.sampling import SobolQMCNormalSampler  # noqa: E402
@@ -105,19 +107,16 @@ class RegionBayesianOptimisation:
         fitted = self.cache.fit(self.space, history, self.direction)
         candidates = self.space.sample(self.options.n_candidates, step_seed(self.seed, step), "random")
         X = self.space.encode(candidates)
-        log_region = np.log(np.maximum(self.region_probability(samples, X), MIN_REGION_PROBABILITY))
+        train_X = fitted.train_X.numpy()
+        region = self.region_probability(samples, np.vstack([X, train_X]))
+        log_region = np.log(np.maximum(region[: len(X)], MIN_REGION_PROBABILITY))
+        baseline = fitted.train_X[torch.as_tensor(region[len(X):] >= 0.5)]
         mean, std = fitted.predict_encoded(X)
         proposals: list[Proposal] = []
         chosen: list[int] = []
         for _ in range(n):
             made = pending + [candidates[i] for i in chosen]
-            X_pending = torch.as_tensor(self.space.encode(made), dtype=torch.float64) if made else None
-            acquisition = qLogNoisyExpectedImprovement(
-                model=fitted.model, X_baseline=fitted.train_X, X_pending=X_pending, prune_baseline=True,
-                sampler=SobolQMCNormalSampler(sample_shape=torch.Size([self.options.mc_samples]), seed=self.seed),
-            )
-            with torch.no_grad(), recorded_model_warnings():
-                log_ei = acquisition(torch.as_tensor(X, dtype=torch.float64).unsqueeze(1)).numpy()
+            log_ei = self._log_ei(fitted, baseline, X, made)
             value = log_ei + log_region
             value[chosen] = -np.inf
             best = int(np.argmax(value))
@@ -126,12 +125,26 @@ class RegionBayesianOptimisation:
                 "phase": "region-constrained",
                 "acquisition": float(value[best]),
                 "log_ei": float(log_ei[best]),
+                "n_in_region": int(len(baseline)),
                 "region_probability": float(np.exp(log_region[best])),
                 "predicted": {"mean": float(mean[best]), "std": float(std[best]), "estimate": self.options.estimate},
                 "region": list(self.options.region),
                 "n_samples": len(history),
             }))
         return proposals
+
+    def _log_ei(self, fitted: FittedModel, baseline: torch.Tensor, X: np.ndarray, made: list[Mapping[str, ParamValue]]) -> np.ndarray:
+        """log qLogNEI ``(N,)`` of each candidate over the in-region ``baseline`` given the pending
+        ``made`` recipes; zeros (no improvement term) when no sample is in the region yet."""
+        if len(baseline) == 0:
+            return np.zeros(len(X))
+        X_pending = torch.as_tensor(self.space.encode(made), dtype=torch.float64) if made else None
+        acquisition = qLogNoisyExpectedImprovement(
+            model=fitted.model, X_baseline=baseline, X_pending=X_pending, prune_baseline=True,
+            sampler=SobolQMCNormalSampler(sample_shape=torch.Size([self.options.mc_samples]), seed=self.seed),
+        )
+        with torch.no_grad(), recorded_model_warnings():
+            return acquisition(torch.as_tensor(X, dtype=torch.float64).unsqueeze(1)).numpy()  # type: ignore[no-any-return]
 
 
 __all__ = ["RegionBayesianOptimisation", "RegionOptions"]
