@@ -58,6 +58,7 @@ POLICIES: Mapping[str, type] = _Registry({
     "map_grid": "policies.map_baselines:MapGridPolicy",
     "map_random": "policies.map_baselines:MapRandomPolicy",
     "region_bo": "policies.region_bo:RegionBayesianOptimisation",
+    "region_mobo": "policies.region_mobo:RegionMultiObjective",
 })
 
 #: Constructor arguments the campaign supplies itself; they are not per-policy options.

@@ -27,7 +27,7 @@ def test_every_registered_policy_builds_and_follows_the_protocol() -> None:
     }
     assert {k for k in POLICIES if k.startswith(PLANNERS)} == {
         "sas_adaptive", "sas_oracle", "sas_fixed", "sas_round_robin", "sas_random", "xrd_adaptive", "xrd_full_scan", "xrd_heuristic",
-        "phase_map", "phase_map_unsupervised", "map_grid", "map_random", "region_bo",
+        "phase_map", "phase_map_unsupervised", "map_grid", "map_random", "region_bo", "region_mobo",
     }
     for name in (n for n in POLICIES if not n.startswith(PLANNERS)):
         policy = build_policy(name, plane_space(), direction="minimize", seed=3, options={})
@@ -45,7 +45,7 @@ def test_options_and_campaign_arguments_reach_the_policy() -> None:
 
 
 def test_unknown_policy_is_named_with_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown policy 'qei'.*'qlognei', 'qnipv', 'random', 'region_bo', 'sas_adaptive'"):
+    with pytest.raises(ValueError, match=r"unknown policy 'qei'.*'qlognei', 'qnipv', 'random', 'region_bo', 'region_mobo', 'sas_adaptive'"):
         build_policy("qei", plane_space(), direction="maximize", seed=0, options={})
 
 
@@ -93,6 +93,7 @@ def test_across_sample_policies_build_with_their_options() -> None:
         ("map_grid", {"divisions": 3}),
         ("map_random", {}),
         ("region_bo", {"estimate": "hardness", "region": ["A"]}),
+        ("region_mobo", {"estimates": ["hardness", "cost"], "directions": ["maximize", "minimize"], "region": ["A"]}),
     ]:
         policy = build_policy(name, ternary(), direction="maximize", seed=1, options=options)
         assert isinstance(policy, Policy) and policy.name == name
