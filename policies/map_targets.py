@@ -20,7 +20,38 @@ import torch
 from policies.models import FittedModel, recorded_model_warnings
 
 from instruments.types import ParamValue  # noqa: E402
+from policies.baselines import space_filling_points  # noqa: E402
 from policies.confidence import _joint_samples  # noqa: E402
+from policies.map_model import fit_phase_map, labelled  # noqa: E402
+from policies.protocol import SampleOutcome  # noqa: E402
+from policies.space import DesignSpace  # noqa: E402
+
+
+@dataclass(frozen=True)
+class MapOnGrid:
+    """A fitted map evaluated on a fixed grid: what every map target reads.
+
+    ``points``: the grid (design-space units); ``points_X (G, n_columns)``: encoded;
+    ``probabilities (G, L)``; ``labels``: the L classes.
+    """
+
+    points: list[dict[str, ParamValue]]
+    points_X: np.ndarray
+    probabilities: np.ndarray
+    labels: list[str]
+
+
+def map_on_grid(
+    space: DesignSpace, samples: Sequence[SampleOutcome], *, known_labels: Sequence[str] = (), n_points: int = 1024, seed: int = 0,
+) -> MapOnGrid | None:
+    """Fit the map of ``samples`` and evaluate it on the space's first ``n_points`` feasible Sobol
+    points for ``seed`` (the same grid at every evaluation); None before any labelled sample."""
+    if not labelled(samples):
+        return None
+    phase_map = fit_phase_map(space, samples, known_labels=known_labels)
+    points = space_filling_points(space, 0, n_points, seed, "sobol")
+    X = space.encode(points)
+    return MapOnGrid(points, X, phase_map.probabilities(X), list(phase_map.labels))
 
 
 def predicted_labels(probabilities: np.ndarray, labels: Sequence[str]) -> list[str]:
@@ -141,6 +172,8 @@ def prob_incumbent_best_in_region(
 __all__ = [
     "BoundaryLocation",
     "Calibration",
+    "MapOnGrid",
+    "map_on_grid",
     "boundary_location",
     "calibration",
     "map_accuracy",

@@ -53,3 +53,15 @@ def test_incumbent_best_in_region() -> None:
     p_all, incumbent_all = prob_incumbent_best_in_region(fitted, X, np.ones(9, bool), np.ones(9, bool), epsilon=0.05)
     assert incumbent_all == points[8]
     assert prob_incumbent_best_in_region(fitted, X, region, np.zeros(9, bool)) == (0.0, None)
+
+
+def test_map_on_grid_is_none_before_a_label_then_a_fixed_grid() -> None:
+    from policies.map_targets import map_on_grid
+    from tests.policies.map_toys import labelled_samples, outcome, point, ternary
+
+    assert map_on_grid(ternary(), [outcome(0, point(0.2, 0.2), {}, status="failed")]) is None
+    samples = labelled_samples([point(0.9, 0.05), point(0.1, 0.8), point(0.1, 0.1)])
+    first = map_on_grid(ternary(), samples, n_points=64)
+    again = map_on_grid(ternary(), samples[:2], n_points=64)
+    assert first is not None and again is not None and first.points == again.points
+    assert first.probabilities.shape == (64, 3) and np.allclose(first.probabilities.sum(axis=1), 1)
