@@ -11,7 +11,7 @@ with p ≥ 0.95, the fraction right) and the map confidence (fraction with p ≥
 The benchmark of the issue (``labpilot bench map``: simulated materials systems, nested campaigns,
 time rather than sample counts) is built elsewhere; this one isolates the policy and the learner.
 
-    OMP_NUM_THREADS=1 python benchmarks/map_toy.py [--quick] [--json]
+    python benchmarks/map_toy.py [--quick] [--json]
 """
 
 from __future__ import annotations

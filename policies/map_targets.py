@@ -22,7 +22,7 @@ from policies.models import FittedModel, recorded_model_warnings
 from instruments.types import ParamValue  # noqa: E402
 from policies.baselines import space_filling_points  # noqa: E402
 from policies.confidence import _joint_samples  # noqa: E402
-from policies.map_model import fit_phase_map, labelled  # noqa: E402
+from policies.map_model import fit_phase_map, labelled, single_threaded_torch  # noqa: E402
 from policies.protocol import SampleOutcome  # noqa: E402
 from policies.space import DesignSpace  # noqa: E402
 
@@ -51,7 +51,8 @@ def map_on_grid(
     phase_map = fit_phase_map(space, samples, known_labels=known_labels)
     points = space_filling_points(space, 0, n_points, seed, "sobol")
     X = space.encode(points)
-    return MapOnGrid(points, X, phase_map.probabilities(X), list(phase_map.labels))
+    with single_threaded_torch():
+        return MapOnGrid(points, X, phase_map.probabilities(X), list(phase_map.labels))
 
 
 def predicted_labels(probabilities: np.ndarray, labels: Sequence[str]) -> list[str]:

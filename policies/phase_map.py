@@ -19,7 +19,7 @@ from instruments.types import ParamValue, Record
 from policies.baselines import space_filling_points
 from policies.map_acquisition import expected_entropy_reduction
 from policies.map_cost import CostModel
-from policies.map_model import DirichletTransform, PhaseMap, fit_phase_map, labelled
+from policies.map_model import DirichletTransform, PhaseMap, fit_phase_map, labelled, single_threaded_torch
 from policies.protocol import PlanningContext, Proposal, SampleOutcome
 from policies.space import DesignSpace
 
@@ -84,7 +84,8 @@ class PhaseMapPolicy:
                 Proposal(params=p, policy=self.name, reason={"phase": "space-filling", "index": step + i, "seed": self.seed})
                 for i, p in enumerate(points)
             ]
-        return self._lookahead(samples, list(context.pending_recipes), context.samples, n, step)
+        with single_threaded_torch():  # small matrices: thread pools only cost (see map_model)
+            return self._lookahead(samples, list(context.pending_recipes), context.samples, n, step)
 
     def _lookahead(
         self, samples: list[SampleOutcome], pending: list[Mapping[str, ParamValue]],

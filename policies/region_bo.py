@@ -33,7 +33,7 @@ from botorch.sampling import SobolQMCNormalSampler  # noqa: E402
 
 from instruments.types import ParamValue, Record  # noqa: E402
 from policies.baselines import space_filling_points  # noqa: E402
-from policies.map_model import DirichletTransform, fit_phase_map, labelled  # noqa: E402
+from policies.map_model import DirichletTransform, fit_phase_map, labelled, single_threaded_torch  # noqa: E402
 from policies.phase_map import step_seed  # noqa: E402
 from policies.protocol import Observation, PlanningContext, Proposal, SampleOutcome  # noqa: E402
 from policies.space import DesignSpace  # noqa: E402
@@ -98,7 +98,8 @@ class RegionBayesianOptimisation:
         if step < self.options.n_initial or len(history) < 2:
             points = space_filling_points(self.space, step, n, self.seed, "sobol")
             return [Proposal(params=p, policy=self.name, reason={"phase": "space-filling", "index": step + i}) for i, p in enumerate(points)]
-        return self._weighted_picks(context.samples, history, list(context.pending_recipes), n, step)
+        with single_threaded_torch():  # small matrices: thread pools only cost (see map_model)
+            return self._weighted_picks(context.samples, history, list(context.pending_recipes), n, step)
 
     def _weighted_picks(
         self, samples: Sequence[SampleOutcome], history: list[Observation],

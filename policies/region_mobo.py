@@ -34,6 +34,7 @@ from botorch.sampling import SobolQMCNormalSampler  # noqa: E402
 
 from instruments.types import ParamValue, Record  # noqa: E402
 from policies.baselines import space_filling_points  # noqa: E402
+from policies.map_model import single_threaded_torch  # noqa: E402
 from policies.phase_map import step_seed  # noqa: E402
 from policies.protocol import Observation, PlanningContext, Proposal, SampleOutcome  # noqa: E402
 from policies.region_bo import MIN_REGION_PROBABILITY, RegionBayesianOptimisation, RegionOptions  # noqa: E402
@@ -86,7 +87,8 @@ class RegionMultiObjective:
         if step < self.options.n_initial or len(both) < 2:
             points = space_filling_points(self.space, step, n, self.seed, "sobol")
             return [Proposal(params=p, policy=self.name, reason={"phase": "space-filling", "index": step + i}) for i, p in enumerate(points)]
-        return self._picks(context.samples, both, list(context.pending_recipes), n, step)
+        with single_threaded_torch():  # small matrices: thread pools only cost (see map_model)
+            return self._picks(context.samples, both, list(context.pending_recipes), n, step)
 
     def _models(self, both: Sequence[SampleOutcome]) -> tuple[ModelListGP, torch.Tensor, torch.Tensor]:
         """The two objectives' GPs (larger is better), the samples' encoded X ``(m, d)`` and their
