@@ -72,8 +72,8 @@ class PhaseMapPolicy:
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         """``n`` recipes: space-filling at first, then greedy lookahead picks, each joining the pending."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, not {n}")
+        if not 0 <= n <= self.options.n_candidates:
+            raise ValueError(f"n must be in [0, n_candidates={self.options.n_candidates}], not {n}")
         step = len(context.samples) + len(context.pending_recipes)
         samples = self.training_samples(context)
         if n == 0:
