@@ -52,6 +52,13 @@ POLICIES: Mapping[str, type] = _Registry({
     "xrd_adaptive": "policies.xrd:XRDAdaptivePlanner",
     "xrd_full_scan": "policies.xrd:XRDFullScan",
     "xrd_heuristic": "policies.xrd:XRDHeuristic",
+    # Across-sample policies of a campaign over samples (self-driving lab).
+    "phase_map": "policies.phase_map:PhaseMapPolicy",
+    "phase_map_unsupervised": "policies.phase_map_unsupervised:UnsupervisedPhaseMapPolicy",
+    "map_grid": "policies.map_baselines:MapGridPolicy",
+    "map_random": "policies.map_baselines:MapRandomPolicy",
+    "region_bo": "policies.region_bo:RegionBayesianOptimisation",
+    "region_mobo": "policies.region_mobo:RegionMultiObjective",
 })
 
 #: Constructor arguments the campaign supplies itself; they are not per-policy options.

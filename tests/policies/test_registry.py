@@ -12,9 +12,10 @@ from policies.registry import POLICIES, build_policy, policy_options
 from tests.policies.spaces import plane_space
 
 
-PLANNERS = ("sas_", "xrd_")
+PLANNERS = ("sas_", "xrd_", "phase_map", "map_", "region_")
 """Measurement planners need their instrument's design space and analysis: tested in
-tests/policies/test_sas.py and test_xrd.py."""
+tests/policies/test_sas.py and test_xrd.py; across-sample policies (self-driving lab) below and in
+tests/policies/test_phase_map.py and its neighbours."""
 
 
 def test_every_registered_policy_builds_and_follows_the_protocol() -> None:
@@ -26,6 +27,7 @@ def test_every_registered_policy_builds_and_follows_the_protocol() -> None:
     }
     assert {k for k in POLICIES if k.startswith(PLANNERS)} == {
         "sas_adaptive", "sas_oracle", "sas_fixed", "sas_round_robin", "sas_random", "xrd_adaptive", "xrd_full_scan", "xrd_heuristic",
+        "phase_map", "phase_map_unsupervised", "map_grid", "map_random", "region_bo", "region_mobo",
     }
     for name in (n for n in POLICIES if not n.startswith(PLANNERS)):
         policy = build_policy(name, plane_space(), direction="minimize", seed=3, options={})
@@ -43,7 +45,7 @@ def test_options_and_campaign_arguments_reach_the_policy() -> None:
 
 
 def test_unknown_policy_is_named_with_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown policy 'qei'.*\['qlognei', 'qnipv', 'random', 'sas_adaptive'"):
+    with pytest.raises(ValueError, match=r"unknown policy 'qei'.*'qlognei', 'qnipv', 'random', 'region_bo', 'region_mobo', 'sas_adaptive'"):
         build_policy("qei", plane_space(), direction="maximize", seed=0, options={})
 
 
@@ -80,3 +82,22 @@ def test_the_registry_names_each_class_by_its_own_name_and_imports_it_only_when_
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == []  # a Sobol policy needs no model library
+
+
+def test_across_sample_policies_build_with_their_options() -> None:
+    from tests.policies.map_toys import ternary
+
+    for name, options in [
+        ("phase_map", {"labels": ["A", "B"], "n_grid": 32}),
+        ("phase_map_unsupervised", {"features": ["peak"], "n_clusters": 2}),
+        ("map_grid", {"divisions": 3}),
+        ("map_random", {}),
+        ("region_bo", {"estimate": "hardness", "region": ["A"]}),
+        ("region_mobo", {"estimates": ["hardness", "cost"], "directions": ["maximize", "minimize"], "region": ["A"]}),
+    ]:
+        policy = build_policy(name, ternary(), direction="maximize", seed=1, options=options)
+        assert isinstance(policy, Policy) and policy.name == name
+    with pytest.raises(ValueError, match=r"option features: Field required"):
+        build_policy("phase_map_unsupervised", ternary(), direction="maximize", seed=0, options={})
+    with pytest.raises(ValueError, match=r"'map_grid' has no option\(s\) \['step'\]"):
+        build_policy("map_grid", ternary(), direction="maximize", seed=0, options={"step": 0.1})
