@@ -136,10 +136,14 @@ class CampaignRunner:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         in_process: bool = False,
+        recipe: dict[str, ParamValue] | None = None,
     ) -> None:
         """``in_process``: run the instrument drivers and the analysis in this process (same services,
-        no actor processes) — for benchmarks that run many campaigns as Ray tasks."""
+        no actor processes) — for benchmarks that run many campaigns as Ray tasks. ``recipe``: how the
+        campaign's sample was made (a sample step of a campaign over samples, ``agent/sample_campaign.py``);
+        every measurement request carries it."""
         self.config, self.store, self.campaign_id = config, store, campaign_id
+        self.recipe = recipe
         self.on_progress, self.in_process = on_progress, in_process
         self.space = config.design_space
         self.models = ModelCache()
@@ -469,7 +473,7 @@ class CampaignRunner:
         self.ledger.ended(attempt_id, AttemptState.FAILED)
 
     def _dispatch(self, attempt_id: str, actor_name: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
-        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id,
+        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id, recipe=self.recipe,
                                      noise_key=self._noise_key(attempt_id, sample_id))
         self._spawn(attempt_id, actor_name, self._execute(attempt_id, actor_name, request))
 
@@ -628,6 +632,11 @@ def run_campaign(
     config: CampaignConfig, store: Store, *, campaign_id: str | None = None, on_progress: Callable[[Progress], None] | None = None
 ) -> CampaignResult:
     """Start a new campaign and run it to the end (Ray must be initialised)."""
+    if not isinstance(config, CampaignConfig):  # a campaign over samples (agent/sample_campaign.py)
+        from agent.sample_campaign import run_sample_campaign
+
+        return run_sample_campaign(config, store, campaign_id=campaign_id or new_campaign_id(config.name),
+                                   on_progress=on_progress)
     runner = CampaignRunner(config, store, campaign_id or new_campaign_id(config.name), on_progress=on_progress)
     return asyncio.run(runner.run())
 
@@ -648,5 +657,9 @@ def resume_campaign(
     source = f"campaign {campaign_id} (stored configuration)"
     check_references(stored.config, allowed_patterns() if allowed is None else allowed, source)
     config = parse_campaign(stored.config, source)
+    if not isinstance(config, CampaignConfig):  # a campaign over samples (agent/sample_campaign.py)
+        from agent.sample_campaign import run_sample_campaign
+
+        return run_sample_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress, resume=True)
     runner = CampaignRunner(config, store, campaign_id, on_progress=on_progress)
     return asyncio.run(runner.run(resume=True))
