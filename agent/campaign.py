@@ -144,6 +144,7 @@ class CampaignRunner:
         every measurement request carries it."""
         self.config, self.store, self.campaign_id = config, store, campaign_id
         self.recipe = recipe
+        self.noise_root = campaign_id  # a sample step's: its campaign's (sample ids hold that random id)
         self.on_progress, self.in_process = on_progress, in_process
         self.space = config.design_space
         self.models = ModelCache()
@@ -482,7 +483,7 @@ class CampaignRunner:
         sequence number (its id without the random campaign id) and sample — so the same ``--seed`` gives
         the same data, and a resumed or re-run attempt the same data as before."""
         sequence = attempt_id.removeprefix(f"{self.campaign_id}-")
-        return f"{self.config.seed}:{sequence}:{sample_id or ''}"
+        return f"{self.config.seed}:{sequence}:{(sample_id or '').replace(self.noise_root, '')}"
 
     def _spawn(self, attempt_id: str, actor_name: str | None, work: Any) -> None:
         """Run ``work`` as a task of the loop; ``actor_name``: the instrument it keeps busy."""

@@ -327,7 +327,7 @@ class SampleCampaignRunner:
         else:
             outcome = SampleOutcome.model_validate(sample.outcome)
         self.ledger.step_instrument_seconds[step_id] = self.store.totals(step_id)[1]
-        interpretation = outcome_interpretation(attempt_id, outcome, step_id)
+        interpretation = outcome_interpretation(attempt_id, outcome, step_id, self.config.sample_step.analysis.kind)
         self.recorder.interpretation(interpretation, self._evaluation())
         self.ledger.refresh(attempt_id)
 
@@ -341,6 +341,7 @@ class SampleCampaignRunner:
             return  # the step ended before the kill: only its outcome is missing
         config = self.config.step_config(f"{self.config.name}.step", sample_id)
         runner = CampaignRunner(config, self.store, step_id, in_process=self.in_process, recipe=recipe)
+        runner.noise_root = self.campaign_id  # the same seed gives the same data, whatever the campaign id
         result = await runner.run(resume=status is not None)
         if result.status == CampaignStatus.INTERRUPTED or self._resumable_failure(step_id):
             raise _Stop(CampaignStatus(result.status), f"sample step {step_id} stopped: {result.stop_reason}")

@@ -67,10 +67,22 @@ def failed_outcome(sample_id: str, recipe: dict[str, ParamValue], synthesis_seco
     return SampleOutcome(sample_id=sample_id, recipe=recipe, status="failed", seconds=synthesis_seconds)
 
 
-def outcome_interpretation(attempt_id: str, outcome: SampleOutcome, step_campaign_id: str | None) -> Interpretation:
+#: How the step's analysis kind names its best label in an interpretation's details (``agent/answer.py`` reads them).
+LABEL_DETAIL = {"xrd": "best_set", "sas": "best_model"}
+
+
+def outcome_interpretation(attempt_id: str, outcome: SampleOutcome, step_campaign_id: str | None,
+                           analysis_kind: str) -> Interpretation:
     """The outcome as the interpretation of its synthesis attempt (the campaign's own record and
-    document of the sample): ``p(best)`` the most probable label's probability (None: no label)."""
-    best = max(outcome.label_probabilities.items(), key=lambda kv: kv[1], default=None)
+    document of the sample): ``p(best)`` the most probable label's probability (None: no label);
+    the labels as the step's analysis reports its hypotheses (best, then ``hyp:<i>:set``/``hyp:<i>:p``)."""
+    ranked = sorted(outcome.label_probabilities.items(), key=lambda kv: -kv[1])
+    best = ranked[0] if ranked else None
+    details: dict[str, float | str | bool | None] = {
+        "status": outcome.status, LABEL_DETAIL.get(analysis_kind, "best"): None if best is None else best[0],
+        "step_campaign_id": step_campaign_id}
+    for i, (label, p) in enumerate(ranked):
+        details |= {f"hyp:{i}:set": label, f"hyp:{i}:p": p}
     estimates = {
         "p(best)": Estimate(value=None if best is None else best[1], units="probability"),
         "sample_seconds": Estimate(value=outcome.seconds, units="s"),
@@ -79,6 +91,5 @@ def outcome_interpretation(attempt_id: str, outcome: SampleOutcome, step_campaig
     return Interpretation(
         attempt_id=attempt_id, sample_id=outcome.sample_id, analysis="sample_step", estimates=estimates,
         flags=[] if outcome.status == "answered" else [f"sample-{outcome.status}"],
-        valid=best is not None, details={"status": outcome.status, "best": None if best is None else best[0],
-                                         "step_campaign_id": step_campaign_id},
+        valid=best is not None, details=details,
     )

@@ -40,9 +40,9 @@ class SynthesisSettings(Record):
 
     @model_validator(mode="after")
     def _driver_known(self) -> SynthesisSettings:
-        self.model()  # component/process consistency, reported now
         if self.time_driver is not None and self.time_driver not in self.process_limits:
             raise ValueError(f"time_driver: {self.time_driver!r} is not a process variable {sorted(self.process_limits)}")
+        self.model()  # component/process consistency, reported now
         return self
 
     def model(self) -> SynthesisModel:
