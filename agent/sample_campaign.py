@@ -15,8 +15,10 @@ Write-ahead at both levels, as everywhere:
 On resume, open synthesis attempts are reconciled like measurements (adopted from the synthesiser's
 journal, else re-made once), a sample step that was running is resumed (its own reconciliation), and
 a sample whose step ended is finished from the store: no synthesis and no measurement is lost or repeated.
-Sequential: one sample at a time (the synthesiser's batch capacity and parallel characterisation are
-not used yet).
+Up to ``sample_step.parallel`` samples are characterised at once (each step on its own instruments),
+while the synthesiser makes the next one: the policy then decides with the samples in characterisation
+counted as ``pending_recipes``. The synthesiser makes one sample at a time (its batch capacity is not
+used yet).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class SampleCampaignRunner:
         self._previous_wall = 0.0
         self._started = time.monotonic()
         self._answer: Answer | None = None
+        self._steps: dict[asyncio.Task[None], str] = {}  # sample steps running → their synthesis attempt
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
@@ -172,7 +175,7 @@ class SampleCampaignRunner:
             if a.state in (AttemptState.PROPOSED, AttemptState.VALIDATED):
                 await self._guard_and_make(a)
             elif a.state == AttemptState.MEASURED:
-                await self._characterise(a.id, a.params, float(a.instrument_seconds or 0.0))
+                self._spawn_step(a.id, a.params, float(a.instrument_seconds or 0.0))
             elif a.state in (AttemptState.DISPATCHED, AttemptState.UNKNOWN):
                 await self._reconcile_synthesis(a)
 
@@ -195,7 +198,7 @@ class SampleCampaignRunner:
         if recovered is not None:
             self.recorder.measurement(recovered, reconciled="adopted")
             self.ledger.refresh(a.id)
-            await self._characterise(a.id, a.params, recovered.timing.instrument_seconds)
+            self._spawn_step(a.id, a.params, recovered.timing.instrument_seconds)
         elif a.reruns == 0:
             self.recorder.transition(a.id, AttemptState.DISPATCHED, reconciled="rerun", rerun=True,
                                      note="re-made once: no synthesis was recorded")
@@ -206,12 +209,21 @@ class SampleCampaignRunner:
 
     # -- the loop -------------------------------------------------------------------------------
     async def _loop(self) -> tuple[CampaignStatus, str]:
+        """Make samples while fewer than ``parallel`` are being characterised; on a stop rule, let the
+        samples in characterisation finish (their synthesis is spent), then stop."""
         while True:
             self._report()
             stop = self._check_stop()
-            if stop is not None:
+            if stop is None and len(self._steps) < self.config.sample_step.parallel:
+                await self._next_sample()
+                continue
+            if not self._steps:
+                assert stop is not None
                 return stop
-            await self._next_sample()
+            done, _ = await asyncio.wait(list(self._steps), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self._steps.pop(task)
+                task.result()  # a step that must stop the campaign (``_Stop``, the store) stops it here
 
     def _check_stop(self) -> tuple[CampaignStatus, str] | None:
         b, ledger = self.config.budgets, self.ledger
@@ -278,7 +290,12 @@ class SampleCampaignRunner:
     async def _make_and_characterise(self, attempt_id: str, recipe: dict[str, ParamValue]) -> None:
         made = await self._synthesise(attempt_id, recipe)
         if made is not None:
-            await self._characterise(attempt_id, recipe, made.timing.instrument_seconds)
+            self._spawn_step(attempt_id, recipe, made.timing.instrument_seconds)
+
+    def _spawn_step(self, attempt_id: str, recipe: dict[str, ParamValue], synthesis_seconds: float) -> None:
+        """Characterise the sample as a task of the loop: the next recipe is decided and made meanwhile."""
+        task = asyncio.get_running_loop().create_task(self._characterise(attempt_id, recipe, synthesis_seconds))
+        self._steps[task] = attempt_id
 
     async def _synthesise(self, attempt_id: str, recipe: dict[str, ParamValue]) -> Measurement | None:
         """Make the sample (the attempt is ``dispatched``); its record, or None if the synthesis failed."""
@@ -368,6 +385,10 @@ class SampleCampaignRunner:
             ))
 
     async def _shutdown(self, status: CampaignStatus, reason: str) -> None:
+        for task in self._steps:  # a step cut short stays resumable (its own records say where it was)
+            task.cancel()
+        if self._steps:
+            await asyncio.gather(*self._steps, return_exceptions=True)
         if self.actor is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.actor.stop.remote(status == CampaignStatus.COMPLETED), timeout=10)

@@ -55,6 +55,8 @@ class SampleStepConfig(Record):
     targets: list[TargetConfig] = Field(min_length=1, description="per-sample targets, e.g. p(best) ≥ 0.95")
     budgets: Budgets = Field(description="per-sample budgets (measurements, instrument seconds)")
     stop_on_targets: bool = True
+    parallel: int = Field(default=1, ge=1, le=16, description="samples characterised at once, each on its own "
+                          "characterisation instruments (one synthesiser feeding several diffractometers)")
 
 
 class SampleBudgets(Record):

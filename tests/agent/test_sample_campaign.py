@@ -129,3 +129,24 @@ def test_the_shipped_campaign_is_valid() -> None:
     step = config.step_config("x.step", "s-1")  # type: ignore[attr-defined]
     assert step.sample == "s-1" and step.policy.name == "xrd_adaptive"
 
+
+
+def test_one_synthesiser_feeds_two_diffractometers_with_the_samples_in_flight_counted(
+        ray_local: None, tmp_path: Path) -> None:
+    # Ray actors (not in process): each sample step on its own diffractometer, two at once, while the
+    # furnace makes the next sample; the diffractometers count in real time so the steps overlap.
+    data = small_campaign(tmp_path, samples=2, measurements=1, realtime_factor=0.0002)  # ~5000 s → 1 s
+    data["sample_step"]["parallel"] = 2
+    data["sample_step"]["instruments"][0]["settings"]["realtime_factor"] = 0.01  # a window: ~1.4 s
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        config = parse_campaign(data)
+        result = run_sample_campaign(config, store, campaign_id="sdl-par")
+        assert result.status == "budget_exhausted" and result.counts == {"analysed": 2}
+        samples = store.samples("sdl-par")
+        steps = [store.campaign(s.step_campaign_id) for s in samples]  # type: ignore[arg-type]
+        # The second sample's step began before the first one's ended: characterised at once.
+        assert steps[1].created_at < steps[0].finished_at  # type: ignore[operator]
+        # The policy decided the second recipe with the first sample in characterisation, counted as pending.
+        second = store.decisions("sdl-par")[1]
+        assert (second.n_history, second.n_pending) == (0, 1)
+        assert all(SampleOutcome.model_validate(s.outcome).label_probabilities for s in samples)
