@@ -14,7 +14,7 @@ import event_model
 import pytest
 import yaml
 
-from agent.config import CampaignFileError, parse_campaign
+from agent.config import parse_campaign
 from agent.sample_campaign import run_sample_campaign, step_campaign_id
 from agent.sample_ledger import SampleLedger
 from agent.store import Store
@@ -103,34 +103,6 @@ def test_refused_recipes_and_failed_syntheses_are_recorded_and_the_campaign_goes
         assert len(context.samples) == 4
 
 
-def test_an_invalid_campaign_lists_every_error_and_writes_nothing(tmp_path: Path) -> None:
-    data = small_campaign(tmp_path, samples=2, measurements=2)
-    data["policy"]["name"] = "clairvoyant"
-    data["sample_step"]["policy"]["name"] = "psychic"
-    data["sample_step"]["targets"][0]["estimate"] = "p(nothing)"
-    data["synthesiser"]["settings"]["components"] = ["ti", "zr"]
-    data["budgets"] = {}
-    with pytest.raises(CampaignFileError) as raised:
-        parse_campaign(data, "sdl.yaml")
-    fields = [f for f, _ in raised.value.errors]
-    assert fields == ["budgets"]  # the schema pass first: its errors alone
-    data["budgets"] = {"max_samples": 2}
-    with pytest.raises(CampaignFileError) as raised:
-        parse_campaign(data, "sdl.yaml")
-    fields = [f for f, _ in raised.value.errors]
-    assert "synthesiser.settings" in fields and "policy.name" in fields
-    assert "sample_step.policy.name" in fields and "sample_step.targets[0].estimate" in fields
-    assert not (tmp_path / "data").exists()
-
-
-def test_the_shipped_campaign_is_valid() -> None:
-    config = parse_campaign(yaml.safe_load(SHIPPED.read_text()))
-    assert type(config).__name__ == "SampleCampaignConfig"
-    step = config.step_config("x.step", "s-1")  # type: ignore[attr-defined]
-    assert step.sample == "s-1" and step.policy.name == "xrd_adaptive"
-
-
-
 def test_one_synthesiser_feeds_two_diffractometers_with_the_samples_in_flight_counted(
         ray_local: None, tmp_path: Path) -> None:
     # Ray actors (not in process): each sample step on its own diffractometer, two at once, while the
@@ -150,3 +122,20 @@ def test_one_synthesiser_feeds_two_diffractometers_with_the_samples_in_flight_co
         second = store.decisions("sdl-par")[1]
         assert (second.n_history, second.n_pending) == (0, 1)
         assert all(SampleOutcome.model_validate(s.outcome).label_probabilities for s in samples)
+
+
+def test_recipes_off_the_simplex_are_refused_before_synthesis_and_endless_refusals_stop_the_campaign(
+        tmp_path: Path) -> None:
+    # Without its composition group the design space lets the policy propose fractions that do not
+    # sum to 1: the furnace's check refuses every one, nothing is made, and the campaign stops.
+    data = small_campaign(tmp_path, samples=3, measurements=1)
+    del data["design_space"]["compositions"]
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        result = _run(data, store, "sdl-off")
+        assert (result.status, result.stop_reason) == ("failed", "10 recipes in a row were refused; see the decision log")
+        attempts = store.attempts("sdl-off")
+        assert len(attempts) == 10 and all(a.state == "refused" for a in attempts)
+        assert all("instrument limits: furnace: the fractions of ['ti', 'zr', 'al'] sum to" in (a.reason or "")
+                   for a in attempts)
+        assert [d.fallback for d in store.decisions("sdl-off")] == [False] * 3 + [True] * 7  # space-filling fallback first
+        assert store.samples("sdl-off") == [] and not list((tmp_path / "data").rglob("*.json"))  # nothing made
