@@ -21,7 +21,6 @@ class SampleLedger:
         self.attempts: dict[str, Attempt] = {}  # synthesis attempts by id, in decision order
         self.samples: dict[str, Sample] = {}  # by synthesis attempt id
         self.outcomes: list[SampleOutcome] = []  # finished samples (failed syntheses included), in order
-        self.synthesis_seconds = 0.0
         self.step_instrument_seconds: dict[str, float] = {}  # step campaign → its instrument seconds
         self.next_seq = 0
         self.next_decision = 0
@@ -32,7 +31,6 @@ class SampleLedger:
         self.attempts = {a.id: a for a in self.store.attempts(self.campaign_id)}
         self.samples = {s.synthesis_attempt_id: s for s in self.store.samples(self.campaign_id)}
         self.outcomes = [SampleOutcome.model_validate(s.outcome) for s in self.samples.values() if s.outcome is not None]
-        self.synthesis_seconds = sum(a.instrument_seconds or 0.0 for a in self.attempts.values())
         self.step_instrument_seconds = {
             s.step_campaign_id: self.store.totals(s.step_campaign_id)[1]
             for s in self.samples.values() if s.step_campaign_id is not None and self._step_exists(s.step_campaign_id)}
@@ -48,7 +46,6 @@ class SampleLedger:
     def refresh(self, attempt_id: str) -> None:
         """Re-read one synthesis attempt and its sample after the loop wrote them."""
         self.attempts[attempt_id] = self.store.attempt(attempt_id)
-        self.synthesis_seconds = sum(a.instrument_seconds or 0.0 for a in self.attempts.values())
         for s in self.store.samples(self.campaign_id):
             if s.synthesis_attempt_id == attempt_id:
                 self.samples[attempt_id] = s
@@ -61,6 +58,13 @@ class SampleLedger:
         """Synthesis attempts that reached the synthesiser (refused recipes are no samples)."""
         return sum(a.state not in (AttemptState.REFUSED, AttemptState.PROPOSED, AttemptState.VALIDATED)
                    for a in self.attempts.values())
+
+    @property
+    def synthesis_seconds(self) -> float:
+        """Synthesis time spent, s: the recorded syntheses', and the failed ones' as their samples say
+        (the synthesiser's expected time: a failed synthesis reports none)."""
+        failed = sum(s.seconds for s in self.samples.values() if s.step_campaign_id is None)
+        return failed + sum(a.instrument_seconds or 0.0 for a in self.attempts.values())
 
     @property
     def instrument_seconds(self) -> float:

@@ -139,3 +139,13 @@ def test_recipes_off_the_simplex_are_refused_before_synthesis_and_endless_refusa
                    for a in attempts)
         assert [d.fallback for d in store.decisions("sdl-off")] == [False] * 3 + [True] * 7  # space-filling fallback first
         assert store.samples("sdl-off") == [] and not list((tmp_path / "data").rglob("*.json"))  # nothing made
+
+
+def test_failed_syntheses_count_against_the_synthesis_time_budget(tmp_path: Path) -> None:
+    data = small_campaign(tmp_path, samples=5, measurements=1, failure_probability=1.0)
+    data["budgets"] = {"max_samples": 5, "max_synthesis_seconds": 9000}  # a synthesis is expected to take 3600 + 3 × 700 s
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        result = _run(data, store, "sdl-time")
+        assert result.status == "budget_exhausted"
+        assert result.stop_reason == "budget: max_synthesis_seconds (9000 s) reached (11400 s)"
+        assert [a.state for a in store.attempts("sdl-time")] == ["failed", "failed"]
