@@ -356,7 +356,7 @@ class SampleCampaignRunner:
             status = None
         if status is not None and status not in _STEP_RESUMABLE and not self._resumable_failure(step_id):
             return  # the step ended before the kill: only its outcome is missing
-        config = self.config.step_config(f"{self.config.name}.step", sample_id)
+        config = self.config.step_config(f"{self.config.name}.step", sample_id, self.campaign_id)
         runner = CampaignRunner(config, self.store, step_id, in_process=self.in_process, recipe=recipe)
         runner.noise_root = self.campaign_id  # the same seed gives the same data, whatever the campaign id
         result = await runner.run(resume=status is not None)

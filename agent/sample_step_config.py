@@ -120,11 +120,12 @@ class SampleCampaignConfig(Record):
 
         return {**self.model_dump(mode="json"), "storage": describe_url(self.storage)}
 
-    def step_config(self, step_name: str, sample_id: str) -> CampaignConfig:
-        """The campaign the sample step of ``sample_id`` is: every attempt measures that sample."""
+    def step_config(self, step_name: str, sample_id: str, campaign_id: str | None = None) -> CampaignConfig:
+        """The campaign the sample step of ``sample_id`` is: every attempt measures that sample
+        (``campaign_id``: the campaign over samples it belongs to, named in its description)."""
         step = self.sample_step
         return CampaignConfig(
-            name=step_name, description=f"sample step of {self.name}: {sample_id}", seed=self.seed,
+            name=step_name, description=f"sample step of {campaign_id or self.name}: {sample_id}", seed=self.seed,
             storage=self.storage, data_dir=self.data_dir, sample=sample_id, design_space=step.design_space,
             instruments=step.instruments, analysis=step.analysis, objective=step.objective, policy=step.policy,
             targets=step.targets, budgets=step.budgets, documents=self.documents, stop_on_targets=step.stop_on_targets,
