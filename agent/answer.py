@@ -283,7 +283,7 @@ def _incumbent(
         summary += (f"; p(within {epsilon:g} of the optimum) = {confidence:.3f}" if confidence is not None else "")
     else:
         best = "maximum" if direction == "maximize" else "minimum"
-        summary += f" (the best observed {best}; no target states the model's confidence in it)"
+        summary += f" (the best observed {best}; {_why_no_model_confidence(config, evaluation)})"
     return Incumbent(attempt_id=attempt_id, params=dict(params.get(attempt_id, {})), estimate=estimate, basis=basis,
                      confidence=confidence, confidence_target=None if target is None else target["name"],
                      epsilon=epsilon, summary=summary)
@@ -294,6 +294,17 @@ def _where(params: Mapping[str, ParamValue], config: Mapping[str, Any]) -> str:
     units = {p.get("name"): p.get("units") or "" for p in (config.get("design_space") or {}).get("parameters", [])}
     return ", ".join((f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}") + (f" {units[k]}" if units.get(k) else "")
                      for k, v in params.items())
+
+
+def _why_no_model_confidence(config: Mapping[str, Any], evaluation: TargetEvaluation | None) -> str:
+    """Why the answer names no model confidence: no target asks for one, or its newest evaluation's reason
+    (e.g. "no structure seen yet: …" — the model has learned nothing about where the optimum is)."""
+    for target in config.get("targets") or []:
+        if target.get("kind") == "incumbent_near_optimum" and evaluation is not None:
+            detail = str(evaluation.results.get(target.get("name"), {}).get("detail") or "")
+            if detail:
+                return f"the model's confidence: not yet — {detail}"
+    return "no target states the model's confidence in it"
 
 
 _INCUMBENT_ATTEMPT = re.compile(r"\(attempt ([^)\s]+)\)")

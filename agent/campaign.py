@@ -35,7 +35,7 @@ from agent.approval import ApprovalWaiter
 from agent.config import CampaignConfig
 from agent.errors import first_line
 from agent.failpoints import failpoint
-from agent.fleet import Fleet
+from agent.fleet import Fleet, MissingClusterResources
 from agent.guard import Guard, Verdict
 from agent.ledger import CampaignLedger
 from agent.recorder import Recorder
@@ -235,7 +235,10 @@ class CampaignRunner:
         (Shared with ask/tell, ``agent/asktell.py``, which reconciles open attempts its own way.)"""
         data_dir = Path(self.store.campaign(self.campaign_id).data_dir) / self.campaign_id
         self.fleet = Fleet(self.config, data_dir, in_process=self.in_process)
-        self.fleet.start()
+        try:
+            self.fleet.start()
+        except MissingClusterResources as exc:  # a node that is not up: a clear stop, not a crash
+            raise _Stop(CampaignStatus.FAILED, str(exc)) from exc
         await self.fleet.ready()
         self.guard = Guard(self.space, self.fleet.instruments, self.config.approval)
         self.store.record_instruments(self.campaign_id, self.fleet.records())

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from instruments.types import Record
 from policies.space import DesignSpace
@@ -23,6 +23,19 @@ class InstrumentConfig(Record):
     kind: str = Field(min_length=1, description="driver kind, e.g. 'synthetic'")
     settings: dict[str, Any] = Field(default_factory=dict, description="validated by the kind's settings model")
     count: int = Field(default=1, ge=1, le=64, description="identical instruments run in parallel")
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray custom resources the instrument's actor needs, e.g. {diffractometer_pc: 1}: on a cluster "
+        "it then runs on the node that offers them (the instrument's own PC, started with `ray start --resources`)",
+    )
+
+    @field_validator("ray_resources")
+    @classmethod
+    def _positive_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if not v > 0]
+        if bad:
+            raise ValueError(f"resource amounts must be > 0: {', '.join(bad)}")
+        return value
 
 
 class AnalysisConfig(Record):

@@ -52,6 +52,29 @@ def instrument_record(name: str, kind: str, model: Any, data_keys: Mapping[str, 
     )
 
 
+class MissingClusterResources(RuntimeError):
+    """An instrument needs Ray resources that no node of the cluster offers (its node is not up)."""
+
+
+def check_cluster_resources(config: CampaignConfig, offered: Mapping[str, float]) -> None:
+    """Refuse to start instruments whose ``ray_resources`` the cluster cannot provide: Ray would leave
+    their actors pending forever (waiting for a node that offers them) and the campaign would hang.
+
+    Raises:
+        MissingClusterResources: naming each instrument, what it needs and what the cluster offers.
+    """
+    problems = []
+    for inst in config.instruments:
+        short = {k: v for k, v in inst.ray_resources.items() if offered.get(k, 0.0) < v * inst.count}
+        if short:
+            problems.append(f"instrument {inst.name!r} needs Ray resources {short} (× {inst.count}), the cluster offers "
+                            f"{ {k: offered.get(k, 0.0) for k in short} }")
+    if problems:
+        raise MissingClusterResources(
+            "; ".join(problems) + " — start the instrument's node with `ray start --address <head> --resources "
+            "'{\"<name>\": 1}'` and set RAY_ADDRESS, or remove ray_resources to run the instrument here")
+
+
 class Fleet:
     """The instrument actors (by name) and the analysis actor of one campaign run."""
 
@@ -68,12 +91,14 @@ class Fleet:
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
+        if not self.in_process:
+            check_cluster_resources(self.config, ray.cluster_resources())
         for name, inst in actor_names(self.config):
             settings = INSTRUMENT_KINDS[inst.kind].complete(inst.settings, self.config.design_space, self.data_dir / "instruments" / name)
             factory = driver_factory(inst.kind, name, settings)
             self.instruments[name] = (
                 LocalHandle(InstrumentService(factory)) if self.in_process
-                else InstrumentActor.options(num_cpus=0).remote(factory)
+                else InstrumentActor.options(num_cpus=0, resources=dict(inst.ray_resources) or None).remote(factory)
             )
             self.kinds[name] = inst.kind
         factory = analysis_factory(self.config.analysis.kind, self.config.analysis.settings)

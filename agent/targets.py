@@ -88,6 +88,20 @@ def _model_if_enough_data(state: CampaignState, min_observations: int) -> Fitted
     return state.models.fit(state.space, state.history, state.direction)
 
 
+def _no_structure_yet(fitted: FittedModel) -> str | None:
+    """Why the model's confidence cannot be used yet (every observation is explained by a constant
+    objective within its noise: the GP has seen no structure), or None when it can."""
+    from policies.confidence import NO_SIGNAL_P_VALUE, constant_objective_p_value
+
+    p_value = constant_objective_p_value(fitted)
+    if p_value <= NO_SIGNAL_P_VALUE:
+        return None
+    return (
+        f"no structure seen yet: the {fitted.n_train} observations are consistent with a constant objective "
+        f"(χ² p = {p_value:.2f}), so the model cannot tell where the optimum is"
+    )
+
+
 class MaxPosteriorStd:
     def __init__(self, config: MaxPosteriorStdTarget) -> None:
         self.name, self.config = config.name, config
@@ -96,6 +110,8 @@ class MaxPosteriorStd:
         fitted = _model_if_enough_data(state, self.config.min_observations)
         if fitted is None:
             return TargetResult(None, self.config.goal, False, f"needs {self.config.min_observations} observations")
+        if (reason := _no_structure_yet(fitted)) is not None:
+            return TargetResult(None, self.config.goal, False, reason)
         from policies.confidence import max_posterior_std
 
         value = max_posterior_std(fitted, seed=state.seed)
@@ -111,6 +127,8 @@ class IncumbentNearOptimum:
         fitted = _model_if_enough_data(state, self.config.min_observations)
         if fitted is None:
             return TargetResult(None, goal, False, f"needs {self.config.min_observations} observations")
+        if (reason := _no_structure_yet(fitted)) is not None:
+            return TargetResult(None, goal, False, reason)
         from policies.confidence import prob_incumbent_near_optimum
 
         probability, incumbent = prob_incumbent_near_optimum(fitted, self.config.epsilon, seed=state.seed)

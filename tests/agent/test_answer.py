@@ -161,3 +161,15 @@ def test_values_are_given_to_the_precision_of_their_sigma(value: float, sigma: f
 def _scalar(attempt_id: str, value: float | None) -> Interpretation:
     return Interpretation(attempt_id=attempt_id, sample_id=attempt_id, analysis="scalar", valid=value is not None,
                           estimates={"y": Estimate(value=value, sigma=0.1 if value is not None else None, units="V")})
+
+
+def test_an_incumbent_without_model_confidence_says_why() -> None:
+    """The incumbent target's newest reason (e.g. no structure seen yet) is the answer's, not "no target"."""
+    from agent.answer import _why_no_model_confidence
+    from agent.store.store import TargetEvaluation
+
+    config = {"targets": [{"name": "near", "kind": "incumbent_near_optimum", "epsilon": 0.05, "probability": 0.9}]}
+    detail = "no structure seen yet: the 10 observations are consistent with a constant objective (χ² p = 0.79)"
+    evaluation = TargetEvaluation(10, 100.0, 1.0, {"near": {"value": None, "goal": 0.9, "met": False, "detail": detail}}, False)
+    assert _why_no_model_confidence(config, evaluation) == f"the model's confidence: not yet — {detail}"
+    assert _why_no_model_confidence({"targets": []}, evaluation) == "no target states the model's confidence in it"

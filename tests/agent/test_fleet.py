@@ -54,3 +54,19 @@ def test_a_ray_fleet_starts_and_ends_its_actor_processes(ray_local, tmp_path: Pa
             for _ in range(60):
                 ray.get(handle.health.remote(), timeout=30)
                 time.sleep(0.5)
+
+
+def test_missing_cluster_resources_name_the_instrument_and_what_is_offered(tmp_path: Path) -> None:
+    from agent.config import parse_campaign
+    from agent.fleet import MissingClusterResources, check_cluster_resources
+    from tests.agent.campaign_files import quickstart
+
+    data = quickstart(tmp_path)
+    data["instruments"][0]["ray_resources"] = {"reactor_pc": 1}
+    config = parse_campaign(data)  # count: 2 reactors → 2 units needed
+    check_cluster_resources(config, {"CPU": 2, "reactor_pc": 2})
+    with pytest.raises(MissingClusterResources, match=r"instrument 'reactor' needs Ray resources \{'reactor_pc': 1\.0\} \(× 2\)"):
+        check_cluster_resources(config, {"CPU": 2, "reactor_pc": 1})
+    data["instruments"][0]["ray_resources"] = {"reactor_pc": 0}
+    with pytest.raises(Exception, match="ray_resources"):
+        parse_campaign(data)

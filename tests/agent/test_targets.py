@@ -10,7 +10,14 @@ from agent.config import (
     MaxPosteriorStdTarget,
     RelativeUncertaintyTarget,
 )
-from agent.targets import CampaignState, EstimateThreshold, MaxPosteriorStd, RelativeUncertainty, planning_goals
+from agent.targets import (
+    CampaignState,
+    EstimateThreshold,
+    IncumbentNearOptimum,
+    MaxPosteriorStd,
+    RelativeUncertainty,
+    planning_goals,
+)
 from analysis.protocol import Estimate, Interpretation
 from policies.models import ModelCache
 from policies.protocol import Observation, PlanningGoals
@@ -97,3 +104,51 @@ def test_a_target_is_never_met_on_a_flagged_fit(flag: str) -> None:
     if not flag.endswith(":radius"):  # a flag on another estimate does not block p(best)
         assert not best.evaluate(_state([flagged])).met
     assert best.evaluate(_state([clean.model_copy(update={"flags": ["at-bound:background"]})])).met
+
+
+def _composition_history(n: int, peak_height: float, noise_seed: int = 3, flat_only: bool = False) -> tuple[DesignSpace, list[Observation], float, float]:
+    """``n`` Sobol points of a 3-component composition + temperature space, observed (σ = 0.02) on the
+    synthetic simulator's peaks function scaled by ``peak_height``; also the best feasible true value
+    (from 20,000 random feasible points) and the best true value among the observed points."""
+    import numpy as np
+
+    from policies.baselines import space_filling_points
+    from simulators.synthetic import SyntheticPropertyDriver, SyntheticSettings
+
+    space = DesignSpace.model_validate({
+        "parameters": [{"name": c, "type": "continuous", "low": 0.0, "high": 1.0} for c in "abc"]
+        + [{"name": "temperature", "type": "continuous", "low": 300.0, "high": 500.0}],
+        "compositions": [{"name": "abc", "parameters": ["a", "b", "c"]}],
+    })
+    truth = SyntheticPropertyDriver("truth", SyntheticSettings(inputs={"a": (0, 1), "b": (0, 1), "c": (0, 1), "temperature": (300, 500)}))
+    rng = np.random.default_rng(noise_seed)
+    points = space_filling_points(space, 0, n, 7)
+    if flat_only:  # the scenario of the bug: every point measured so far landed where the yield is ~0
+        points = [p for p in space_filling_points(space, 0, 4 * n, 7) if truth.true_value(p) < 0.01][:n]
+    history = [Observation(params=p, value=peak_height * truth.true_value(p) + float(rng.normal(0, 0.02)), sigma=0.02) for p in points]
+    best = max(peak_height * truth.true_value(p) for p in space_filling_points(space, 0, 20000, 11))
+    return space, history, best, max(peak_height * truth.true_value(p) for p in points)
+
+
+@pytest.mark.parametrize("noise_seed", range(5))
+def test_no_confidence_while_the_observations_show_no_structure(noise_seed: int) -> None:
+    """10 yields in a 4-D composition space, every one at noise level (the true values there are ~0),
+    whose feasible best is far above them: the GP is flat and its p(incumbent near optimum) read 1.000
+    (a confident wrong answer). Not met, with why — for every noise draw."""
+    target = IncumbentNearOptimum(IncumbentNearOptimumTarget(name="i", kind="incumbent_near_optimum", epsilon=0.05, probability=0.9))
+    mapping = MaxPosteriorStd(MaxPosteriorStdTarget(name="m", kind="max_posterior_std", goal=0.05))
+    space, history, best, best_observed = _composition_history(10, peak_height=1.0, noise_seed=noise_seed, flat_only=True)
+    assert best_observed < 0.01 and best > 0.15  # the scenario: nothing but noise seen, the optimum elsewhere
+    state = CampaignState(space, "maximize", history, [], ModelCache(), seed=0)
+    for result in (target.evaluate(state), mapping.evaluate(state)):
+        assert not result.met and result.value is None
+        assert "no structure seen yet" in result.detail and "10 observations" in result.detail
+
+
+def test_confidence_is_evaluated_once_structure_is_seen() -> None:
+    """The same space with a tall peak (heights ×30, so the observations vary well above their noise):
+    the gate lets the model's probability through."""
+    target = IncumbentNearOptimum(IncumbentNearOptimumTarget(name="i", kind="incumbent_near_optimum", epsilon=0.05, probability=0.9))
+    space, history, _, _ = _composition_history(14, peak_height=30.0)
+    result = target.evaluate(CampaignState(space, "maximize", history, [], ModelCache(), seed=0))
+    assert result.value is not None and "no structure" not in result.detail
