@@ -7,6 +7,7 @@ every characterisation request all the same.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from agent.config import parse_campaign
+from agent.kinds import INSTRUMENT_KINDS, InstrumentKind, _complete_journal
 from agent.sample_campaign import run_sample_campaign, step_campaign_id
 from agent.sample_ledger import SampleLedger
 from agent.store import Store
@@ -73,6 +75,21 @@ def test_a_nested_campaign_makes_characterises_and_records_every_sample(store_ur
         assert events.count("decisions") == 2 and events.count("primary") == 2 and events.count("interpretations") == 2
         assert [d.name for d in documents][0] == "start" and documents[-1].name == "stop"
         assert result.answer is not None and result.answer.kind == "measurement" and len(result.answer.samples) == 2
+
+
+def test_every_characterisation_request_carries_the_sample_id_and_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(INSTRUMENT_KINDS, "xrd_recording", InstrumentKind(
+        "simulators.xrd:XRDSettings", "tests.agent.recipe_recording:RecipeRecordingXRD", _complete_journal))
+    data = small_campaign(tmp_path, samples=2, measurements=1)
+    data["sample_step"]["instruments"][0]["kind"] = "xrd_recording"
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        _run(data, store, "sdl-rec")
+        data_dir = Path(store.campaign("sdl-rec").data_dir)
+        for s in store.samples("sdl-rec"):
+            log = data_dir / str(s.step_campaign_id) / "instruments" / "diffractometer" / "requests.jsonl"
+            requests = [json.loads(line) for line in log.read_text().splitlines()]
+            assert requests == [{"attempt": m.attempt_id, "sample": s.sample_id, "recipe": s.recipe}
+                                for m in store.measurements(str(s.step_campaign_id))]
 
 
 def test_refused_recipes_and_failed_syntheses_are_recorded_and_the_campaign_goes_on(tmp_path: Path) -> None:
