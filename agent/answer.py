@@ -120,7 +120,7 @@ def answer_of(
     """The answer from a campaign's stored configuration (as a dict), its interpretations (seq order),
     its attempts' params (attempt id → params) and its newest target evaluation."""
     met = evaluation.all_met if evaluation is not None else None
-    if config.get("sample") is not None:
+    if config.get("sample") is not None or config.get("sample_step") is not None:  # one sample, or many made
         samples = [sample_answer(group) for group in _by_sample(interpretations).values()]
         status = _overall(samples)
         summary = "; ".join((f"{s.sample_id}: " if len(samples) > 1 else "") + s.summary for s in samples)

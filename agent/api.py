@@ -202,7 +202,12 @@ class Campaign:
 
         report = None if on_progress is None else (lambda p: on_progress(ProgressEvent.of(p)))
         with ray_runtime():
-            runner = CampaignRunner(self.config, self.store, self.campaign_id, on_progress=report)
+            if isinstance(self.config, CampaignConfig):
+                runner: Any = CampaignRunner(self.config, self.store, self.campaign_id, on_progress=report)
+            else:  # a campaign over samples (agent/sample_campaign.py)
+                from agent.sample_campaign import SampleCampaignRunner
+
+                runner = SampleCampaignRunner(self.config, self.store, self.campaign_id, on_progress=report)
             await runner.run(resume=resume)
         return self.result()
 

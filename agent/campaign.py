@@ -144,10 +144,15 @@ class CampaignRunner:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         in_process: bool = False,
+        recipe: dict[str, ParamValue] | None = None,
     ) -> None:
         """``in_process``: run the instrument drivers and the analysis in this process (same services,
-        no actor processes) — for benchmarks that run many campaigns as Ray tasks."""
+        no actor processes) — for benchmarks that run many campaigns as Ray tasks. ``recipe``: how the
+        campaign's sample was made (a sample step of a campaign over samples, ``agent/sample_campaign.py``);
+        every measurement request carries it."""
         self.config, self.store, self.campaign_id = config, store, campaign_id
+        self.recipe = recipe
+        self.noise_root = campaign_id  # a sample step's: its campaign's (sample ids hold that random id)
         self.on_progress, self.in_process = on_progress, in_process
         self.space = config.design_space
         self.models = ModelCache()
@@ -484,7 +489,7 @@ class CampaignRunner:
         self.ledger.ended(attempt_id, AttemptState.FAILED)
 
     def _dispatch(self, attempt_id: str, actor_name: str, params: dict[str, ParamValue], sample_id: str | None) -> None:
-        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id,
+        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id, recipe=self.recipe,
                                      noise_key=self._noise_key(attempt_id, sample_id))
         self._spawn(attempt_id, actor_name, self._execute(attempt_id, actor_name, request))
 
@@ -493,7 +498,7 @@ class CampaignRunner:
         sequence number (its id without the random campaign id) and sample — so the same ``--seed`` gives
         the same data, and a resumed or re-run attempt the same data as before."""
         sequence = attempt_id.removeprefix(f"{self.campaign_id}-")
-        return f"{self.config.seed}:{sequence}:{sample_id or ''}"
+        return f"{self.config.seed}:{sequence}:{(sample_id or '').replace(self.noise_root, '')}"
 
     def _spawn(self, attempt_id: str, actor_name: str | None, work: Any) -> None:
         """Run ``work`` as a task of the loop; ``actor_name``: the instrument it keeps busy."""
@@ -646,6 +651,11 @@ def run_campaign(
     config: CampaignConfig, store: Store, *, campaign_id: str | None = None, on_progress: Callable[[Progress], None] | None = None
 ) -> CampaignResult:
     """Start a new campaign and run it to the end (Ray must be initialised)."""
+    if not isinstance(config, CampaignConfig):  # a campaign over samples (agent/sample_campaign.py)
+        from agent.sample_campaign import run_sample_campaign
+
+        return run_sample_campaign(config, store, campaign_id=campaign_id or new_campaign_id(config.name),
+                                   on_progress=on_progress)
     runner = CampaignRunner(config, store, campaign_id or new_campaign_id(config.name), on_progress=on_progress)
     return asyncio.run(runner.run())
 
@@ -666,5 +676,9 @@ def resume_campaign(
     source = f"campaign {campaign_id} (stored configuration)"
     check_references(stored.config, allowed_patterns() if allowed is None else allowed, source)
     config = parse_campaign(stored.config, source)
+    if not isinstance(config, CampaignConfig):  # a campaign over samples (agent/sample_campaign.py)
+        from agent.sample_campaign import run_sample_campaign
+
+        return run_sample_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress, resume=True)
     runner = CampaignRunner(config, store, campaign_id, on_progress=on_progress)
     return asyncio.run(runner.run(resume=True))

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agent.config import CampaignConfig, CampaignFileError, load_campaign
+from agent.config import CampaignConfig, CampaignFileError, load_campaign, stored_campaign_model
 from agent.export import ExportFormat
 from agent.store import CampaignOwned, Store, StoreUnavailable, UnknownCampaign
 
@@ -169,7 +169,7 @@ def resume(
         stored = store.campaign(campaign_id)
         allowed = allowed_patterns(file)
         check_references(stored.config, allowed, f"campaign {campaign_id} (stored configuration)")
-        config = CampaignConfig.model_validate(stored.config)
+        config = stored_campaign_model(stored.config).model_validate(stored.config)
     except (UnknownCampaign, UntrustedConfiguration, OSError) as exc:
         err.print(f"[red]error:[/] {exc} ({store.database})", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

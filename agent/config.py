@@ -237,6 +237,10 @@ def parse_campaign(data: Any, source: str = "<campaign>") -> CampaignConfig:
     """Validate a parsed campaign document completely (schema, then semantics)."""
     if not isinstance(data, dict):
         raise CampaignFileError(source, [("", f"expected a mapping at the top level, got {type(data).__name__}")])
+    from agent.sample_step_config import is_sample_campaign, parse_sample_campaign
+
+    if is_sample_campaign(data):  # a campaign over samples (self-driving lab): agent/sample_step_config.py
+        return parse_sample_campaign(data, source)  # type: ignore[return-value]
     try:
         config = CampaignConfig.model_validate(data)
     except ValidationError as exc:
@@ -249,6 +253,13 @@ def parse_campaign(data: Any, source: str = "<campaign>") -> CampaignConfig:
     if errors:
         raise CampaignFileError(source, errors)
     return config
+
+
+def stored_campaign_model(data: Any) -> type[Record]:
+    """The model of a stored configuration: ``CampaignConfig``, or a campaign over samples'."""
+    from agent.sample_step_config import SampleCampaignConfig, is_sample_campaign
+
+    return SampleCampaignConfig if is_sample_campaign(data) else CampaignConfig
 
 
 def load_campaign(path: str | Path) -> CampaignConfig:

@@ -10,7 +10,9 @@ import signal
 from collections import Counter
 
 POINTS = frozenset(
-    {"after-propose", "after-dispatch", "before-record-measurement", "after-measured", "after-analysed"}
+    {"after-propose", "after-dispatch", "before-record-measurement", "after-measured", "after-analysed",
+     # a campaign over samples (agent/sample_campaign.py): its synthesis and the end of a sample step
+     "after-synthesis-dispatch", "after-synthesised", "after-sample-finished"}
 )
 _passes: Counter[str] = Counter()
 

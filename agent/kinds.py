@@ -79,6 +79,9 @@ INSTRUMENT_KINDS: dict[str, InstrumentKind] = {
     "remote": InstrumentKind("instruments.remote:RemoteSettings", "instruments.remote:RemoteDriver", _complete_unchanged),
     "replay": InstrumentKind("instruments.files.replay:ReplaySettings", "instruments.files.replay:ReplayDriver",
                              _complete_replay),
+    # A synthesiser: makes a sample from a recipe (a campaign over samples, ``agent/sample_campaign.py``).
+    "synthesis": InstrumentKind("simulators.synthesis:SynthesisSettings", "simulators.synthesis:SynthesisDriver",
+                                _complete_journal),
 }
 
 

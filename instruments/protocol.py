@@ -67,9 +67,10 @@ def planning_model_kinds() -> dict[str, type]:
     """Kind name → planning-model class: how a model is named where it is stored or sent (the store,
     the ZMQ wire). Imported on use: ``instruments.xrd`` pulls in profile physics a plain client never needs."""
     from instruments.sas import SASInstrumentModel
+    from instruments.synthesis import SynthesisModel
     from instruments.xrd import XRDInstrumentModel
 
-    return {"sas": SASInstrumentModel, "xrd": XRDInstrumentModel}
+    return {"sas": SASInstrumentModel, "xrd": XRDInstrumentModel, "synthesis": SynthesisModel}
 
 
 def planning_model_kind(model: Any) -> str | None:

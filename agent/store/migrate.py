@@ -23,11 +23,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 #: Every revision this code knows, oldest first; the last is the head. ``tests/agent/store/test_migrations.py``
 #: checks it against the scripts in ``migrations/versions``.
-REVISIONS = ("r1", "r2")
+REVISIONS = ("r1", "r2", "r3")
 HEAD = REVISIONS[-1]
 
 #: Databases written before the store carried a revision, recognised by their newest table.
-_UNVERSIONED = (("approvals", "r2"), ("campaigns", "r1"))
+_UNVERSIONED = (("samples", "r3"), ("approvals", "r2"), ("campaigns", "r1"))
 
 #: One schema change at a time on PostgreSQL (two processes opening a new database at once).
 _PG_LOCK = 0x6C616270  # "labp"

@@ -218,3 +218,23 @@ class DocumentRow(Base):
     doc: Mapped[dict] = mapped_column(JSON)
     published: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SampleRow(Base):
+    """A sample of a campaign over samples (self-driving lab): the recipe it was made from, the
+    synthesis attempt that made it, the sample step that characterised it (a campaign of its own in
+    this store, ``step_campaign_id``), and its outcome (``policies.protocol.SampleOutcome`` as JSON)
+    once the step ended. ``status``: ``characterising`` until then, else the outcome's status."""
+
+    __tablename__ = "samples"
+
+    sample_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    synthesis_attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    step_campaign_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    recipe: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # synthesis + instrument seconds, s
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

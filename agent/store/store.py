@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.store import lease, migrate
 from agent.store.engine import StoreUnavailable, describe_url, make_engine, with_retry
 from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_reanalysis, check_transition
+from agent.store.samples import SampleRecords
 from agent.store.schema import (
     ApprovalRow,
     ArrayRow,
@@ -204,7 +205,7 @@ def _from_npy(payload: bytes) -> np.ndarray:
     return np.load(io.BytesIO(payload), allow_pickle=False)
 
 
-class Store:
+class Store(SampleRecords):
     """All persistence of labpilot. Open with a SQLAlchemy URL (sqlite:/// or postgresql://)."""
 
     def __init__(self, url: str, *, retry_attempts: int = 5, existing: bool = False, upgrade: bool = True) -> None:

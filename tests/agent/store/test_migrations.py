@@ -90,6 +90,7 @@ def test_a_previous_release_database_is_upgraded_on_open_and_keeps_its_campaign(
         assert [a.id for a in store.attempts(CID, states=["dispatched"])] == [f"{CID}-00001"]
         assert store.next_seq(CID) == (2, 1)  # the next attempt and decision follow the stored ones
         assert store.approvals(CID) == [] and store.awaiting_approval(CID) == []  # r2's table, usable
+        assert store.samples(CID) == []  # r3's table, usable
     assert (revision_at(empty_url).current, revision_at(empty_url).stamped) == (HEAD, True)
     with Store(empty_url):
         assert "upgraded" not in capsys.readouterr().err  # once only
@@ -97,7 +98,7 @@ def test_a_previous_release_database_is_upgraded_on_open_and_keeps_its_campaign(
 
 def test_a_read_only_open_refuses_an_old_database_and_changes_nothing(empty_url: str) -> None:
     _old_release(empty_url, stamped=False)
-    with pytest.raises(StoreOutdated, match=r"revision r1, this labpilot needs r2: run `labpilot db upgrade"):
+    with pytest.raises(StoreOutdated, match=rf"revision r1, this labpilot needs {HEAD}: run `labpilot db upgrade"):
         Store(empty_url, existing=True, upgrade=False)
     assert revision_at(empty_url).current == "r1" and not revision_at(empty_url).stamped
     status = CliRunner().invoke(app, ["status", "--db", empty_url])
@@ -110,7 +111,7 @@ def test_a_database_of_a_newer_revision_is_refused_naming_both(empty_url: str) -
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'r9'"))
     engine.dispose()
-    with pytest.raises(StoreTooNew, match=r"revision r9, newer than this labpilot knows \(its newest is r2\)"):
+    with pytest.raises(StoreTooNew, match=rf"revision r9, newer than this labpilot knows \(its newest is {HEAD}\)"):
         Store(empty_url)
     run = CliRunner().invoke(app, ["db", "upgrade", "--db", empty_url])
     assert run.exit_code == 2 and "r9" in run.output
@@ -125,7 +126,7 @@ def test_db_version_and_db_upgrade_commands(empty_url: str) -> None:
     assert json.loads(before.stdout) | {"database": None} == {
         "database": None, "revision": "r1", "head": HEAD, "state": "outdated", "stamped": True}
     upgrade = runner.invoke(app, ["db", "upgrade", "--db", empty_url])
-    assert upgrade.exit_code == 0 and "store upgraded from r1 to r2" in upgrade.output
+    assert upgrade.exit_code == 0 and f"store upgraded from r1 to {HEAD}" in upgrade.output
     after = runner.invoke(app, ["db", "version", "--db", empty_url])
     assert after.exit_code == 0 and f"revision {HEAD}, this labpilot {HEAD}: current" in after.output
     again = runner.invoke(app, ["db", "upgrade", "--db", empty_url])
