@@ -35,7 +35,7 @@ import zmq
 import zmq.auth
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from instruments.protocol import InstrumentLimitError, InstrumentUnreachable, planning_model_kind, planning_model_of_kind
+from instruments.protocol import InstrumentLimitError, InstrumentNotReady, InstrumentUnreachable, planning_model_kind, planning_model_of_kind
 from instruments.types import DataKey, Measurement, MeasurementRequest, Record, json_safe
 
 log = logging.getLogger("labpilot.instruments.remote")
@@ -528,6 +528,8 @@ class RemoteDriver:
     def _error(self, error: ErrorInfo, op: str) -> Exception:
         if error.type == "InstrumentLimitError":
             return InstrumentLimitError(error.message)
+        if error.type == "InstrumentNotReady":
+            return InstrumentNotReady(error.message)
         if error.type == "ProtocolError":
             return RemoteProtocolError(f"{op} refused by the server: {error.message}")
         return RemoteInstrumentError(error.type, error.message)
