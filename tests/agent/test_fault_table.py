@@ -8,6 +8,7 @@ sockets. Rows 8–10 are covered by the tests named in their docstrings, plus wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from functools import partial
@@ -253,3 +254,60 @@ def test_row10_a_malformed_faults_section_is_refused_naming_the_field(tmp_path: 
     paths = {path for path, _ in caught.value.errors}
     assert {"faults.max_restarts", "faults.timeout_factor"} <= paths
     assert not (tmp_path / "labpilot.db").exists()
+
+
+# -- row 8: the campaign process is SIGKILLed ------------------------------------------------------------
+def test_row8_a_killed_campaign_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Resume after SIGKILL at every write-ahead point loses and repeats nothing:
+    ``tests/agent/campaign/test_resume.py``. Here: nothing the campaign started outlives it — Ray's
+    GCS, raylet, workers and its agents (``DashboardAgent``, ``RuntimeEnvAgent``) included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+    import yaml
+
+    data = _campaign(tmp_path, 200)
+    data["instruments"][0]["settings"]["realtime_factor"] = 0.001  # ~2 s per measurement: killed mid-run
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(tmp_path / "c.yaml"), "--json"],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    campaign = psutil.Process(proc.pid)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not _measured(tmp_path / "labpilot.db"):  # mid-run: Ray up, data made
+            time.sleep(0.2)
+        descendants = campaign.children(recursive=True)
+        names = {_name(p) for p in descendants}
+        assert "raylet" in names and {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _, alive = psutil.wait_procs(descendants, timeout=10)
+        assert not alive, [(p.pid, _name(p)) for p in alive]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever a failing run left: not into the next test
+
+
+def _measured(db: Path) -> bool:
+    """Whether the campaign recorded a measurement (read-only: the campaign process owns the store)."""
+    import sqlite3
+
+    if not db.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as conn:
+            return bool(conn.execute("SELECT count(*) FROM measurements").fetchone()[0])
+    except sqlite3.Error:  # the tables are not there yet
+        return False
+
+
+def _name(p: Any) -> str:
+    try:
+        return str(p.name())
+    except Exception:  # noqa: BLE001 — ended meanwhile
+        return ""
