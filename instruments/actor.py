@@ -129,7 +129,10 @@ class InstrumentService:
 
     async def _measure_once(self, request: MeasurementRequest) -> Measurement:
         """The driver's own records first (a replay after a restart is not measured again), then its
-        ``check`` (the limits are enforced where the hardware is), then the measurement."""
+        ``check`` (the limits are enforced where the hardware is), then the measurement — unless the
+        driver's far end does both itself (``guards_measure``: a served instrument)."""
+        if getattr(self._driver, "guards_measure", False):
+            return await self._timed(request)
         if isinstance(self._driver, RecoverableDriver):
             recorded = await asyncio.to_thread(self._driver.recover, request.attempt_id)
             if recorded is not None:
@@ -142,6 +145,9 @@ class InstrumentService:
             self._refused += 1
             log.warning("%s: refused to measure %s: %s", self.name, request.attempt_id, exc)
             raise
+        return await self._timed(request)
+
+    async def _timed(self, request: MeasurementRequest) -> Measurement:
         started = time.perf_counter()
         # The driver blocks (it waits on hardware); keep the actor's event loop responsive.
         measurement = await asyncio.to_thread(self._driver.measure, request)

@@ -365,6 +365,10 @@ class RemoteDriver:
     and cannot answer the next call; replies are also matched to their request by id.
     """
 
+    #: The server checks each request and its driver's records before measuring (``instruments/server.py``):
+    #: the instrument service need not ask again over the network.
+    guards_measure = True
+
     def __init__(self, name: str, settings: RemoteSettings) -> None:
         self.name = name
         self.settings = settings
