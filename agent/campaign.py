@@ -559,9 +559,13 @@ class CampaignRunner:
     async def _measure_within_timeout(self, actor_name: str, request: MeasurementRequest) -> Measurement:
         """The measurement, or ``MeasurementTimeout`` after the request's timeout (``agent/faults.py``)."""
         assert self.fleet is not None
+        started = time.monotonic()
+        # Sent first; its timeout is asked meanwhile (no round trip added to the measurement's latency).
+        pending = self.fleet.instruments[actor_name].measure.remote(request)
         timeout = await self.fleet.measure_timeout(actor_name, request, self._remaining_wall())
+        left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.01)
         try:
-            return await asyncio.wait_for(self.fleet.instruments[actor_name].measure.remote(request), timeout)  # type: ignore[no-any-return]
+            return await asyncio.wait_for(pending, left)  # type: ignore[no-any-return]
         except TimeoutError as exc:
             if isinstance(exc, ray.exceptions.RayTaskError):  # the driver's own TimeoutError: a failure
                 raise

@@ -173,7 +173,13 @@ class Fleet:
     # -- faults ------------------------------------------------------------------------------------
     async def measure_timeout(self, name: str, request: MeasurementRequest, remaining_wall: float | None) -> float | None:
         """Real seconds to wait for ``request`` on ``name`` (``agent.faults.request_timeout``)."""
-        expected = await self.instruments[name].expected_seconds.remote(request) if name in self.timed else None
+        expected = None
+        if name in self.timed:
+            margin = self.config.faults.timeout_margin_seconds
+            try:  # an actor too stuck to say is a hung one: its timeout is then the margin, spent already
+                expected = await asyncio.wait_for(self.instruments[name].expected_seconds.remote(request), margin)
+            except TimeoutError:
+                return margin
         return request_timeout(self.config.faults, expected, remaining_wall)
 
     async def restart(self, name: str) -> bool:
