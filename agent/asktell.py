@@ -95,7 +95,8 @@ class AskTellRunner(CampaignRunner):
         with self._owned():
             await self._refresh()
             proposals = self._open_proposals()[:n]
-            while len(proposals) < n and self._check_stop() is None:
+            # (an instrument that said "not now" to the guard's check holds further proposals back)
+            while len(proposals) < n and self._check_stop() is None and not self.pause.active:
                 room = self._room()
                 if room <= 0:
                     break

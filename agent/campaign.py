@@ -35,9 +35,11 @@ from agent.approval import ApprovalWaiter
 from agent.config import CampaignConfig
 from agent.errors import first_line
 from agent.failpoints import failpoint
+from agent.faults import FAILURES_IN_A_ROW, MeasurementTimeout, failure_stop
 from agent.fleet import Fleet, MissingClusterResources
 from agent.guard import Guard, Verdict
 from agent.ledger import CampaignLedger
+from agent.pause import CampaignStopping, PauseGate
 from agent.recorder import Recorder
 from agent.store import Attempt, AttemptState, CampaignStatus, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.store.lease import HEARTBEAT_SECONDS, new_owner
@@ -59,8 +61,9 @@ RECONNECT_SECONDS = 60.0
 REFUSALS_BEFORE_FALLBACK = 3
 #: After this many, stop: the policy and the guard disagree about the space, a human must look.
 REFUSALS_BEFORE_STOP = 10
-#: An instrument whose measurements failed this many times in a row stops the campaign.
-FAILURES_BEFORE_STOP = 5
+#: An instrument whose measurements failed this many times in a row stops the campaign (default of
+#: ``faults.failures_in_a_row``; ``agent/faults.py`` holds the other fault settings).
+FAILURES_BEFORE_STOP = FAILURES_IN_A_ROW
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ class CampaignRunner:
         self.ledger = CampaignLedger(store, campaign_id, objective=config.objective.estimate, sample=config.sample)
         self.recorder = Recorder(store, campaign_id)
         self.approvals = ApprovalWaiter(store, config.approval.poll_seconds)
+        self.pause = PauseGate(self.recorder, config.faults.pause_poll_seconds)
+        self._pause_turn: asyncio.Task[None] | None = None
         self.fleet: Fleet | None = None
         self.guard: Guard | None = None
         self._tasks: dict[asyncio.Task[None], str] = {}
@@ -296,6 +301,13 @@ class CampaignRunner:
             # An attempt a person approved (then the campaign was killed) is not held again.
             approved = a.state == AttemptState.VALIDATED and self.store.approval(a.id) is not None
             verdict = await self.guard.verdict(a.id, a.params, a.sample_id, free, state=a.state, approved=approved)
+            if verdict.not_ready is not None:  # "not now": it waits, first in line, while the campaign pauses
+                for state in verdict.path:
+                    self.recorder.transition(a.id, state)
+                self._backlog.insert(0, self.store.attempt(a.id) if verdict.path else a)
+                self.pause.hold("check", *verdict.not_ready)
+                break
+            self.pause.release_checks()
             for state in verdict.path:
                 self.recorder.transition(a.id, state, reason=verdict.reason if state == AttemptState.REFUSED else None,
                                          instrument=verdict.instrument if state == AttemptState.DISPATCHED else None)
@@ -314,6 +326,7 @@ class CampaignRunner:
             # Re-checked every turn: if targets held but measurements still in flight then undo
             # that, the campaign goes on (its final answer includes every measurement it made).
             stop = self._check_stop()
+            self.pause.stopping = stop is not None
             if stop is None:
                 await self._fill_free_instruments()
             elif set(self._tasks.values()) <= self.approvals.waiting:
@@ -375,6 +388,11 @@ class CampaignRunner:
         if not free or len(self.ledger.analysing) >= len(self.fleet.instruments):
             return
         await self._dispatch_backlog(free)
+        if self.pause.active:  # an instrument said "not now": decide nothing new, look again in a while
+            if self._pause_turn is None or self._pause_turn.done():
+                self._pause_turn = asyncio.get_running_loop().create_task(self.pause.wait())
+                self._tasks[self._pause_turn] = "pause"
+            return
         # A proposal waiting for a person holds a place of a free instrument (not the instrument):
         # the others go on measuring, but no pile of unapproved proposals grows meanwhile.
         n = min(len(free) - len(self.approvals.waiting), self._measurement_room())
@@ -401,11 +419,13 @@ class CampaignRunner:
         # The guard and the instruments' checks only ask questions, so their verdicts — and the
         # dispatch itself — are committed in one transaction with the decision, before any
         # measurement is requested: write-ahead, at one commit instead of four.
-        attempts = []
+        attempts, not_ready = [], {}
         for i, p in enumerate(decision.proposals):
             attempt_id = f"{self.campaign_id}-{seq + i:05d}"
             verdict = await self.guard.verdict(attempt_id, p.params, self.config.sample, free)
             attempts.append(_proposed(attempt_id, seq + i, p.params, self.config.sample, verdict))
+            if verdict.not_ready is not None:
+                not_ready[attempt_id] = verdict.not_ready
         self.recorder.decision(
             dseq, decision.proposals, attempts,
             policy=decision.proposals[0].policy if decision.proposals else self.policy.name,
@@ -416,6 +436,12 @@ class CampaignRunner:
         failpoint("after-propose")
         dispatched = waiting = 0
         for a in attempts:
+            if a.attempt_id in not_ready:  # validated; waits for the instrument, first in line
+                self.ledger.decided(a.attempt_id, a.params)
+                self._backlog.append(self.store.attempt(a.attempt_id))
+                self.pause.hold("check", *not_ready[a.attempt_id])
+                waiting += 1
+                continue
             if a.path[-1] == AttemptState.AWAITING_APPROVAL:
                 self.ledger.decided(a.attempt_id, a.params)  # pending for the policy while it waits
                 self._wait_for_approval(a.attempt_id)
@@ -511,12 +537,16 @@ class CampaignRunner:
     async def _execute(self, attempt_id: str, actor_name: str, request: MeasurementRequest) -> None:
         assert self.fleet is not None
         try:
-            measurement: Measurement = await self.fleet.instruments[actor_name].measure.remote(request)
-        except ray.exceptions.RayActorError as exc:
-            # The instrument process died: the outcome is unknown, resume will reconcile it.
-            self.recorder.transition(attempt_id, AttemptState.UNKNOWN, note=f"instrument actor died: {first_line(exc)}")
+            measurement: Measurement = await self.pause.measure_when_ready(
+                actor_name, lambda: self._measure_within_timeout(actor_name, request))
+        except (ray.exceptions.RayActorError, MeasurementTimeout) as exc:
+            # The instrument process died or hung: the outcome is unknown; restart and reconcile it.
+            await self._instrument_lost(attempt_id, actor_name, exc)
+            return
+        except CampaignStopping as exc:  # stopped while the instrument was not ready: it never measured
+            self._fail(attempt_id, f"not measured: the instrument was not ready when the campaign stopped ({exc})")
             self.fleet.release(actor_name)
-            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} died during {attempt_id}; resume to reconcile") from None
+            return
         except InstrumentUnreachable as exc:  # through Ray too: its task errors subclass the cause
             await self._unreachable(attempt_id, actor_name, exc)
             return
@@ -539,9 +569,43 @@ class CampaignRunner:
     def _count_failure(self, actor_name: str, error: str) -> None:
         """An instrument that fails every request must stop the campaign, not spin it (and the budget)."""
         n = self._failures_in_a_row[actor_name] = self._failures_in_a_row.get(actor_name, 0) + 1
-        if n >= FAILURES_BEFORE_STOP:
-            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} failed {n} measurements in a row; "
-                                               f"last error: {error}")
+        reason = failure_stop(self.config.faults, actor_name, n, self.ledger.failed, error)
+        if reason is not None:
+            raise _Stop(CampaignStatus.FAILED, reason)
+
+    async def _measure_within_timeout(self, actor_name: str, request: MeasurementRequest) -> Measurement:
+        """The measurement, or ``MeasurementTimeout`` after the request's timeout (``agent/faults.py``)."""
+        assert self.fleet is not None
+        started = time.monotonic()
+        # Sent first; its timeout is asked meanwhile (no round trip added to the measurement's latency).
+        pending = self.fleet.instruments[actor_name].measure.remote(request)
+        timeout = await self.fleet.measure_timeout(actor_name, request, self._remaining_wall())
+        left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.01)
+        try:
+            return await asyncio.wait_for(pending, left)  # type: ignore[no-any-return]
+        except TimeoutError as exc:
+            if isinstance(exc, ray.exceptions.RayTaskError):  # the driver's own TimeoutError: a failure
+                raise
+            raise MeasurementTimeout(f"no answer within {timeout:g} s") from None
+
+    async def _instrument_lost(self, attempt_id: str, actor_name: str, exc: Exception) -> None:
+        """The instrument's process died or hung: the attempt is unknown; the actor is restarted
+        (within ``faults.max_restarts``) and the attempt reconciled — adopted from the driver's
+        records, else re-run once. Past the budget, or with the wall budget spent, the campaign stops."""
+        assert self.fleet is not None
+        what = "hung" if isinstance(exc, MeasurementTimeout) else "died"
+        self.recorder.transition(attempt_id, AttemptState.UNKNOWN, note=f"instrument {what}: {first_line(exc)}")
+        remaining = self._remaining_wall()
+        if remaining is not None and remaining <= 0:  # max_wall_seconds spent: no restart; resume reconciles it
+            self.fleet.release(actor_name)
+            return
+        restarted = await self.fleet.restart(actor_name)
+        self.fleet.release(actor_name)
+        if not restarted:
+            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} {what} during {attempt_id} after "
+                                               f"{self.config.faults.max_restarts} restarts (faults.max_restarts); "
+                                               "resume to reconcile")
+        await self._reconcile_unrecorded(self.store.attempt(attempt_id))
 
     async def _unreachable(self, attempt_id: str, actor_name: str, exc: Exception) -> None:
         """A remote instrument stopped answering: it may have measured. Unknown until it is back;

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from agent.faults import FaultsConfig
 from instruments.types import Record
 from policies.space import DesignSpace
 
@@ -192,6 +193,10 @@ class CampaignConfig(Record):
     approval: ApprovalConfig = Field(
         default_factory=ApprovalConfig,
         description="human approval of proposals before they run: auto (none), manual (all), envelope (outside a safe region)",
+    )
+    faults: FaultsConfig = Field(
+        default_factory=FaultsConfig,
+        description="instrument faults: per-request timeouts, actor restarts, failure budgets, pausing (agent/faults.py)",
     )
     stop_on_targets: bool = Field(
         default=True,

@@ -5,7 +5,9 @@ run many campaigns as Ray tasks, the same services in this process behind ``Loca
 and analyses are named by import string (``agent/kinds.py``) and built *inside* the actor, so the
 campaign process never loads a simulator or a device library.
 
-The fleet also knows which instruments are busy: one measurement at a time per instrument.
+The fleet also knows which instruments are busy: one measurement at a time per instrument, and
+restarts an instrument actor whose process died or hung, within the campaign's restart budget
+(``faults.max_restarts``): the campaign then reconciles the attempt that was in flight.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 import ray
 
 from agent.config import CampaignConfig, InstrumentConfig
+from agent.faults import request_timeout
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
 from agent.runtime import LocalHandle
 from agent.store import InstrumentRecord
 from analysis.actor import AnalysisActor, AnalysisService
 from instruments.actor import InstrumentActor, InstrumentService
 from instruments.protocol import planning_model_kind
-from instruments.types import DataKey
+from instruments.types import DataKey, MeasurementRequest
 
 
 #: How often Ray may restart a crashed analysis process (and retry its call) before the campaign stops.
@@ -88,6 +91,10 @@ class Fleet:
         self.instrument_models: dict[str, Any] = {}  # actor name → planning_model() (None if it has none)
         self.data_keys: dict[str, dict[str, DataKey]] = {}
         self.busy: dict[str, str] = {}  # actor name → attempt id it is measuring
+        self.factories: dict[str, Any] = {}  # actor name → its driver factory (to restart it)
+        self.resources: dict[str, dict[str, float] | None] = {}  # actor name → Ray custom resources it needs
+        self.restarts: dict[str, int] = {}  # actor name → restarts this run
+        self.timed: set[str] = set()  # actors whose driver states a request's expected duration
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,11 +102,9 @@ class Fleet:
             check_cluster_resources(self.config, ray.cluster_resources())
         for name, inst in actor_names(self.config):
             settings = INSTRUMENT_KINDS[inst.kind].complete(inst.settings, self.config.design_space, self.data_dir / "instruments" / name)
-            factory = driver_factory(inst.kind, name, settings)
-            self.instruments[name] = (
-                LocalHandle(InstrumentService(factory)) if self.in_process
-                else InstrumentActor.options(num_cpus=0, resources=dict(inst.ray_resources) or None).remote(factory)
-            )
+            self.factories[name] = driver_factory(inst.kind, name, settings)
+            self.resources[name] = dict(inst.ray_resources) or None  # the node that holds the instrument
+            self.instruments[name] = self._instrument(name)
             self.kinds[name] = inst.kind
         factory = analysis_factory(self.config.analysis.kind, self.config.analysis.settings)
         # The analysis holds no state between calls, so Ray may restart its process and retry the call
@@ -110,6 +115,13 @@ class Fleet:
             else AnalysisActor.options(num_cpus=0, max_restarts=ANALYSIS_RESTARTS, max_task_retries=ANALYSIS_RESTARTS).remote(factory)
         )
 
+    def _instrument(self, name: str) -> Any:
+        """A new actor (or in-process service) for instrument ``name``, on the node that holds it."""
+        factory = self.factories[name]
+        if self.in_process:
+            return LocalHandle(InstrumentService(factory))
+        return InstrumentActor.options(num_cpus=0, resources=self.resources[name]).remote(factory)
+
     async def ready(self) -> None:
         """Wait until every actor's process is up, so the loop's clock starts with working parts;
         ask each instrument what it tells planners about itself and which data keys it produces."""
@@ -119,6 +131,8 @@ class Fleet:
         self.instrument_models = dict(zip(self.instruments, models))
         keys = await asyncio.gather(*(a.describe.remote() for a in handles))
         self.data_keys = dict(zip(self.instruments, keys))
+        timed = await asyncio.gather(*(a.states_duration.remote() for a in handles))
+        self.timed = {name for name, t in zip(self.instruments, timed) if t}
 
     async def stop(self, success: bool) -> None:
         """Bring every instrument to a safe idle state, then end the actor processes."""
@@ -155,6 +169,32 @@ class Fleet:
                 pass
             await asyncio.sleep(1.0)
         return False
+
+    # -- faults ------------------------------------------------------------------------------------
+    async def measure_timeout(self, name: str, request: MeasurementRequest, remaining_wall: float | None) -> float | None:
+        """Real seconds to wait for ``request`` on ``name`` (``agent.faults.request_timeout``)."""
+        expected = None
+        if name in self.timed:
+            margin = self.config.faults.timeout_margin_seconds
+            try:  # an actor too stuck to say is a hung one: its timeout is then the margin, spent already
+                expected = await asyncio.wait_for(self.instruments[name].expected_seconds.remote(request), margin)
+            except TimeoutError:
+                return margin
+        return request_timeout(self.config.faults, expected, remaining_wall)
+
+    async def restart(self, name: str) -> bool:
+        """End the actor ``name`` (dead, or hung in its driver) and start a new one from the same
+        factory; False, without restarting, once ``faults.max_restarts`` restarts were used this run."""
+        if self.restarts.get(name, 0) >= self.config.faults.max_restarts:
+            if not self.in_process:
+                ray.kill(self.instruments[name], no_restart=True)  # a hung driver stops holding the hardware
+            return False
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        if not self.in_process:
+            ray.kill(self.instruments[name], no_restart=True)
+        self.instruments[name] = self._instrument(name)
+        await self.instruments[name].health.remote()  # returns once the new process answers
+        return True
 
     # -- facts for the store ------------------------------------------------------------------------
     def records(self) -> list[InstrumentRecord]:

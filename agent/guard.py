@@ -18,6 +18,7 @@ from agent.approval import approval_needed
 from agent.config import ApprovalConfig
 from agent.errors import first_line
 from agent.store import AttemptState
+from instruments.protocol import InstrumentNotReady
 from instruments.types import MeasurementRequest, ParamValue
 from policies.space import DesignSpace
 
@@ -36,6 +37,9 @@ class Verdict:
     path: tuple[AttemptState, ...]
     reason: str | None = None
     instrument: str | None = None
+    not_ready: tuple[str, str] | None = None
+    """(instrument, its words) when the instrument said "not now" (``InstrumentNotReady``): the attempt
+    stays ``validated`` and the campaign pauses (``agent/pause.py``)."""
 
 
 class Guard:
@@ -68,6 +72,8 @@ class Guard:
         request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
         try:
             refusal = await self.instruments[name].check.remote(request)
+        except InstrumentNotReady as exc:  # through Ray too: its task errors subclass the cause
+            return Verdict(path, not_ready=(name, first_line(exc)))
         except Exception as exc:  # noqa: BLE001 — a check that breaks refuses the request, with its reason
             return Verdict((*path, AttemptState.REFUSED), reason=f"instrument check failed on {name}: {first_line(exc)}")
         if refusal is not None:

@@ -64,6 +64,11 @@ class Recorder:
             if self.publisher is not None:
                 self.publisher.close(mark=False)
 
+    def status(self, status: CampaignStatus, reason: str | None, documents: list[Document]) -> None:
+        """A live campaign's status change (paused ⇄ running, ``agent/pause.py``) with its documents."""
+        self.store.set_status(self.campaign_id, status, reason, documents)
+        self._publish(True, documents)
+
     # -- records --------------------------------------------------------------------------------------
     def decision(
         self, seq: int, proposals: Sequence[Proposal], attempts: Sequence[ProposedAttempt], *, policy: str,

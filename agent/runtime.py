@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -31,6 +34,7 @@ def ray_runtime(num_cpus: int = 2) -> Iterator[None]:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], logging_level="ERROR", log_to_driver=False)
         else:
+            reaper = _start_reaper()
             with _loopback_only():
                 ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
@@ -39,6 +43,26 @@ def ray_runtime(num_cpus: int = 2) -> Iterator[None]:
         if not os.environ.get("RAY_ADDRESS"):
             _stop_autoscaler_monitor()
         ray.shutdown()
+        if not os.environ.get("RAY_ADDRESS"):
+            _stop_reaper(reaper)
+
+
+def _start_reaper() -> subprocess.Popen[bytes]:
+    """The reaper of the processes Ray starts under this one (``agent/reaper.py``): it ends them, and
+    what they started, when this process ends — even by SIGKILL, which Ray's agents otherwise outlive."""
+    ray_dir = str(Path(ray.__file__).parent)
+    return subprocess.Popen([sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid()), ray_dir],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
+    """After ``ray.shutdown``: close the reaper's pipe (it ends any Ray process left), wait for it."""
+    with contextlib.suppress(OSError):
+        reaper.stdin.close()  # type: ignore[union-attr]
+    try:
+        reaper.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
 
 
 def _stop_autoscaler_monitor() -> None:

@@ -1,6 +1,6 @@
 """Instrument drivers: one small protocol, request/measurement records, and the Ray actor around them."""
 
-from instruments.protocol import Driver, InstrumentLimitError, RecoverableDriver
+from instruments.protocol import Driver, DurationDriver, InstrumentLimitError, InstrumentNotReady, RecoverableDriver
 from instruments.types import (
     DataKey,
     Measurement,
@@ -12,7 +12,9 @@ from instruments.types import (
 __all__ = [
     "DataKey",
     "Driver",
+    "DurationDriver",
     "InstrumentLimitError",
+    "InstrumentNotReady",
     "Measurement",
     "MeasurementRequest",
     "ParamValue",

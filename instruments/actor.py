@@ -6,13 +6,18 @@ the actor process from a factory, so device handles never cross processes.
 
 Guarantees:
 - one measurement at a time per driver (a lock), because a physical instrument does one thing;
-- a repeated attempt id is answered with the result already produced, never measured twice;
+- a repeated attempt id is answered with the result already produced, never measured twice — also
+  after the actor's process was restarted: the driver's own records (``recover``) are asked first;
+  such replays are counted (``health()["duplicates"]``);
+- ``check`` runs before every ``measure``, whoever sends it: a request outside the instrument's
+  limits is refused here (``InstrumentLimitError``, logged) and never reaches the driver's ``measure``;
 - ``recover`` asks the driver's own records for an attempt finished before a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import pickle
 import time
 from collections.abc import Callable
@@ -20,8 +25,10 @@ from typing import Any
 
 import ray
 
-from instruments.protocol import Driver, InstrumentLimitError, PlanningModelDriver, RecoverableDriver
+from instruments.protocol import Driver, DurationDriver, InstrumentLimitError, PlanningModelDriver, RecoverableDriver
 from instruments.types import DataKey, Measurement, MeasurementRequest
+
+log = logging.getLogger("instruments.actor")
 
 
 class DriverError(RuntimeError):
@@ -55,6 +62,8 @@ class InstrumentService:
         self._results: dict[str, Measurement] = {}
         self._in_flight: dict[str, asyncio.Future[Measurement]] = {}
         self._measured = 0
+        self._duplicates = 0  # requests for an attempt already measured, answered without measuring
+        self._refused = 0  # measure requests that failed the instrument's own check
 
     @property
     def name(self) -> str:
@@ -78,9 +87,20 @@ class InstrumentService:
             return str(exc)
         return None
 
+    async def states_duration(self) -> bool:
+        """Whether the driver says how long a request takes (``expected_seconds``)."""
+        return isinstance(self._driver, DurationDriver)
+
+    async def expected_seconds(self, request: MeasurementRequest) -> float | None:
+        """How long ``request`` should take in real seconds, if the driver can say (``DurationDriver``)."""
+        if isinstance(self._driver, DurationDriver):
+            return float(self._driver.expected_seconds(request))
+        return None
+
     async def measure(self, request: MeasurementRequest) -> Measurement:
         done = self._results.get(request.attempt_id)
         if done is not None:
+            self._duplicates += 1
             return done
         running = self._in_flight.get(request.attempt_id)
         if running is not None:
@@ -89,13 +109,8 @@ class InstrumentService:
         self._in_flight[request.attempt_id] = future
         try:
             async with self._lock:
-                started = time.perf_counter()
-                # The driver blocks (it waits on hardware); keep the actor's event loop responsive.
-                measurement = await asyncio.to_thread(self._driver.measure, request)
-                timing = measurement.timing.model_copy(update={"wall_seconds": time.perf_counter() - started})
-                measurement = measurement.model_copy(update={"timing": timing})
+                measurement = await self._measure_once(request)
             self._results[request.attempt_id] = measurement
-            self._measured += 1
             future.set_result(measurement)
             return measurement
         except Exception as exc:
@@ -112,6 +127,34 @@ class InstrumentService:
         finally:
             del self._in_flight[request.attempt_id]
 
+    async def _measure_once(self, request: MeasurementRequest) -> Measurement:
+        """The driver's own records first (a replay after a restart is not measured again), then its
+        ``check`` (the limits are enforced where the hardware is), then the measurement — unless the
+        driver's far end does both itself (``guards_measure``: a served instrument)."""
+        if getattr(self._driver, "guards_measure", False):
+            return await self._timed(request)
+        if isinstance(self._driver, RecoverableDriver):
+            recorded = await asyncio.to_thread(self._driver.recover, request.attempt_id)
+            if recorded is not None:
+                self._duplicates += 1
+                log.info("%s: attempt %s was measured already; answering from its records", self.name, request.attempt_id)
+                return recorded
+        try:
+            await asyncio.to_thread(self._driver.check, request)
+        except InstrumentLimitError as exc:
+            self._refused += 1
+            log.warning("%s: refused to measure %s: %s", self.name, request.attempt_id, exc)
+            raise
+        return await self._timed(request)
+
+    async def _timed(self, request: MeasurementRequest) -> Measurement:
+        started = time.perf_counter()
+        # The driver blocks (it waits on hardware); keep the actor's event loop responsive.
+        measurement = await asyncio.to_thread(self._driver.measure, request)
+        self._measured += 1
+        timing = measurement.timing.model_copy(update={"wall_seconds": time.perf_counter() - started})
+        return measurement.model_copy(update={"timing": timing})
+
     async def recover(self, attempt_id: str) -> Measurement | None:
         """The result of ``attempt_id`` if this instrument finished it (now or before a crash)."""
         if attempt_id in self._results:
@@ -126,7 +169,8 @@ class InstrumentService:
     async def health(self) -> dict[str, Any]:
         """The service's state; with a driver that can report its own health (a remote one), also
         ``reachable``: whether the instrument answers."""
-        out: dict[str, Any] = {"name": self.name, "busy": self._lock.locked(), "measured": self._measured}
+        out: dict[str, Any] = {"name": self.name, "busy": self._lock.locked(), "measured": self._measured,
+                               "duplicates": self._duplicates, "refused": self._refused}
         probe = getattr(self._driver, "health", None)
         if callable(probe):
             try:

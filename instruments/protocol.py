@@ -17,6 +17,12 @@ class InstrumentLimitError(ValueError):
     """A request lies outside what the instrument can or may do; the message names the field."""
 
 
+class InstrumentNotReady(RuntimeError):
+    """The instrument cannot measure *now* (interlock open, beam down, sample changer busy), but the
+    request itself is fine: raised by ``check`` or ``measure`` before anything is acquired. The
+    campaign pauses and asks again later (as bluesky's suspenders do); nothing is refused or failed."""
+
+
 @runtime_checkable
 class Driver(Protocol):
     """A measurement device."""
@@ -82,6 +88,14 @@ def planning_model_of_kind(kind: str, data: Any) -> Any:
     """A planning model rebuilt from its kind name and data; None for an unknown kind."""
     cls = planning_model_kinds().get(kind)
     return None if cls is None else cls.model_validate(data)
+
+
+@runtime_checkable
+class DurationDriver(Protocol):
+    """A driver that can say how long a request should take, in real (wall) seconds: the campaign's
+    per-request timeout is that × a factor + a margin (``agent/faults.py``)."""
+
+    def expected_seconds(self, request: MeasurementRequest) -> float: ...
 
 
 class InstrumentUnreachable(RuntimeError):

@@ -35,7 +35,7 @@ import zmq
 import zmq.auth
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from instruments.protocol import InstrumentLimitError, InstrumentUnreachable, planning_model_kind, planning_model_of_kind
+from instruments.protocol import InstrumentLimitError, InstrumentNotReady, InstrumentUnreachable, planning_model_kind, planning_model_of_kind
 from instruments.types import DataKey, Measurement, MeasurementRequest, Record, json_safe
 
 log = logging.getLogger("labpilot.instruments.remote")
@@ -365,6 +365,10 @@ class RemoteDriver:
     and cannot answer the next call; replies are also matched to their request by id.
     """
 
+    #: The server checks each request and its driver's records before measuring (``instruments/server.py``):
+    #: the instrument service need not ask again over the network.
+    guards_measure = True
+
     def __init__(self, name: str, settings: RemoteSettings) -> None:
         self.name = name
         self.settings = settings
@@ -528,6 +532,8 @@ class RemoteDriver:
     def _error(self, error: ErrorInfo, op: str) -> Exception:
         if error.type == "InstrumentLimitError":
             return InstrumentLimitError(error.message)
+        if error.type == "InstrumentNotReady":
+            return InstrumentNotReady(error.message)
         if error.type == "ProtocolError":
             return RemoteProtocolError(f"{op} refused by the server: {error.message}")
         return RemoteInstrumentError(error.type, error.message)

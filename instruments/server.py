@@ -8,7 +8,10 @@ does one thing — while the loop keeps answering and sends heartbeats to everyo
 
 Guarantees (the same as ``instruments.actor.InstrumentService``):
 - a repeated attempt id is answered with the stored result of that attempt, never measured twice;
-  a ``measure`` for an attempt that is running joins it;
+  a ``measure`` for an attempt that is running joins it; after a restart of the server, the driver's
+  own records (``recover``) are asked before measuring; replays are counted (``health()["duplicates"]``);
+- ``check`` runs before every ``measure``, whoever sends it: a request outside the limits is refused
+  here, logged, and never reaches the driver's ``measure``;
 - ``recover`` answers from those results, or from the driver's own ``recover`` (its data files);
 - a malformed, oversized or unknown message gets an error reply (when it carries an identity to
   reply to) and one log line, and the server keeps serving.
@@ -194,6 +197,8 @@ class InstrumentServer:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._measured = 0
+        self._duplicates = 0  # measure requests for an attempt measured already (memory or records)
+        self._refused = 0  # measure requests the driver's own check refused
         self._stopping = threading.Event()
         self._loop_exited = threading.Event()
         self._loop_thread: threading.Thread | None = None
@@ -388,9 +393,11 @@ class InstrumentServer:
         attempt = request.attempt_id
         if attempt in self._results:
             self._results.move_to_end(attempt)
+            self._duplicates += 1
             self._reply(waiter, self._results[attempt].model_dump(mode="python"))
             return
         if attempt in self._finished:  # measured here, result evicted: the driver's records answer
+            self._duplicates += 1
             log.info("attempt %s was measured already; answering from the driver's records", attempt)
             self._start_other(_Job("measure-again", attempt, lambda: self._recorded(attempt), [waiter]))
             return
@@ -422,6 +429,20 @@ class InstrumentServer:
         return found
 
     def _timed_measure(self, request: MeasurementRequest) -> Measurement:
+        """In the worker thread: the driver's records first (a replay after a restart of this server),
+        then its ``check`` (limits enforced here, whatever the client did), then the measurement."""
+        if isinstance(self.driver, RecoverableDriver):
+            recorded = self.driver.recover(request.attempt_id)
+            if recorded is not None:
+                self._duplicates += 1
+                log.info("attempt %s was measured already; answering from the driver's records", request.attempt_id)
+                return recorded
+        try:
+            self.driver.check(request)
+        except InstrumentLimitError as exc:
+            self._refused += 1
+            log.warning("refused to measure %s: %s", request.attempt_id, exc)
+            raise
         started = time.perf_counter()
         measurement = self.driver.measure(request)
         timing = measurement.timing.model_copy(update={"wall_seconds": time.perf_counter() - started})
@@ -435,6 +456,8 @@ class InstrumentServer:
             "measured": self._measured,
             "queued": sum(j.state == "queued" for j in self._measures.values()),
             "cached": len(self._results),
+            "duplicates": self._duplicates,
+            "refused": self._refused,
             "protocol": PROTOCOL_VERSION,
             "authenticated": self.authenticated,
         }
@@ -474,7 +497,7 @@ class InstrumentServer:
         if job.op == "measure":
             self._measures.pop(job.key, None)
             if job.ok:
-                self._measured += 1
+                self._measured += 0 if job.value.recovered else 1  # a replay answered from records is no measurement
                 self._finished.add(job.key)
                 self._results[job.key] = job.value
                 while len(self._results) > self.max_cached_results:

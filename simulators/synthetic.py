@@ -17,6 +17,7 @@ from scipy.optimize import minimize
 from instruments.protocol import InstrumentLimitError
 from instruments.types import DataKey, Measurement, MeasurementRequest, ParamValue, Record, Timing
 from simulators.clock import VirtualClock
+from simulators.faults import FaultInjector, SimulatedFaults
 from simulators.journal import JournalledDriver, MeasurementJournal
 from simulators.noise import attempt_seed
 
@@ -45,6 +46,7 @@ class SyntheticSettings(Record):
     nan_probability: float = Field(default=0.0, ge=0, le=1, description="chance a measurement returns NaN")
     failure_probability: float = Field(default=0.0, ge=0, le=1, description="chance a measurement raises")
     journal_dir: str | None = Field(default=None, description="folder for the instrument's own data files")
+    faults: SimulatedFaults = Field(default_factory=SimulatedFaults, description="injected faults (tests, chaos)")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -89,6 +91,7 @@ class SyntheticPropertyDriver(JournalledDriver):
         self.clock = VirtualClock(settings.realtime_factor)
         self._function, self.direction = FUNCTIONS[settings.function]
         self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
+        self._faults = FaultInjector(settings.faults, settings.journal_dir)
         self.stopped: bool | None = None
 
     # -- the driver protocol ---------------------------------------------------------------------
@@ -99,7 +102,13 @@ class SyntheticPropertyDriver(JournalledDriver):
             )
         }
 
+    def expected_seconds(self, request: MeasurementRequest) -> float:
+        """Real seconds one request takes: its virtual time × ``realtime_factor`` (``DurationDriver``)."""
+        s = self.settings
+        return (s.motion_seconds + s.overhead_seconds + s.synthesis_seconds) * s.realtime_factor
+
     def check(self, request: MeasurementRequest) -> None:
+        self._faults.before_check(self.name, request)
         for name, (low, high) in self.settings.inputs.items():
             if name not in request.params:
                 raise InstrumentLimitError(f"{self.name}: request lacks input {name!r}")
@@ -114,6 +123,7 @@ class SyntheticPropertyDriver(JournalledDriver):
 
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)
+        self._faults.before_measure(self.name, request)
         s = self.settings
         rng = np.random.default_rng(attempt_seed(s.seed, request))
         started = Timing(exposure_seconds=0).started_at
@@ -139,7 +149,9 @@ class SyntheticPropertyDriver(JournalledDriver):
                 started_at=started,
             ),
         )
-        return self._journalled(measurement)
+        self._journalled(measurement)
+        self._faults.after_measure(request)
+        return measurement
 
     # -- ground truth, for tests and benchmarks ----------------------------------------------------
     def _unit(self, params: dict[str, ParamValue]) -> np.ndarray:

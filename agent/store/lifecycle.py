@@ -35,6 +35,7 @@ class AttemptState(StrEnum):
 
 class CampaignStatus(StrEnum):
     RUNNING = "running"
+    PAUSED = "paused"  # live, waiting for an instrument that said "not now" (agent/pause.py)
     COMPLETED = "completed"
     BUDGET_EXHAUSTED = "budget_exhausted"
     FAILED = "failed"

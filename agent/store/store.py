@@ -306,6 +306,17 @@ class Store(SampleRecords):
 
         self._write("mark the campaign resumed", act)
 
+    def set_status(self, campaign_id: str, status: CampaignStatus | str, reason: str | None,
+                   documents: Sequence[Document] = ()) -> None:
+        """A live campaign's status (running ⇄ paused) with its reason, and the change's documents."""
+        def act(s: Session) -> None:
+            row = s.get(CampaignRow, campaign_id)
+            row.status, row.stop_reason = CampaignStatus(status).value, reason
+            row.updated_at = utcnow()
+            _insert_documents(s.connection(), campaign_id, documents)
+
+        self._write("record the campaign's status", act)
+
     def finish_campaign(
         self, campaign_id: str, status: CampaignStatus | str, stop_reason: str, run_wall_seconds: float,
         documents: Sequence[Document] = (),
