@@ -1,0 +1,45 @@
+"""Materials systems: the hidden truth of campaigns over synthesised samples (self-driving lab).
+
+``materials_system_from_settings`` builds one from its settings (``kind``: ``oxide`` or
+``formulation``); the XRD and SAS simulators take one as their ``materials_system`` setting and
+measure, for a request carrying a ``recipe``, the sample the system says that recipe makes. See
+``base`` (protocol, truth records), ``oxide`` and ``formulation`` (the two systems), ``ternary``
+(the phase-field geometry of the oxide system).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from simulators.materials.base import (
+    MaterialsSystem,
+    NanostructureTruth,
+    PhaseMixtureTruth,
+    PhaseTruth,
+    RecipeError,
+    SampleTruth,
+    Variable,
+)
+from simulators.materials.formulation import FormulationSystem, FormulationSystemSettings
+from simulators.materials.oxide import OxideSystem, OxideSystemSettings
+
+MaterialsSystemSettings = Annotated[OxideSystemSettings | FormulationSystemSettings, Field(discriminator="kind")]
+"""Settings of any materials system, told apart by ``kind``."""
+
+
+def materials_system_from_settings(settings: OxideSystemSettings | FormulationSystemSettings) -> MaterialsSystem:
+    """The system the settings describe."""
+    if isinstance(settings, OxideSystemSettings):
+        return OxideSystem(settings)
+    if isinstance(settings, FormulationSystemSettings):
+        return FormulationSystem(settings)
+    raise TypeError(f"materials_system: unknown settings {type(settings).__name__}")
+
+
+__all__ = [
+    "FormulationSystem", "FormulationSystemSettings", "MaterialsSystem", "MaterialsSystemSettings",
+    "NanostructureTruth", "OxideSystem", "OxideSystemSettings", "PhaseMixtureTruth", "PhaseTruth", "RecipeError",
+    "SampleTruth", "Variable", "materials_system_from_settings",
+]
