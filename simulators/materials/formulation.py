@@ -61,9 +61,9 @@ class FormulationSystemSettings(Record):
         default_factory=_default_components, min_length=3, max_length=3,
         description="[amphiphile, co-surfactant, solvent] fractions: recipe keys and ranges",
     )
-    packing_offset: tuple[float, float] = Field(default=(0.20, 0.27), description="range of p₀")
-    packing_per_cosurfactant: tuple[float, float] = Field(default=(0.45, 0.65), description="range of k_r")
-    packing_per_concentration: tuple[float, float] = Field(default=(0.3, 0.8), description="range of k_φ")
+    packing_offset: tuple[float, float] = Field(default=(0.18, 0.25), description="range of p₀")
+    packing_per_cosurfactant: tuple[float, float] = Field(default=(0.4, 0.6), description="range of k_r")
+    packing_per_concentration: tuple[float, float] = Field(default=(0.2, 0.5), description="range of k_φ")
     chain_length_angstrom: float = Field(default=60.0, gt=5, le=500, description="hydrophobic chain length l, Å")
     min_cylinder_length_angstrom: float = Field(default=150.0, gt=0, description="L_min, Å")
     cylinder_growth: float = Field(default=3.0, ge=0, le=6, description="κ: L grows by e^κ across the cylinder field")
