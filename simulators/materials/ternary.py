@@ -83,17 +83,25 @@ class TernarySection:
                     raise ValueError(f"solubility: phases {x} and {y} dissolve each other completely ({s[x, y]} + {s[y, x]} ≥ 1)")
         if np.linalg.det(np.stack(self.saturated)) <= 0:
             raise ValueError("solubility/gamma: the three-phase triangle is degenerate")
+        # Plane geometry computed once: a section labels thousands of compositions.
+        self._to_triangle = np.linalg.inv(np.stack(self.saturated).T)
+        self._single = [self._single_polygon(x) for x in range(3)]
+        self._ties = {
+            (a, b): (to_plane(self.edge[a, b]), to_plane(self.saturated[a]) - to_plane(self.edge[a, b]),
+                     to_plane(self.edge[b, a]), to_plane(self.saturated[b]) - to_plane(self.edge[b, a]))
+            for a, b in ((0, 1), (1, 2), (2, 0))
+        }
 
     # -- which field --------------------------------------------------------------------------------
     def field(self, x: np.ndarray) -> Field:
         """The field of composition ``x`` (barycentric (3,)) with its phases' compositions and fractions."""
         p = to_plane(x)
-        weights = np.linalg.solve(np.stack(self.saturated).T, np.asarray(x, dtype=float))
+        weights = self._to_triangle @ np.asarray(x, dtype=float)
         if np.all(weights >= -1e-12):
             w = np.clip(weights, 0.0, None)
             return Field((0, 1, 2), tuple(self.saturated), tuple(float(v) for v in w / w.sum()))
         for corner in range(3):
-            if inside_convex(p, self._single_polygon(corner)):
+            if inside_convex(p, self._single[corner]):
                 return Field((corner,), (np.asarray(x, dtype=float),), (1.0,))
         for a, b in ((0, 1), (1, 2), (2, 0)):
             two = self._two_phase(p, a, b)
@@ -107,13 +115,10 @@ class TernarySection:
 
     def _two_phase(self, p: np.ndarray, a: int, b: int) -> Field | None:
         """The tie line through ``p`` in field a+b, or None if ``p`` is not in it."""
-        a0, da = to_plane(self.edge[a, b]), to_plane(self.saturated[a]) - to_plane(self.edge[a, b])
-        b0, db = to_plane(self.edge[b, a]), to_plane(self.saturated[b]) - to_plane(self.edge[b, a])
+        a0, da, b0, db = self._ties[a, b]
         e0, de, w0 = b0 - a0, db - da, p - a0
         # cross(β(t) − α(t), p − α(t)) = 0 with α = a0 + t da, β = b0 + t db: a quadratic in t.
-        coefficients = [-_cross(de, da), _cross(de, w0) - _cross(e0, da), _cross(e0, w0)]
-        roots = np.roots(coefficients) if abs(coefficients[0]) > 1e-14 else np.roots(coefficients[1:])
-        for t in sorted(float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12):
+        for t in _real_roots(-_cross(de, da), _cross(de, w0) - _cross(e0, da), _cross(e0, w0)):
             if not -1e-9 <= t <= 1 + 1e-9:
                 continue
             alpha, beta = a0 + t * da, b0 + t * db
@@ -122,3 +127,14 @@ class TernarySection:
                 lever = min(max(lever, 0.0), 1.0)
                 return Field((a, b), (to_barycentric(alpha), to_barycentric(beta)), (1.0 - lever, lever))
         return None
+
+
+def _real_roots(a: float, b: float, c: float) -> list[float]:
+    """Real roots of a t² + b t + c, ascending (the linear equation when a ≈ 0)."""
+    if abs(a) < 1e-14:
+        return [] if abs(b) < 1e-300 else [-c / b]
+    discriminant = b * b - 4 * a * c
+    if discriminant < -1e-12 * (b * b + abs(4 * a * c)):
+        return []
+    root = float(np.sqrt(max(discriminant, 0.0)))  # a tangent tie line: round-off must not lose it
+    return sorted(((-b - root) / (2 * a), (-b + root) / (2 * a)))
