@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -578,3 +579,18 @@ def test_sas_settings_take_a_sample_or_a_formulation_system() -> None:
         SASSettings.model_validate({"configurations": [WIDE]})
     with pytest.raises(ValueError, match="kind 'formulation'"):
         SASSettings.model_validate({"materials_system": {"kind": "oxide"}, "configurations": [WIDE]})
+
+
+def test_a_made_samples_exposure_is_recovered_from_the_journal_and_rejoins_its_totals(tmp_path: Path) -> None:
+    recipe = {"amphiphile": 0.05, "cosurfactant": 0.0, "water": 0.95}
+    settings = {"materials_system": {"kind": "formulation", "seed": 3}, "configurations": [WIDE], "journal_dir": str(tmp_path)}
+    first = SASDriver("sas", SASSettings.model_validate(settings))
+    measured = first.measure(_exposure(recipe, "s-1"))
+    reborn = SASDriver("sas", SASSettings.model_validate(settings))  # after a crash: the journal survives
+    recovered = reborn.recover(measured.attempt_id)
+    assert recovered is not None and recovered.sample_id == "s-1"
+    np.testing.assert_array_equal(recovered.data["intensity"], measured.data["intensity"])
+    reborn.measure(MeasurementRequest(attempt_id="a-s-1-2", params={"configuration": "wide", "exposure_seconds": 600.0},
+                                      recipe=recipe, sample_id="s-1"))
+    assert reborn.recover(measured.attempt_id) is not None  # the sample exists now: the exposure joins its totals
+    assert reborn.accumulated("wide", _exposure(recipe, "s-1"))[3] == 1200.0
