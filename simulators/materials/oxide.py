@@ -19,8 +19,10 @@ each forms a terminal solid solution rather than a complete one):
   of the components' formula units, used as weight fractions (a simplification: the end members'
   formula masses differ by < 2×).
 - **Vegard's law.** A phase's d-spacings change by ``Σ_Y vegard[host][Y] · x_Y`` (x_Y: fraction of Y
-  dissolved in it), a lattice strain the XRD simulator applies (defaults from the end members' ionic
-  radii: Zn²⁺ in periclase expands it like rock-salt ZnO, a = 4.28 Å against 4.21 Å).
+  dissolved in it), a lattice strain the XRD simulator applies. Default coefficients: periclase
+  +0.016 per unit ZnO (rock-salt ZnO has a = 4.28 Å against periclase's 4.21 Å); the others are
+  small (≤ 0.01), of the sign the ionic radii suggest. Periclase's shift reaches +0.6 %: an XRD
+  analysis of these samples needs ``lattice_strain_bound`` ≥ 0.008.
 - **Crystallite size** grows with temperature, Arrhenius-like:
   ``D = D_ref · exp(E/k_B · (1/T_ref − 1/T))``, ``D_ref`` drawn per phase from the seed.
 - **Minor phases near boundaries** follow from the lever rule: a phase's fraction goes to zero on
