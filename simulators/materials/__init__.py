@@ -9,9 +9,10 @@ measure, for a request carrying a ``recipe``, the sample the system says that re
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from simulators.materials.base import (
     MaterialsSystem,
@@ -29,8 +30,13 @@ MaterialsSystemSettings = Annotated[OxideSystemSettings | FormulationSystemSetti
 """Settings of any materials system, told apart by ``kind``."""
 
 
-def materials_system_from_settings(settings: OxideSystemSettings | FormulationSystemSettings) -> MaterialsSystem:
-    """The system the settings describe."""
+def materials_system_from_settings(
+    settings: OxideSystemSettings | FormulationSystemSettings | Mapping[str, Any],
+) -> MaterialsSystem:
+    """The system the settings describe: a settings model, or a mapping as a campaign file holds it
+    (``{kind: oxide, seed: 3, ...}``; ValidationError naming the field if it is not valid)."""
+    if isinstance(settings, Mapping):
+        settings = TypeAdapter(MaterialsSystemSettings).validate_python(dict(settings))
     if isinstance(settings, OxideSystemSettings):
         return OxideSystem(settings)
     if isinstance(settings, FormulationSystemSettings):

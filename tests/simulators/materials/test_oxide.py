@@ -130,3 +130,14 @@ def test_settings_name_their_mistakes() -> None:
         ]})
     with pytest.raises(ValueError, match="gamma"):
         OxideSystemSettings.model_validate({"gamma": [0.3, 0.9]})
+
+
+def test_a_system_is_built_from_a_campaign_files_mapping_and_a_bad_one_names_the_field() -> None:
+    from pydantic import ValidationError
+
+    system = materials_system_from_settings({"kind": "oxide", "seed": 3})
+    assert isinstance(system, OxideSystem) and system.seed == 3
+    with pytest.raises(ValidationError, match="kind"):
+        materials_system_from_settings({"kind": "alloy"})
+    with pytest.raises(ValidationError, match="temperature_scatter_k"):
+        materials_system_from_settings({"kind": "oxide", "temperature_scatter_k": -1})
