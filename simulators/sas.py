@@ -49,6 +49,14 @@ sasmodels access (model info, compiled kernels, the pinhole evaluator) is ``phys
 with the fit; this module computes each configuration's smeared truth once, when the driver is
 built, so a measurement is only a Poisson draw. The request fields and the request check are the
 SAS instrument contract, ``instruments.sas``, which a real SAS driver shares.
+
+The sample is either fixed (``sample:``) or made by a materials system (``materials_system:``, kind
+``formulation``, ``simulators.materials``): then every request must carry the sample's ``recipe``
+(refused otherwise, before anything moves), and the sample measured is the system's nanostructure
+for that recipe (sasmodels model, sizes, volume fraction), drawn once per ``sample_id``; its smeared
+truth is computed for every configuration when the sample is first measured, and exposures
+accumulate per sample and configuration. The cell (transmission, thickness) is the system's, the
+same for every sample, so the planning model does not depend on the sample.
 """
 
 from __future__ import annotations
@@ -81,6 +89,9 @@ from physics.sas import (
 )
 from simulators.clock import VirtualClock
 from simulators.journal import JournalledDriver, MeasurementJournal
+from simulators.materials import FormulationSystemSettings, MaterialsSystemSettings, NanostructureTruth, SampleTruth
+from simulators.materials import materials_system_from_settings
+from simulators.materials.samples import MadeSamples
 from simulators.noise import attempt_seed
 
 DEFAULT_NEUTRON_WAVELENGTH = 6.0
@@ -189,7 +200,10 @@ class SASConfiguration(Record):
 class SASSettings(Record):
     """Settings of the simulated SAS instrument (campaign file: ``instruments[].settings``)."""
 
-    sample: SASSample
+    sample: SASSample | None = Field(default=None, description="the one sample measured; or give materials_system")
+    materials_system: MaterialsSystemSettings | None = Field(
+        default=None, description="a materials system (kind 'formulation') whose samples are measured, one per recipe"
+    )
     configurations: list[SASConfiguration] = Field(min_length=1, description="the instrument's configurations")
     change_seconds: float = Field(
         default=120.0, ge=0, description="time to change configuration, s; charged on a change and on the first measurement"
@@ -205,6 +219,12 @@ class SASSettings(Record):
 
     @model_validator(mode="after")
     def _consistent(self) -> SASSettings:
+        if (self.sample is None) == (self.materials_system is None):
+            raise ValueError("sample, materials_system: give exactly one (a fixed sample, or a system making one per recipe)")
+        if self.materials_system is not None and not isinstance(self.materials_system, FormulationSystemSettings):
+            raise ValueError(
+                f"materials_system: kind {self.materials_system.kind!r} makes no nanostructures; the SAS simulator needs kind 'formulation'"
+            )
         names = [c.name for c in self.configurations]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -221,7 +241,8 @@ class SASSettings(Record):
                     f"configurations[{index}].q_max: {configuration.q_max} 1/Å is beyond 4π/λ "
                     f"({4 * math.pi / wavelength:.4g} 1/Å at λ = {wavelength:.4g} Å)"
                 )
-        resolve_parameters(self)  # formula SLDs must be computable now, not at the first measurement
+        if self.sample is not None:
+            resolve_parameters(self)  # formula SLDs must be computable now, not at the first measurement
         return self
 
 
@@ -320,7 +341,12 @@ def material_sld(material: Material, radiation: Literal["neutron", "xray"], xray
 def resolve_parameters(settings: SASSettings) -> dict[str, float | str]:
     """The sasmodels parameters of the sample, numbers only (SLDs from formulas computed), with
     ``scale`` and ``background``: exactly what the kernel is called with."""
-    sample = settings.sample
+    assert settings.sample is not None
+    return resolve_sample_parameters(settings.sample, settings)
+
+
+def resolve_sample_parameters(sample: SASSample, settings: SASSettings) -> dict[str, float | str]:
+    """``resolve_parameters`` of any sample, with the settings' radiation."""
     user = user_parameters(sample_model_info(sample.model))
     resolved: dict[str, float | str] = {"scale": sample.scale, "background": sample.background}
     for name, value in sample.parameters.items():
@@ -389,31 +415,44 @@ class SASDriver(JournalledDriver):
     Request params (``instruments.sas.REQUEST_FIELDS``): ``configuration`` (a configuration name)
     and ``exposure_seconds`` (s), checked by ``instruments.sas.check_sas_request``. Data:
     ``q`` (1/Å), ``intensity`` (1/cm) with σ in ``sigma["intensity"]``, ``dq`` (1-σ, 1/Å) — of this
-    exposure only; ``accumulated`` gives the running total per configuration.
+    exposure only; ``accumulated`` gives the running total per configuration (and sample, with a
+    materials system).
     """
 
     def __init__(self, name: str, settings: SASSettings) -> None:
         self.name = name
         self.settings = settings
         self.clock = VirtualClock(settings.realtime_factor)
-        self.true_parameters: dict[str, float | str] = resolve_parameters(settings)
-        """The sample's sasmodels parameters as the kernel sees them (SLDs from formulas computed)."""
+        self.true_parameters: dict[str, float | str] = resolve_parameters(settings) if settings.sample else {}
+        """The fixed sample's sasmodels parameters as the kernel sees them (SLDs from formulas computed)."""
         self.configurations: dict[str, SASConfiguration] = {c.name: c for c in settings.configurations}
         self.current_configuration: str | None = None
         self.stopped: bool | None = None
         self._lock = threading.Lock()  # recover() may run beside measure() in the actor's threads
-        self._states = {c.name: self._build_state(c) for c in settings.configurations}
+        self._made: MadeSamples[dict[str, _ConfigurationState]] | None = None
+        if settings.sample is not None:
+            self._states = {c.name: self._build_state(c, settings.sample, self.true_parameters) for c in settings.configurations}
+        else:
+            assert settings.materials_system is not None
+            self._made = MadeSamples(materials_system_from_settings(settings.materials_system), name, self._sample_states)
+            # The instrument's geometry without a sample (truth NaN: never drawn from): the planning model.
+            self._states = {c.name: self._build_state(c, None, {}) for c in settings.configurations}
         self._limits = self.planning_model()  # what check() holds a request against
         self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
-        if self._journal is not None:
-            # The instrument's data files outlive a crash; so do its accumulated totals.
+        if self._journal is not None and self._made is None:
+            # The instrument's data files outlive a crash; so do its accumulated totals (a materials
+            # system's samples are made again from their recipes, so theirs start afresh).
             for attempt_id in dict.fromkeys(self._journal.acquisitions()):
                 measurement = self._journal.read(attempt_id)
                 if measurement is not None:
                     self._accumulate_recorded(measurement)
 
-    def _build_state(self, configuration: SASConfiguration) -> _ConfigurationState:
+    def _build_state(
+        self, configuration: SASConfiguration, sample: SASSample | None, parameters: dict[str, float | str]
+    ) -> _ConfigurationState:
+        """A configuration's arrays for ``sample`` (None: the instrument alone, truth NaN)."""
         s = self.settings
+        cell_transmission, cell_thickness = _cell(s)
         q = _bin_centres(configuration)
         slit = None
         if configuration.is_slit:
@@ -424,14 +463,35 @@ class SASDriver(JournalledDriver):
         edges = _bin_edges(configuration)
         wavelength = configuration_wavelength(s, configuration)
         solid_angle = wavelength**2 * (edges[1:] ** 2 - edges[:-1] ** 2) / (4 * math.pi)
-        k_per_second = (
-            configuration.flux * s.sample.transmission * s.sample.thickness_cm * configuration.efficiency * solid_angle
-        )
-        truth = _slit_truth(s.sample.model, self.true_parameters, q, slit) if slit else smeared_intensity(
-            s.sample.model, self.true_parameters, q, dq
-        )
+        k_per_second = configuration.flux * cell_transmission * cell_thickness * configuration.efficiency * solid_angle
+        if sample is None:
+            truth = np.full_like(q, np.nan)
+        elif slit:
+            truth = _slit_truth(sample.model, parameters, q, slit)
+        else:
+            truth = smeared_intensity(sample.model, parameters, q, dq)
         cell = configuration.cell_background + configuration.cell_background_porod * q**-4.0
         return _ConfigurationState(q=q, dq=dq, truth=truth, cell=cell, k_per_second=k_per_second, slit=slit)
+
+    def _sample_states(self, truth: SampleTruth) -> dict[str, _ConfigurationState]:
+        """Every configuration's arrays for a sample a materials system made."""
+        sample = sample_from_truth(truth)
+        parameters = resolve_sample_parameters(sample, self.settings)
+        return {c.name: self._build_state(c, sample, parameters) for c in self.settings.configurations}
+
+    def _states_for(self, request: MeasurementRequest | None) -> dict[str, _ConfigurationState]:
+        """The configurations' states of the fixed sample, or of the sample ``request`` names."""
+        if self._made is None:
+            return self._states
+        if request is None:
+            raise ValueError(f"{self.name}: the samples come from a materials system; name one by its request (recipe)")
+        return self._made.get(request)[1]
+
+    def sample_truth(self, request: MeasurementRequest) -> SampleTruth:
+        """The materials system's truth of the request's sample (tests and benchmarks only)."""
+        if self._made is None:
+            raise ValueError(f"{self.name}: no materials_system; the sample is settings.sample")
+        return self._made.get(request)[0]
 
     # -- the driver protocol ---------------------------------------------------------------------
     def describe(self) -> dict[str, DataKey]:
@@ -482,6 +542,8 @@ class SASDriver(JournalledDriver):
 
     def check(self, request: MeasurementRequest) -> None:
         check_sas_request(self._limits, request, instrument=self.name)
+        if self._made is not None:
+            self._made.check(request)
 
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)
@@ -489,7 +551,7 @@ class SASDriver(JournalledDriver):
         s = self.settings
         name = str(request.params["configuration"])
         exposure = float(request.params["exposure_seconds"])
-        state = self._states[name]
+        state = self._states_for(request)[name]
         started = datetime.now(timezone.utc)
         change = s.change_seconds if self.current_configuration != name else 0.0
         self.clock.advance(exposure + change + s.overhead_seconds)
@@ -516,7 +578,7 @@ class SASDriver(JournalledDriver):
             ),
         )
         self._journalled(measurement)
-        self._accumulate(name, request.attempt_id, counts, exposure)
+        self._accumulate(state, request.attempt_id, counts, exposure)
         return measurement
 
     def recover(self, attempt_id: str) -> Measurement | None:
@@ -527,8 +589,7 @@ class SASDriver(JournalledDriver):
         return measurement
 
     # -- accumulation ------------------------------------------------------------------------------
-    def _accumulate(self, configuration: str, attempt_id: str, counts: np.ndarray, exposure: float) -> None:
-        state = self._states[configuration]
+    def _accumulate(self, state: _ConfigurationState, attempt_id: str, counts: np.ndarray, exposure: float) -> None:
         with self._lock:
             if attempt_id in state.attempts:
                 return  # a replayed attempt draws the same noise: counting it twice would not be a new exposure
@@ -539,19 +600,31 @@ class SASDriver(JournalledDriver):
     def _accumulate_recorded(self, measurement: Measurement) -> None:
         # Counts are recovered exactly from a recorded exposure: N = k (I + B), an integer.
         configuration = measurement.params.get("configuration")
-        if measurement.instrument != self.name or configuration not in self._states:
+        states = self._recorded_states(measurement)
+        if measurement.instrument != self.name or states is None or configuration not in states:
             return
-        state = self._states[str(configuration)]
+        state = states[str(configuration)]
         exposure = float(measurement.params["exposure_seconds"])
         counts = np.rint(state.k_per_second * exposure * (measurement.data["intensity"] + state.cell)).astype(np.int64)
-        self._accumulate(str(configuration), measurement.attempt_id, counts, exposure)
+        self._accumulate(state, measurement.attempt_id, counts, exposure)
 
-    def accumulated(self, configuration: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    def _recorded_states(self, measurement: Measurement) -> dict[str, _ConfigurationState] | None:
+        # A recorded exposure of a materials system's sample joins that sample's totals if the sample
+        # has been made in this process (a recording holds no recipe to make it from).
+        if self._made is None:
+            return self._states
+        made = self._made.known(measurement.sample_id if measurement.sample_id is not None else measurement.attempt_id)
+        return made[1] if made is not None else None
+
+    def accumulated(
+        self, configuration: str, request: MeasurementRequest | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """All exposures of ``configuration`` counted together: (q 1/Å, I 1/cm, σ 1/cm, total exposure s).
 
         The counts of every distinct attempt are summed, so σ shrinks as 1/sqrt(total exposure).
+        With a materials system, of the sample ``request`` names.
         """
-        state = self._state(configuration)
+        state = self._state(configuration, request)
         with self._lock:
             counts, exposure = state.counts.copy(), state.exposure_seconds
         if exposure == 0:
@@ -560,27 +633,48 @@ class SASDriver(JournalledDriver):
         return state.q.copy(), intensity, sigma, exposure
 
     # -- ground truth, for tests and benchmarks ----------------------------------------------------
-    def _state(self, configuration: str) -> _ConfigurationState:
+    def _state(self, configuration: str, request: MeasurementRequest | None = None) -> _ConfigurationState:
         if configuration not in self._states:
             raise ValueError(
                 f"{self.name}: unknown configuration {configuration!r}; valid configurations: {list(self._states)}"
             )
-        return self._states[configuration]
+        return self._states_for(request)[configuration]
 
-    def true_intensity(self, configuration: str) -> tuple[np.ndarray, np.ndarray]:
-        """(q 1/Å, noise-free resolution-smeared I(q) 1/cm, including the sample's incoherent background)."""
-        state = self._state(configuration)
+    def true_intensity(self, configuration: str, request: MeasurementRequest | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(q 1/Å, noise-free resolution-smeared I(q) 1/cm, including the sample's incoherent background);
+        with a materials system, of the sample ``request`` names."""
+        state = self._state(configuration, request)
         return state.q.copy(), state.truth.copy()
 
     def resolution(self, configuration: str) -> np.ndarray:
         """1-σ Q resolution (1/Å) of the configuration's bins."""
         return self._state(configuration).dq.copy()
 
-    def expected_sigma(self, configuration: str, exposure_seconds: float) -> np.ndarray:
+    def expected_sigma(
+        self, configuration: str, exposure_seconds: float, request: MeasurementRequest | None = None
+    ) -> np.ndarray:
         """σ (1/cm) an exposure of this length would report on average: sqrt(k (I + B)) / k."""
-        state = self._state(configuration)
+        state = self._state(configuration, request)
         k = state.k_per_second * exposure_seconds
         return np.sqrt(k * (state.truth + state.cell)) / k
+
+
+def _cell(settings: SASSettings) -> tuple[float, float]:
+    """(transmission, thickness cm) of the sample cell: the fixed sample's, or the materials system's."""
+    if settings.sample is not None:
+        return settings.sample.transmission, settings.sample.thickness_cm
+    assert isinstance(settings.materials_system, FormulationSystemSettings)
+    return settings.materials_system.transmission, settings.materials_system.thickness_cm
+
+
+def sample_from_truth(truth: SampleTruth) -> SASSample:
+    """The SAS sample of a materials system's truth (a nanostructure as a sasmodels model)."""
+    if not isinstance(truth, NanostructureTruth):
+        raise TypeError(f"materials_system: the SAS simulator measures nanostructures, not {truth.kind!r}")
+    return SASSample(
+        model=truth.model, parameters=dict(truth.parameters), scale=truth.scale, background=truth.background,
+        transmission=truth.transmission, thickness_cm=truth.thickness_cm,
+    )
 
 
 def _resolution_data(state: _ConfigurationState) -> dict[str, np.ndarray]:

@@ -20,6 +20,11 @@ proportional to its volume fraction). A request is one window: ``two_theta_start
 ``two_theta_stop``, ``two_theta_step`` (degrees) and ``dwell_seconds`` per step. Its instrument
 time is set-up + slew from where the goniometer stands + steps × (dwell + dead time), on a
 virtual clock.
+
+The sample is either fixed (``sample:``) or made by a materials system (``materials_system:``, kind
+``oxide``, ``simulators.materials``): then every request must carry the sample's ``recipe`` (refused
+otherwise, before anything moves), and the phases, weight fractions, Vegard lattice strains and
+crystallite sizes measured are the system's truth for that recipe, drawn once per ``sample_id``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -38,6 +44,9 @@ from physics.phases import Phase, PhaseLibrary, open_library
 from physics.xrd import chebyshev_background, march_dollase, phase_rate, resolve_lines, scan_points, source_name
 from simulators.clock import VirtualClock
 from simulators.journal import JournalledDriver, MeasurementJournal
+from simulators.materials import MaterialsSystemSettings, OxideSystemSettings, PhaseMixtureTruth, SampleTruth
+from simulators.materials import materials_system_from_settings
+from simulators.materials.samples import MadeSamples
 from simulators.noise import attempt_seed
 
 
@@ -84,7 +93,10 @@ class XRDSample(Record):
 class XRDSettings(Record):
     """Settings of the simulated diffractometer (campaign file: ``instruments[].settings``)."""
 
-    sample: XRDSample
+    sample: XRDSample | None = Field(default=None, description="the one sample measured; or give materials_system")
+    materials_system: MaterialsSystemSettings | None = Field(
+        default=None, description="a materials system (kind 'oxide') whose samples are measured, one per recipe"
+    )
     library: str | None = Field(default=None, description="folder of phase CIFs; default: physics/phases (shipped)")
     wavelength: str | float = Field(default="CuKa", description="'CuKa' (Kα1+Kα2), 'CuKa1', 'CoKa', 'MoKa', … or Å")
     energy_kev: float | None = Field(default=None, gt=1, le=200, description="synchrotron energy, keV (replaces wavelength)")
@@ -114,10 +126,20 @@ class XRDSettings(Record):
         if not self.goniometer_min_deg < self.goniometer_max_deg:
             raise ValueError("goniometer_min_deg must be below goniometer_max_deg")
         self.lines()  # an unknown line name is reported now
+        if (self.sample is None) == (self.materials_system is None):
+            raise ValueError("sample, materials_system: give exactly one (a fixed sample, or a system making one per recipe)")
+        if self.materials_system is not None and not isinstance(self.materials_system, OxideSystemSettings):
+            raise ValueError(
+                f"materials_system: kind {self.materials_system.kind!r} makes no crystalline phases; the XRD simulator needs kind 'oxide'"
+            )
+        where, names = (
+            ("sample.phases", [p.phase for p in self.sample.phases]) if self.sample is not None
+            else ("materials_system.components", self.materials_system.phases())  # type: ignore[union-attr]
+        )
         library = self.phase_library()
-        library.check([p.phase for p in self.sample.phases], "sample.phases")
-        for p in self.sample.phases:
-            library.phase(p.phase)  # a malformed CIF is reported now, naming the file
+        library.check(names, where)
+        for name in names:
+            library.phase(name)  # a malformed CIF is reported now, naming the file
         return self
 
     def lines(self) -> tuple[tuple[float, float], ...]:
@@ -125,6 +147,27 @@ class XRDSettings(Record):
 
     def phase_library(self) -> PhaseLibrary:
         return open_library(self.library)
+
+
+@dataclass(frozen=True)
+class _PreparedSample:
+    """A sample ready to draw: its phases with their library entries, volume fractions and textures."""
+
+    sample: XRDSample
+    phases: list[tuple[SamplePhase, Phase]]
+    volume_fractions: dict[str, float]
+    orientation: dict[str, np.ndarray | None]
+
+
+def sample_from_truth(truth: SampleTruth) -> XRDSample:
+    """The XRD sample of a materials system's truth (phase mixture: fractions, Vegard strains, sizes)."""
+    if not isinstance(truth, PhaseMixtureTruth):
+        raise TypeError(f"materials_system: the XRD simulator measures phase mixtures, not {truth.kind!r}")
+    return XRDSample(phases=[
+        SamplePhase(phase=p.phase, weight_fraction=p.weight_fraction, crystallite_size_nm=p.crystallite_size_nm,
+                    lattice_strain=p.lattice_strain)
+        for p in truth.phases
+    ])
 
 
 class XRDDriver(JournalledDriver):
@@ -146,13 +189,38 @@ class XRDDriver(JournalledDriver):
         self._model = self.planning_model()
         d_min = min(lam for lam, _ in self._lines) / (2 * math.sin(math.radians(settings.goniometer_max_deg / 2)))
         self._d_min = max(d_min * 0.98, 0.25)
-        library = settings.phase_library()
-        self._phases = [(p, library.phase(p.phase)) for p in settings.sample.phases]
-        per_volume = [p.weight_fraction / ph.density for p, ph in self._phases]
-        self.volume_fractions = {p.phase: v / sum(per_volume) for (p, _), v in zip(self._phases, per_volume)}
-        """Volume fraction of each phase (what the diffracted intensity is proportional to)."""
-        self._orientation = {p.phase: self._texture(p, ph) for p, ph in self._phases}
+        self._library = settings.phase_library()
+        self._fixed = self._prepare(settings.sample) if settings.sample is not None else None
+        self.volume_fractions = self._fixed.volume_fractions if self._fixed is not None else {}
+        """Volume fraction of each phase of the fixed sample (what the diffracted intensity is proportional to)."""
+        self._made: MadeSamples[_PreparedSample] | None = None
+        if settings.materials_system is not None:
+            system = materials_system_from_settings(settings.materials_system)
+            self._made = MadeSamples(system, name, lambda truth: self._prepare(sample_from_truth(truth)))
         self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
+
+    def _prepare(self, sample: XRDSample) -> _PreparedSample:
+        phases = [(p, self._library.phase(p.phase)) for p in sample.phases]
+        per_volume = [p.weight_fraction / ph.density for p, ph in phases]
+        return _PreparedSample(
+            sample=sample, phases=phases,
+            volume_fractions={p.phase: v / sum(per_volume) for (p, _), v in zip(phases, per_volume)},
+            orientation={p.phase: self._texture(p, ph) for p, ph in phases},
+        )
+
+    def _sample_for(self, request: MeasurementRequest | None) -> _PreparedSample:
+        if self._made is None:
+            assert self._fixed is not None
+            return self._fixed
+        if request is None:
+            raise ValueError(f"{self.name}: the samples come from a materials system; name one by its request (recipe)")
+        return self._made.get(request)[1]
+
+    def sample_truth(self, request: MeasurementRequest) -> SampleTruth:
+        """The materials system's truth of the request's sample (tests and benchmarks only)."""
+        if self._made is None:
+            raise ValueError(f"{self.name}: no materials_system; the sample is settings.sample")
+        return self._made.get(request)[0]
 
     def _texture(self, sample_phase: SamplePhase, phase: Phase) -> np.ndarray | None:
         texture = sample_phase.preferred_orientation
@@ -162,17 +230,19 @@ class XRDDriver(JournalledDriver):
         return march_dollase(normals, index, len(phase.reflections(self._d_min).d), phase.pole(texture.hkl), texture.march_r)
 
     # -- ground truth ------------------------------------------------------------------------------
-    def true_rate(self, two_theta: np.ndarray) -> np.ndarray:
-        """Expected counts per second at ``two_theta`` (degrees), background included."""
+    def true_rate(self, two_theta: np.ndarray, request: MeasurementRequest | None = None) -> np.ndarray:
+        """Expected counts per second at ``two_theta`` (degrees), background included, of the fixed
+        sample or, with a materials system, of the sample ``request`` names (its recipe)."""
         s = self.settings
+        sample = self._sample_for(request)
         x = np.asarray(two_theta, dtype=float)
         rate = chebyshev_background(x, s.background, s.goniometer_min_deg, s.goniometer_max_deg)
-        for p, ph in self._phases:
-            rate = rate + s.flux * self.volume_fractions[p.phase] * phase_rate(
+        for p, ph in sample.phases:
+            rate = rate + s.flux * sample.volume_fractions[p.phase] * phase_rate(
                 x, ph.reflections(self._d_min), ph.volume, self._lines, self._model.caglioti,
                 size_nm=p.crystallite_size_nm, microstrain=p.microstrain, lattice_strain=p.lattice_strain,
-                zero_shift_deg=s.zero_shift_deg, displacement_mm=s.sample.displacement_mm,
-                radius_mm=s.goniometer_radius_mm, orientation=self._orientation[p.phase],
+                zero_shift_deg=s.zero_shift_deg, displacement_mm=sample.sample.displacement_mm,
+                radius_mm=s.goniometer_radius_mm, orientation=sample.orientation[p.phase],
             )
         return np.maximum(rate, 0.0)
 
@@ -196,6 +266,8 @@ class XRDDriver(JournalledDriver):
 
     def check(self, request: MeasurementRequest) -> None:
         check_xrd_request(self._model, request, instrument=self.name)
+        if self._made is not None:
+            self._made.check(request)
 
     def measure(self, request: MeasurementRequest) -> Measurement:
         self.check(request)
@@ -212,7 +284,7 @@ class XRDDriver(JournalledDriver):
         overhead = s.setup_seconds + len(x) * s.step_overhead_seconds
         self.clock.advance(exposure + slew + overhead)
         rng = np.random.default_rng(attempt_seed(s.seed, request))
-        counts = rng.poisson(dwell * self.true_rate(x)).astype(np.float64)
+        counts = rng.poisson(dwell * self.true_rate(x, request)).astype(np.float64)
         measurement = Measurement(
             attempt_id=request.attempt_id, instrument=self.name, params=dict(p), sample_id=request.sample_id,
             data={"two_theta": x, "counts": counts}, sigma={"counts": np.sqrt(np.maximum(counts, 1.0))},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -493,3 +494,103 @@ def test_an_interacting_sphere_sample_differs_from_its_form_factor_at_low_q() ->
     _, i_dilute = dilute.true_intensity("15m")
     _, i_dense = dense.true_intensity("15m")
     assert i_dense[0] < 0.5 * i_dilute[0]  # S(0) of hard spheres at φ = 0.2 is ≈ 0.3
+
+
+# -- samples of a materials system -----------------------------------------------------------------
+
+WIDE = {"name": "wide", "q_min": 0.001, "q_max": 0.6, "n_points": 120, "flux": 1e7, "dq_over_q_fwhm": 0.05, "wavelength": 6.0}
+
+
+def _formulation_driver(seed: int = 3, **system: object) -> SASDriver:
+    return SASDriver("sas", SASSettings.model_validate({
+        "materials_system": {"kind": "formulation", "seed": seed, **system}, "configurations": [WIDE],
+    }))
+
+
+def _exposure(recipe: dict[str, float] | None, sample: str = "s-1") -> MeasurementRequest:
+    return MeasurementRequest(attempt_id=f"a-{sample}", params={"configuration": "wide", "exposure_seconds": 600.0},
+                              recipe=recipe, sample_id=sample)
+
+
+def _log_slope(q: np.ndarray, intensity: np.ndarray, low: float, high: float) -> float:
+    """Least-squares slope of log I against log q over [low, high] 1/Å."""
+    window = (q >= low) & (q <= high)
+    assert window.sum() >= 5, (low, high)
+    return float(np.polyfit(np.log(q[window]), np.log(intensity[window]), 1)[0])
+
+
+def _recipes_by_structure(driver: SASDriver) -> dict[str, list[dict[str, float]]]:
+    assert driver._made is not None
+    system = driver._made.system
+    out: dict[str, list[dict[str, float]]] = {}
+    for recipe in system.dense_grid(8):
+        out.setdefault(system.label(recipe), []).append(recipe)
+    return out
+
+
+def test_spheres_cylinders_and_lamellae_scatter_with_their_power_laws() -> None:
+    driver = _formulation_driver()
+    by_structure = _recipes_by_structure(driver)
+    slopes = {}
+    for structure, recipes in sorted(by_structure.items()):
+        assert driver._made is not None
+        # the longest cylinders: the widest Q⁻¹ range between 2π/L and 1/R
+        recipe = max(recipes, key=lambda r: driver._made.system.truth(r, structure).parameters.get("length", 0.0))  # type: ignore[union-attr]
+        request = _exposure(recipe, structure)
+        truth = driver.sample_truth(request)
+        assert truth.label == structure
+        q, intensity = driver.true_intensity("wide", request)
+        signal = intensity - truth.background
+        size = float(truth.parameters.get("radius", truth.parameters.get("thickness")))
+        if structure == "sphere":
+            slopes[structure] = _log_slope(q, signal, 15 / size, 0.6)  # Porod: qR ≫ 1
+        elif structure == "cylinder":
+            slopes[structure] = _log_slope(q, signal, 8 / float(truth.parameters["length"]), 0.5 / size)
+        else:
+            slopes[structure] = _log_slope(q, signal, 0.001, 0.3 / size)
+    assert slopes["sphere"] == pytest.approx(-4.0, abs=0.3)
+    assert slopes["cylinder"] == pytest.approx(-1.0, abs=0.2)
+    assert slopes["lamellar"] == pytest.approx(-2.0, abs=0.15)
+
+
+def test_a_measurement_of_a_made_sample_counts_its_truth_and_accumulates_per_sample() -> None:
+    driver = _formulation_driver()
+    recipe = {"amphiphile": 0.05, "cosurfactant": 0.0, "water": 0.95}
+    first = driver.measure(_exposure(recipe, "s-1"))
+    q, truth = driver.true_intensity("wide", _exposure(recipe, "s-1"))
+    pull = (first.data["intensity"] - truth) / first.sigma["intensity"]
+    assert abs(float(np.mean(pull))) < 0.3 and 0.8 < float(np.std(pull)) < 1.2
+    other = _exposure({"amphiphile": 0.04, "cosurfactant": 0.09, "water": 0.87}, "s-2")
+    driver.measure(other)
+    assert driver.accumulated("wide", _exposure(recipe, "s-1"))[3] == 600.0  # totals are per sample
+    assert driver.sample_truth(other).label != driver.sample_truth(_exposure(recipe, "s-1")).label
+
+
+def test_a_formulation_simulator_refuses_a_request_without_a_recipe() -> None:
+    driver = _formulation_driver()
+    with pytest.raises(InstrumentLimitError, match="recipe"):
+        driver.check(_exposure(None))
+    with pytest.raises(InstrumentLimitError, match=r"recipe\.amphiphile"):
+        driver.measure(_exposure({"amphiphile": 0.6, "cosurfactant": 0.0, "water": 0.4}))
+
+
+def test_sas_settings_take_a_sample_or_a_formulation_system() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        SASSettings.model_validate({"configurations": [WIDE]})
+    with pytest.raises(ValueError, match="kind 'formulation'"):
+        SASSettings.model_validate({"materials_system": {"kind": "oxide"}, "configurations": [WIDE]})
+
+
+def test_a_made_samples_exposure_is_recovered_from_the_journal_and_rejoins_its_totals(tmp_path: Path) -> None:
+    recipe = {"amphiphile": 0.05, "cosurfactant": 0.0, "water": 0.95}
+    settings = {"materials_system": {"kind": "formulation", "seed": 3}, "configurations": [WIDE], "journal_dir": str(tmp_path)}
+    first = SASDriver("sas", SASSettings.model_validate(settings))
+    measured = first.measure(_exposure(recipe, "s-1"))
+    reborn = SASDriver("sas", SASSettings.model_validate(settings))  # after a crash: the journal survives
+    recovered = reborn.recover(measured.attempt_id)
+    assert recovered is not None and recovered.sample_id == "s-1"
+    np.testing.assert_array_equal(recovered.data["intensity"], measured.data["intensity"])
+    reborn.measure(MeasurementRequest(attempt_id="a-s-1-2", params={"configuration": "wide", "exposure_seconds": 600.0},
+                                      recipe=recipe, sample_id="s-1"))
+    assert reborn.recover(measured.attempt_id) is not None  # the sample exists now: the exposure joins its totals
+    assert reborn.accumulated("wide", _exposure(recipe, "s-1"))[3] == 1200.0

@@ -144,3 +144,94 @@ def test_an_unknown_phase_is_refused_with_the_library_listed() -> None:
         _driver([{"phase": "si", "weight_fraction": 0.5}, {"phase": "tio2_rutile", "weight_fraction": 0.2}])
     with pytest.raises(ValidationError, match="unknown line 'CuKz'"):
         _driver([{"phase": "si", "weight_fraction": 1.0}], wavelength="CuKz")
+
+
+# -- samples of a materials system -----------------------------------------------------------------
+
+EXACT_OXIDE = {"kind": "oxide", "seed": 4, "composition_scatter": 0.0, "temperature_scatter_k": 0.0, "size_scatter": 0.0}
+
+
+def _oxide_driver(**system: Any) -> XRDDriver:
+    return XRDDriver("xrd", XRDSettings.model_validate({"materials_system": {**EXACT_OXIDE, **system}, "wavelength": "CuKa1"}))
+
+
+def _made(recipe: dict[str, float], sample: str = "s-1", **window: Any) -> MeasurementRequest:
+    params = {"two_theta_start": 30.0, "two_theta_stop": 45.0, "two_theta_step": 0.02, "dwell_seconds": 1.0, **window}
+    return MeasurementRequest(attempt_id=f"a-{sample}", params=params, recipe=recipe, sample_id=sample)
+
+
+def _strongest_peak(phase: str, strain: float, low: float, high: float) -> float:
+    """2θ (degrees, Cu Kα1) of the phase's strongest peak in [low, high], from pymatgen's own pattern,
+    moved by a lattice strain ε as Bragg's law says (d → d(1 + ε))."""
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    pattern = XRDCalculator(wavelength="CuKa1").get_pattern(PhaseLibrary().phase(phase).structure, two_theta_range=(low, high))
+    d = pattern.d_hkls[int(np.argmax(pattern.y))]
+    return 2 * math.degrees(math.asin(CU_KA1 / (2 * d * (1 + strain))))
+
+
+def test_a_recipe_in_a_two_phase_region_gives_both_phases_peaks_where_pymatgen_puts_them() -> None:
+    driver = _oxide_driver()
+    request = _made({"MgO": 0.4, "ZnO": 0.6, "CuO": 0.0, "anneal_temperature_k": 1373.0})
+    truth = driver.sample_truth(request)
+    assert truth.label == "mgo_periclase+zno_zincite"
+    measurement = driver.measure(request)
+    x, counts = measurement.data["two_theta"], measurement.data["counts"]
+    background = np.median(counts)
+    for phase in truth.phases:
+        expected = _strongest_peak(phase.phase, phase.lattice_strain, 30.0, 45.0)
+        near = np.abs(x - expected) < 0.3
+        assert abs(x[near][np.argmax(counts[near])] - expected) <= 0.03, phase.phase
+        assert counts[near].max() > background + 20 * math.sqrt(background), phase.phase
+    assert 0.3 < min(p.weight_fraction for p in truth.phases)
+
+
+def test_a_vegard_shifted_phase_moves_its_peaks_the_way_its_lattice_strain_says() -> None:
+    driver = _oxide_driver()
+    x = np.arange(42.0, 43.6, 0.002)
+    apexes, strains = [], []
+    for zinc in (0.0, 0.1, 0.2):
+        request = _made({"MgO": 1 - zinc, "ZnO": zinc, "CuO": 0.0, "anneal_temperature_k": 1373.0}, sample=f"zn{zinc}")
+        (periclase,) = driver.sample_truth(request).phases  # still in the single-phase field
+        strains.append(periclase.lattice_strain)
+        apexes.append(_apex(x, driver.true_rate(x, request), _strongest_peak("mgo_periclase", 0.0, 40, 45), width=0.6))
+    assert strains[0] == 0.0 and strains[2] > strains[1] > 0  # Zn²⁺ expands the periclase lattice
+    for apex, strain in zip(apexes, strains):  # (200) moves to lower angle, by Bragg's law
+        assert apex == pytest.approx(_strongest_peak("mgo_periclase", strain, 40, 45), abs=0.004)
+    assert apexes[2] < apexes[1] < apexes[0] and apexes[0] - apexes[2] > 0.06
+
+
+def test_a_materials_system_simulator_refuses_a_request_without_a_recipe() -> None:
+    driver = _oxide_driver()
+    with pytest.raises(InstrumentLimitError, match="recipe"):
+        driver.check(_window(30.0, 40.0, 0.02, 1.0))
+    with pytest.raises(InstrumentLimitError, match="recipe"):
+        driver.measure(_window(30.0, 40.0, 0.02, 1.0))
+    with pytest.raises(InstrumentLimitError, match=r"recipe\.MgO"):
+        driver.check(_made({"MgO": 1.5, "ZnO": -0.5, "CuO": 0.0, "anneal_temperature_k": 1000.0}))
+
+
+def test_a_sample_is_made_once_and_keeps_its_recipe() -> None:
+    driver = _oxide_driver(composition_scatter=0.01, seed=7)
+    recipe = {"MgO": 0.5, "ZnO": 0.3, "CuO": 0.2, "anneal_temperature_k": 1100.0}
+    first = driver.sample_truth(_made(recipe, sample="s-9"))
+    again = driver.sample_truth(_made(recipe, sample="s-9", two_theta_start=35.0))
+    assert again == first
+    assert driver.sample_truth(_made(recipe, sample="s-10")) != first  # another sample, its own scatter
+    with pytest.raises(InstrumentLimitError, match="recipe"):
+        driver.check(_made({**recipe, "anneal_temperature_k": 900.0}, sample="s-9"))
+
+
+def test_settings_take_a_sample_or_an_oxide_system_but_not_both_nor_neither() -> None:
+    with pytest.raises(ValidationError, match="exactly one"):
+        XRDSettings.model_validate({})
+    with pytest.raises(ValidationError, match="exactly one"):
+        XRDSettings.model_validate({"sample": {"phases": [{"phase": "si", "weight_fraction": 1.0}]},
+                                    "materials_system": {"kind": "oxide"}})
+    with pytest.raises(ValidationError, match="kind 'oxide'"):
+        XRDSettings.model_validate({"materials_system": {"kind": "formulation"}})
+    with pytest.raises(ValidationError, match="materials_system.components"):
+        XRDSettings.model_validate({"materials_system": {"kind": "oxide", "components": [
+            {"name": "A", "phase": "unobtainium", "solubility": [0.1, 0.2]},
+            {"name": "B", "phase": "zno_zincite", "solubility": [0.1, 0.2]},
+            {"name": "C", "phase": "cuo_tenorite", "solubility": [0.1, 0.2]}]}})

@@ -72,3 +72,22 @@ def test_a_window_beyond_the_goniometer_is_refused_before_dispatch_and_recorded(
     assert refused[0].reason.startswith("instrument limits:") and "two_theta_stop=130.0 is outside the goniometer range" in refused[0].reason  # type: ignore[union-attr]
     assert all(float(m.params["two_theta_stop"]) <= 100.0 for m in store.measurements("xrd-refused"))
     assert result.status in {"failed", "budget_exhausted", "completed"}
+
+
+def test_a_materials_system_diffractometer_refuses_a_request_without_a_recipe_and_it_is_recorded(tmp_path: Path) -> None:
+    from agent.campaign import run_campaign
+    from agent.store import Store
+
+    data = shipped("adaptive_xrd.yaml", tmp_path)
+    settings = data["instruments"][0]["settings"]
+    settings.pop("sample")
+    settings["materials_system"] = {"kind": "oxide", "seed": 1}  # a single-sample campaign sends no recipe
+    data["policy"] = {"name": "xrd_full_scan", "options": {"scan": [10.0, 60.0, 0.05, 0.1]}}
+    data["budgets"] = {"max_measurements": 2}
+    config = parse_campaign(data)
+    store = Store(config.storage)
+    run_campaign(config, store, campaign_id="xrd-no-recipe")
+    refused = store.attempts("xrd-no-recipe", states=["refused"])
+    reasons = [a.reason or "" for a in refused]
+    assert any(r.startswith("instrument limits:") and "recipe" in r for r in reasons), reasons
+    assert store.measurements("xrd-no-recipe") == []
