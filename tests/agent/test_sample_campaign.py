@@ -28,8 +28,10 @@ SHIPPED = Path(__file__).resolve().parents[2] / "experiments" / "sdl_oxide_map.y
 
 
 def small_campaign(tmp_path: Path, *, samples: int, measurements: int, **synthesiser: Any) -> dict[str, Any]:
-    """The shipped campaign with small budgets (and synthesiser settings changed)."""
+    """The shipped campaign with small budgets (and synthesiser settings changed), recipes by sobol
+    and no campaign-level targets: the loop's mechanics, without fitting a map per sample."""
     data = yaml.safe_load(SHIPPED.read_text())
+    data["policy"], data["targets"] = {"name": "sobol"}, []
     data["data_dir"] = str(tmp_path / "data")
     data["budgets"] = {"max_samples": samples}
     data["sample_step"]["budgets"] = {"max_measurements": measurements}
