@@ -249,9 +249,10 @@ def parse_campaign(data: Any, source: str = "<campaign>") -> CampaignConfig:
     try:
         config = CampaignConfig.model_validate(data)
     except ValidationError as exc:
-        raise CampaignFileError(
-            source, [(_loc(tuple(p for p in e["loc"] if not str(p).startswith("function-after"))), e["msg"]) for e in exc.errors()]
-        ) from None
+        from agent.map_targets import with_target_level_errors  # map kinds belong to campaigns over samples
+
+        errors = [(_loc(tuple(p for p in e["loc"] if not str(p).startswith("function-after"))), e["msg"]) for e in exc.errors()]
+        raise CampaignFileError(source, with_target_level_errors(data, errors, ("targets",))) from None
     from agent.validation import semantic_errors  # the registries import policies (BoTorch); keep this module light
 
     errors = semantic_errors(config)

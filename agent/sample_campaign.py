@@ -47,6 +47,7 @@ from agent.failpoints import failpoint
 from agent.fleet import instrument_record
 from agent.guard import Guard
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, driver_factory
+from agent.map_targets import evaluate_map_targets, goal_of_map_target
 from agent.recorder import Recorder
 from agent.runtime import LocalHandle
 from agent.sample_ledger import SampleLedger
@@ -55,6 +56,7 @@ from agent.sample_step_config import SampleCampaignConfig
 from agent.store import Attempt, AttemptState, CampaignStatus, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.store.lease import HEARTBEAT_SECONDS, new_owner
 from agent.store.samples import Sample
+from agent.targets import TargetResult
 from agent.versions import package_versions
 from instruments.actor import InstrumentActor, InstrumentService
 from instruments.protocol import InstrumentUnreachable
@@ -95,6 +97,8 @@ class SampleCampaignRunner:
         self._started = time.monotonic()
         self._answer: Answer | None = None
         self._steps: dict[asyncio.Task[None], str] = {}  # sample steps running → their synthesis attempt
+        self._targets: dict[str, TargetResult] = {  # campaign-level targets' latest results
+            t.name: TargetResult(None, goal_of_map_target(t), False, "not evaluated") for t in config.targets}
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
@@ -158,6 +162,8 @@ class SampleCampaignRunner:
         self.store.record_instruments(self.campaign_id, [instrument_record(synth.name, synth.kind, self.model, data_keys)])
         self.recorder.open_run(self.config, {self.synthesiser: data_keys}, self._estimate_units())  # type: ignore[arg-type]
         self.ledger.load()
+        if self.config.targets and self.ledger.outcomes:  # a resume: where the targets stood, from the store
+            self._evaluate_targets()
 
     def _estimate_units(self) -> dict[str, str]:
         """What a sample's record in this campaign's run carries: the outcome's and the step analysis' estimates."""
@@ -241,6 +247,8 @@ class SampleCampaignRunner:
             return CampaignStatus.FAILED, f"{ledger.refused_in_a_row} recipes in a row were refused; see the decision log"
         if self._lease_lost:
             return CampaignStatus.INTERRUPTED, "another process took the campaign over (this one's lease went stale)"
+        if self.config.stop_on_targets and self._targets and all(r.met for r in self._targets.values()):
+            return CampaignStatus.COMPLETED, "targets met: " + ", ".join(self._targets)
         return None
 
     def _decide(self, seq: int) -> _Decision:
@@ -368,9 +376,22 @@ class SampleCampaignRunner:
         step = self.store.campaign(step_id)
         return step.status == CampaignStatus.FAILED and "resume" in (step.stop_reason or "")
 
+    def _evaluate_targets(self) -> dict[str, TargetResult]:
+        """The campaign-level targets on the store's finished samples, in the order they were made
+        (so a resume, or a reader of the store, computes the same values)."""
+        if self.config.targets:
+            outcomes = [SampleOutcome.model_validate(s.outcome) for s in self.store.samples(self.campaign_id)
+                        if s.outcome is not None]
+            self._targets = evaluate_map_targets(self.config.targets, self.config.design_space, outcomes,  # type: ignore[arg-type]
+                                                 self.config.seed)
+        return self._targets
+
     def _evaluation(self) -> TargetEvaluation:
+        """The targets evaluated with the newest outcome included: logged in the commit that records it."""
+        results = self._evaluate_targets()
         return TargetEvaluation(n_measurements=self.ledger.n_samples, instrument_seconds=self.ledger.instrument_seconds,
-                                wall_seconds=self._wall_seconds(), results={}, all_met=False)
+                                wall_seconds=self._wall_seconds(), results={k: v.as_dict() for k, v in results.items()},
+                                all_met=bool(results) and all(r.met for r in results.values()))
 
     # -- progress, shutdown -----------------------------------------------------------------------
     def _wall_seconds(self) -> float:
@@ -381,7 +402,7 @@ class SampleCampaignRunner:
             self.on_progress(Progress(
                 campaign_id=self.campaign_id, n_measurements=self.ledger.n_samples,
                 instrument_seconds=self.ledger.instrument_seconds, wall_seconds=self._wall_seconds(), in_flight=0,
-                refused=self.ledger.refused, failed=self.ledger.failed, targets={},
+                refused=self.ledger.refused, failed=self.ledger.failed, targets=dict(self._targets),
             ))
 
     async def _shutdown(self, status: CampaignStatus, reason: str) -> None:
@@ -408,7 +429,8 @@ class SampleCampaignRunner:
             for a in self.store.attempts(self.campaign_id):
                 counts[a.state.value] = counts.get(a.state.value, 0) + 1
         return CampaignResult(
-            campaign_id=self.campaign_id, status=status.value, stop_reason=reason, targets={},
+            campaign_id=self.campaign_id, status=status.value, stop_reason=reason,
+            targets=dict(self._targets),
             n_measurements=self.ledger.n_samples, instrument_seconds=self.ledger.instrument_seconds,
             wall_seconds=self._wall_seconds(), counts=counts, answer=self._answer,
         )

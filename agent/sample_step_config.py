@@ -39,6 +39,7 @@ from agent.config import (
     TargetConfig,
     _loc,
 )
+from agent.map_targets import SampleCampaignTargetConfig, sample_target_errors, target_kind_errors, with_target_level_errors
 from instruments.types import Record
 from policies.space import DesignSpace
 
@@ -92,8 +93,11 @@ class SampleCampaignConfig(Record):
     synthesiser: InstrumentConfig = Field(description="the instrument that makes a sample from a recipe")
     policy: PolicyConfig = Field(description="the across-sample policy")
     sample_step: SampleStepConfig
-    targets: list[TargetConfig] = Field(default_factory=list, description="campaign-level targets (none yet: budgets end it)")
+    targets: list[SampleCampaignTargetConfig] = Field(
+        default_factory=list, description="campaign-level targets: map_confidence, boundary_located, best_in_region "
+        "(agent/map_targets.py), evaluated after each sample's outcome")
     budgets: SampleBudgets
+    stop_on_targets: bool = Field(default=True, description="stop (completed) as soon as every campaign-level target holds")
     documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
 
     @property
@@ -109,9 +113,6 @@ class SampleCampaignConfig(Record):
             raise ValueError(f"synthesiser and sample_step.instruments: duplicate names {dup}")
         if self.synthesiser.count != 1:
             raise ValueError("synthesiser.count: one synthesiser (batches: its batch_capacity setting)")
-        if self.targets:
-            raise ValueError("targets: campaign-level targets of a campaign over samples are not supported yet; "
-                             "end it with budgets (per-sample targets go in sample_step.targets)")
         return self
 
     def stored_form(self) -> dict[str, Any]:
@@ -142,9 +143,12 @@ def parse_sample_campaign(data: dict[str, Any], source: str) -> SampleCampaignCo
     try:
         config = SampleCampaignConfig.model_validate(data)
     except ValidationError as exc:
-        raise CampaignFileError(
-            source, [(_loc(tuple(p for p in e["loc"] if not str(p).startswith("function-after"))), e["msg"]) for e in exc.errors()]
-        ) from None
+        errors = [(_loc(tuple(p for p in e["loc"] if not str(p).startswith("function-after"))), e["msg"]) for e in exc.errors()]
+        errors = with_target_level_errors(data, errors, ("sample_step", "targets"))
+        top = data.get("targets")  # per-sample kinds at the top: said now too, all errors at once
+        if isinstance(top, list) and all(isinstance(t, dict) for t in top):
+            errors += target_kind_errors(top, "targets", over_samples=True)
+        raise CampaignFileError(source, errors) from None
     errors = sample_campaign_errors(config)
     if errors:
         raise CampaignFileError(source, errors)
@@ -156,13 +160,24 @@ def sample_campaign_errors(config: SampleCampaignConfig) -> list[tuple[str, str]
     recipe space, and the sample step checked as the campaign it becomes for one sample."""
     from agent.validation import semantic_errors
 
-    errors = _synthesiser_errors(config) + _policy_errors(config)
+    errors = _synthesiser_errors(config) + _policy_errors(config) + sample_target_errors(config.targets, _step_estimates(config))
     step = config.step_config(f"{config.name}.step", "sample")
     step_fields = {"instruments", "design_space", "analysis", "objective", "policy", "targets", "budgets", "approval"}
     for field, message in semantic_errors(step):
         head = field.split("[")[0].split(".")[0]
         errors.append((f"sample_step.{field}" if head in step_fields else field, message))
     return errors
+
+
+def _step_estimates(config: SampleCampaignConfig) -> list[str]:
+    """The estimates a sample's outcome may carry (the step analysis'); empty if its kind is unknown."""
+    from agent.kinds import ANALYSIS_KINDS
+
+    kind = ANALYSIS_KINDS.get(config.sample_step.analysis.kind)
+    try:
+        return list(kind.estimate_units(kind.settings_model().model_validate(config.sample_step.analysis.settings))) if kind else []
+    except ValidationError:
+        return []  # reported as the step's analysis settings
 
 
 def _synthesiser_errors(config: SampleCampaignConfig) -> list[tuple[str, str]]:

@@ -28,8 +28,10 @@ SHIPPED = Path(__file__).resolve().parents[2] / "experiments" / "sdl_oxide_map.y
 
 
 def small_campaign(tmp_path: Path, *, samples: int, measurements: int, **synthesiser: Any) -> dict[str, Any]:
-    """The shipped campaign with small budgets (and synthesiser settings changed)."""
+    """The shipped campaign with small budgets (and synthesiser settings changed), recipes by sobol
+    and no campaign-level targets: the loop's mechanics, without fitting a map per sample."""
     data = yaml.safe_load(SHIPPED.read_text())
+    data["policy"], data["targets"] = {"name": "sobol"}, []
     data["data_dir"] = str(tmp_path / "data")
     data["budgets"] = {"max_samples": samples}
     data["sample_step"]["budgets"] = {"max_measurements": measurements}
@@ -166,3 +168,38 @@ def test_failed_syntheses_count_against_the_synthesis_time_budget(tmp_path: Path
         assert result.status == "budget_exhausted"
         assert result.stop_reason == "budget: max_synthesis_seconds (9000 s) reached (11400 s)"
         assert [a.state for a in store.attempts("sdl-time")] == ["failed", "failed"]
+
+
+def test_a_map_confidence_target_is_evaluated_after_each_sample_recomputed_on_resume_and_stops_the_campaign(
+        tmp_path: Path) -> None:
+    from agent.map_targets import MapConfidenceTarget, evaluate_map_targets
+
+    # Every sample's outcome is the same phase set (the fixed diffractometer sample), so the map grows
+    # confident as samples spread over the space: 2 samples are not enough for 10 % of the grid at
+    # p ≥ 0.9, 3 are. The first run ends on its budget after 2 samples; the resume, with a larger
+    # budget, starts from the targets as the store says they stood and completes on the target.
+    target = {"name": "map", "kind": "map_confidence", "probability": 0.9, "fraction": 0.1, "min_samples": 2,
+              "grid_points": 256}
+    data = small_campaign(tmp_path, samples=2, measurements=1)
+    data["targets"] = [target]
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        first = _run(data, store, "sdl-map")
+        assert first.status == "budget_exhausted" and not first.targets["map"].met
+        stood = store.target_evaluations("sdl-map")[-1].results["map"]
+        data["budgets"] = {"max_samples": 4}
+        progress: list[Any] = []
+        result = run_sample_campaign(parse_campaign(data), store, campaign_id="sdl-map", in_process=True, resume=True,
+                                     on_progress=progress.append)
+        assert progress[0].targets["map"].as_dict() == stood  # recomputed from the store on resume: the same
+        assert (result.status, result.stop_reason) == ("completed", "targets met: map")
+        evaluations = store.target_evaluations("sdl-map")
+        assert [e.n_measurements for e in evaluations] == [1, 2, 3]  # one per sample, with its outcome
+        assert [e.all_met for e in evaluations] == [False, False, True]
+        assert evaluations[0].results["map"]["value"] is None  # fewer than min_samples labelled samples
+        # Every recorded value is what the store's samples give, recomputed now.
+        outcomes = [SampleOutcome.model_validate(s.outcome) for s in store.samples("sdl-map")]
+        config = MapConfidenceTarget.model_validate(target)
+        space = parse_campaign(data).design_space
+        for k, e in enumerate(evaluations, start=1):
+            assert evaluate_map_targets([config], space, outcomes[:k], seed=data["seed"])["map"].as_dict() == e.results["map"]
+        assert result.targets["map"].met and result.answer is not None
