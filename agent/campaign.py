@@ -253,7 +253,7 @@ class CampaignRunner:
         except MissingClusterResources as exc:  # a node that is not up: a clear stop, not a crash
             raise _Stop(CampaignStatus.FAILED, str(exc)) from exc
         await self.fleet.ready()
-        self.guard = Guard(self.space, self.fleet.instruments, self.config.approval)
+        self.guard = Guard(self.space, self.fleet.instruments, self.config.approval, recipe=self.recipe)
         self.store.record_instruments(self.campaign_id, self.fleet.records())
         self.recorder.open_run(self.config, self.fleet.data_keys, self.fleet.estimates())
         return self.ledger.load()

@@ -45,10 +45,13 @@ class Verdict:
 class Guard:
     """Design space first, then a free instrument's ``check`` (a question to the instrument actor)."""
 
-    def __init__(self, space: DesignSpace, instruments: Mapping[str, Any], approval: ApprovalConfig | None = None) -> None:
-        """``instruments``: actor name → actor handle (``Fleet.instruments``); ``approval``: the gate (default: auto)."""
+    def __init__(self, space: DesignSpace, instruments: Mapping[str, Any], approval: ApprovalConfig | None = None,
+                 recipe: Mapping[str, ParamValue] | None = None) -> None:
+        """``instruments``: actor name → actor handle (``Fleet.instruments``); ``approval``: the gate (default:
+        auto); ``recipe``: how the sample was made, in a sample step (the instrument checks the request it will get)."""
         self.space, self.instruments = space, instruments
         self.approval = approval or ApprovalConfig()
+        self.recipe = dict(recipe) if recipe is not None else None
 
     async def verdict(
         self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None, free: list[str],
@@ -69,7 +72,7 @@ class Guard:
         if held is not None:
             return Verdict((*path, AttemptState.AWAITING_APPROVAL), reason=held)
         name = free[0]
-        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id)
+        request = MeasurementRequest(attempt_id=attempt_id, params=params, sample_id=sample_id, recipe=self.recipe)
         try:
             refusal = await self.instruments[name].check.remote(request)
         except InstrumentNotReady as exc:  # through Ray too: its task errors subclass the cause

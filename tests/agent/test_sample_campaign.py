@@ -25,12 +25,13 @@ from policies.protocol import PlanningGoals, SampleOutcome
 
 pytestmark = pytest.mark.timeout(300)
 SHIPPED = Path(__file__).resolve().parents[2] / "experiments" / "sdl_oxide_map.yaml"
+FIXED_SAMPLE = Path(__file__).resolve().parent / "sdl_fixed_sample.yaml"  # known numbers for the mechanics
 
 
 def small_campaign(tmp_path: Path, *, samples: int, measurements: int, **synthesiser: Any) -> dict[str, Any]:
     """The shipped campaign with small budgets (and synthesiser settings changed), recipes by sobol
     and no campaign-level targets: the loop's mechanics, without fitting a map per sample."""
-    data = yaml.safe_load(SHIPPED.read_text())
+    data = yaml.safe_load(FIXED_SAMPLE.read_text())
     data["policy"], data["targets"] = {"name": "sobol"}, []
     data["data_dir"] = str(tmp_path / "data")
     data["budgets"] = {"max_samples": samples}
@@ -203,3 +204,21 @@ def test_a_map_confidence_target_is_evaluated_after_each_sample_recomputed_on_re
         for k, e in enumerate(evaluations, start=1):
             assert evaluate_map_targets([config], space, outcomes[:k], seed=data["seed"])["map"].as_dict() == e.results["map"]
         assert result.targets["map"].met and result.answer is not None
+
+
+def test_the_shipped_campaign_characterises_samples_of_the_hidden_materials_system(tmp_path: Path) -> None:
+    """experiments/sdl_oxide_map.yaml as shipped (budgets cut to 2 samples × 2 windows): every sample step
+    measures (its requests carry the recipe the simulator derives the sample from) and ends with a soft label."""
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["data_dir"] = str(tmp_path / "data")
+    data["budgets"] = {"max_samples": 2}
+    data["sample_step"]["budgets"] = {"max_measurements": 2}
+    data["synthesiser"]["settings"]["failure_probability"] = 0.0
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        result = _run(data, store, "sdl-shipped")
+        assert result.status == "budget_exhausted", result.stop_reason
+        for s in store.samples("sdl-shipped"):
+            assert store.measurements(s.step_campaign_id), f"{s.sample_id}: nothing measured"  # type: ignore[arg-type]
+            outcome = SampleOutcome.model_validate(s.outcome)
+            assert outcome.status in ("answered", "budget") and outcome.label_probabilities
+            assert set("+".join(outcome.label_probabilities).split("+")) <= set(data["sample_step"]["analysis"]["settings"]["candidates"])
