@@ -26,7 +26,7 @@ from agent.store import CampaignOwned, Store, StoreUnavailable, UnknownCampaign
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labpilot: closed-loop experiment orchestration.")
 err = Console(stderr=True)
 
-EXIT_CODES = {"completed": 0, "budget_exhausted": 3, "failed": 1, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "budget_exhausted": 3, "failed": 1, "interrupted": 130, "unreachable": 4}
 DEFAULT_DB = "sqlite:///labpilot.db"
 
 
