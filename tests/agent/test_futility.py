@@ -74,3 +74,27 @@ def test_a_forecast_below_the_threshold_or_none_never_stops() -> None:
     assert unreachable_reason([proposal(0.95)]) == "target unreachable: σ(R)/R would need ≈ 1.0 × 10⁵ s; 100 s left"
 
 
+
+
+def test_an_xrd_sample_of_a_phase_outside_the_library_ends_unreachable_within_three_surveys() -> None:
+    from agent.bench import xrd
+    from agent.bench.common import run_campaign
+    from physics.xrd import scan_points
+
+    sample = xrd.draw_family(1, 0)[0]  # one phase
+    candidates = ["tio2_anatase", "tio2_rutile", "nacl_halite", "al2o3_corundum", "caco3_calcite", "sio2_quartz"]
+    assert not set(candidates) & set(sample.phases)
+
+    def document(folder: Path) -> dict[str, Any]:
+        data = xrd.campaign(sample, "adaptive", folder)
+        data["analysis"]["settings"]["candidates"] = candidates
+        return data
+
+    result, final = run_campaign(document, "out of library")
+    start, stop, step, dwell = xrd.SURVEY
+    # The bench instrument: 15 s set-up per window, no dead time per step.
+    survey_seconds = 15.0 + len(scan_points(start, stop, step)) * dwell
+    assert result.status == "unreachable", result.stop_reason
+    assert result.instrument_seconds <= 3 * survey_seconds
+    assert "cannot be reached" in result.stop_reason
+    assert result.answer is not None and "not identified" in result.answer.summary
