@@ -54,3 +54,19 @@ def test_the_guard_refuses_a_request_the_time_left_cannot_hold() -> None:
     short = asyncio.run(guard.verdict("a-2", {"configuration": "5m", "exposure_seconds": 1000.0}, "s", ["sans"], left=205.0))
     assert short.path == (AttemptState.REFUSED,) and short.reason is not None and short.reason.startswith(BUDGET_REFUSAL)
     assert fit_to_budget(instrument(), {"configuration": "5m", "exposure_seconds": 10.0}, 1e6).refusal is None
+
+
+def test_benchmark_futility_columns_separate_unsolvable_from_solvable_samples() -> None:
+    from agent.bench.common import futility_columns
+
+    def run(sample: int, policy: str, ok: bool, status: str, seconds: float) -> dict[str, object]:
+        return {"sample": sample, "policy": policy, "success": ok, "status": status, "instrument_seconds": seconds}
+
+    results = [run(0, "adaptive", True, "completed", 1000), run(0, "fixed", False, "budget_exhausted", 7800),
+               run(1, "adaptive", False, "unreachable", 2000), run(1, "fixed", False, "budget_exhausted", 7800),
+               run(2, "adaptive", False, "budget_exhausted", 20000), run(2, "fixed", False, "budget_exhausted", 7800)]
+    row = futility_columns(results, "adaptive", 20000.0, "success")
+    assert row["n_unsolvable_samples"] == 2 and row["unreachable_recognised"] == 0.5
+    assert row["median_seconds_on_unsolvable"] == 11000 and row["budget_fraction_on_unsolvable"] == 0.55
+    assert row["median_instrument_seconds_solvable"] == 1000 and row["false_unreachable_rate"] == 0.0
+    assert futility_columns(results, "fixed", 20000.0, "success")["unreachable_recognised"] == 0.0
