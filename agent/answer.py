@@ -29,7 +29,7 @@ from agent.store import Store, TargetEvaluation
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import ParamValue, Record
 
-Status = Literal["answered", "not identified", "no answer yet"]
+Status = Literal["answered", "not identified", "no answer yet", "target unreachable"]
 
 #: Flags of an interpretation whose answer is not an identification: every flag of
 #: ``agent.targets.UNTRUSTED_FLAGS`` (a test keeps them in step), and an XRD pattern with peaks no
@@ -109,8 +109,11 @@ def campaign_answer(store: Store, campaign_id: str) -> Answer:
     campaign = store.campaign(campaign_id)
     evaluations = store.target_evaluations(campaign_id)
     attempts = {a.id: a.params for a in store.attempts(campaign_id)}
-    return answer_of(campaign_id, campaign.config, store.interpretations(campaign_id), attempts,
-                     evaluations[-1] if evaluations else None)
+    answer = answer_of(campaign_id, campaign.config, store.interpretations(campaign_id), attempts,
+                       evaluations[-1] if evaluations else None)
+    if campaign.status == "unreachable" and campaign.stop_reason:  # CampaignStatus.UNREACHABLE
+        answer = unreachable_answer(answer, campaign.stop_reason)
+    return answer
 
 
 def answer_of(
@@ -136,6 +139,12 @@ def answer_of(
         f"no answer yet: no valid estimate of {_objective(config)[0]!r}")
     return Answer(campaign_id=campaign_id, kind="objective", status="answered" if incumbent else "no answer yet",
                   summary=summary, samples=samples, incumbent=incumbent, targets_met=met)
+
+
+def unreachable_answer(answer: Answer, reason: str) -> Answer:
+    """``answer`` of a campaign that ended ``unreachable``: the targets are out of reach (``reason``,
+    the planner's forecast in words), and what is known so far is given with its uncertainty."""
+    return answer.model_copy(update={"status": "target unreachable", "summary": f"{reason}. So far: {answer.summary}"})
 
 
 def _by_sample(interpretations: Sequence[Interpretation]) -> dict[str, list[Interpretation]]:

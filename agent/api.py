@@ -57,7 +57,7 @@ class AskTellStatus(Record):
     """Where an ask/tell campaign stands: ``done`` once a stop rule holds (targets met, a budget spent)."""
 
     campaign_id: str
-    status: str = Field(description="new (not in the store yet), running, completed, budget_exhausted, failed, interrupted")
+    status: str = Field(description="new (not in the store yet), running, completed, budget_exhausted, unreachable, failed, interrupted")
     done: bool
     stop_reason: str | None
     targets: dict[str, TargetState]

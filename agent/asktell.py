@@ -33,7 +33,7 @@ from instruments.types import Measurement, Timing
 #: Attempts handed to the caller and not yet told: ``unknown`` ones come from a loop that was killed.
 OPEN_PROPOSAL_STATES = (AttemptState.DISPATCHED, AttemptState.UNKNOWN)
 #: A campaign in one of these statuses has ended for good: ask/tell writes nothing more to it.
-ENDED = (CampaignStatus.COMPLETED, CampaignStatus.BUDGET_EXHAUSTED)
+ENDED = (CampaignStatus.COMPLETED, CampaignStatus.BUDGET_EXHAUSTED, CampaignStatus.UNREACHABLE)
 
 
 class TellError(ValueError):

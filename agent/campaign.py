@@ -30,13 +30,15 @@ from typing import Any
 
 import ray
 
-from agent.answer import Answer, campaign_answer
+from agent.answer import Answer, campaign_answer, unreachable_answer
 from agent.approval import ApprovalWaiter
+from agent.budget import BUDGET_REFUSAL, request_seconds
 from agent.config import CampaignConfig
 from agent.errors import first_line
 from agent.failpoints import failpoint
 from agent.faults import FAILURES_IN_A_ROW, MeasurementTimeout, failure_stop
 from agent.fleet import Fleet, MissingClusterResources
+from agent.futility import FutilityWatch
 from agent.guard import Guard, Verdict
 from agent.ledger import CampaignLedger
 from agent.pause import CampaignStopping, PauseGate
@@ -182,6 +184,9 @@ class CampaignRunner:
         self._previous_wall = 0.0
         self._started = time.monotonic()
         self._answer: Answer | None = None
+        self._unreachable: str | None = None  # why the planner's forecast ended the sample (stop_when_unreachable)
+        self._futility = FutilityWatch()
+        self._budget_full: str | None = None  # why the budget left cannot hold another request
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
@@ -253,7 +258,8 @@ class CampaignRunner:
         except MissingClusterResources as exc:  # a node that is not up: a clear stop, not a crash
             raise _Stop(CampaignStatus.FAILED, str(exc)) from exc
         await self.fleet.ready()
-        self.guard = Guard(self.space, self.fleet.instruments, self.config.approval, recipe=self.recipe)
+        self.guard = Guard(self.space, self.fleet.instruments, self.config.approval, self.fleet.instrument_models,
+                           recipe=self.recipe)
         self.store.record_instruments(self.campaign_id, self.fleet.records())
         self.recorder.open_run(self.config, self.fleet.data_keys, self.fleet.estimates())
         return self.ledger.load()
@@ -349,6 +355,10 @@ class CampaignRunner:
         """The first stop rule that holds: targets met, a budget spent, or refusals without end."""
         if self.config.stop_on_targets and self.targets.all_met:
             return CampaignStatus.COMPLETED, "targets met: " + ", ".join(self.targets.results)
+        if self._unreachable is not None:
+            return CampaignStatus.UNREACHABLE, self._unreachable
+        if self._budget_full is not None:
+            return CampaignStatus.BUDGET_EXHAUSTED, self._budget_full
         b, ledger = self.config.budgets, self.ledger
         if b.max_measurements is not None and ledger.n_measurements >= b.max_measurements:
             return CampaignStatus.BUDGET_EXHAUSTED, f"budget: max_measurements ({b.max_measurements}) reached"
@@ -364,6 +374,20 @@ class CampaignRunner:
         if self._lease_lost:
             return CampaignStatus.INTERRUPTED, "another process took the campaign over (this one's lease went stale)"
         return None
+
+    def _instrument_seconds_left(self, in_flight: bool = True) -> float | None:
+        """The instrument budget less the measured time and (``in_flight``) the time the requests now
+        measuring will take, s; None without an instrument-time budget."""
+        limit = self.config.budgets.max_instrument_seconds
+        if limit is None:
+            return None
+        left = limit - self.ledger.instrument_seconds
+        if in_flight and self.fleet is not None:
+            for actor, attempt_id in self.fleet.busy.items():
+                params = self.ledger.open.get(attempt_id)
+                seconds = None if params is None else request_seconds(self.fleet.instrument_models.get(actor), params)
+                left -= seconds or 0.0
+        return left
 
     def _remaining_wall(self) -> float | None:
         limit = self.config.budgets.max_wall_seconds
@@ -416,14 +440,25 @@ class CampaignRunner:
         seq, dseq = self.ledger.next_seq, self.ledger.next_decision
         pending = self.ledger.pending()
         decision = self._decide(n, seq)
+        if self.config.stop_when_unreachable and not decision.fallback:
+            self._unreachable = self._futility.observe(decision.proposals, len(self.ledger.interpretations))
+            if self._unreachable is not None:
+                return []  # nothing is measured: the loop ends the sample as unreachable
         # The guard and the instruments' checks only ask questions, so their verdicts — and the
         # dispatch itself — are committed in one transaction with the decision, before any
         # measurement is requested: write-ahead, at one commit instead of four.
         attempts, not_ready = [], {}
+        left = self._instrument_seconds_left()
         for i, p in enumerate(decision.proposals):
             attempt_id = f"{self.campaign_id}-{seq + i:05d}"
-            verdict = await self.guard.verdict(attempt_id, p.params, self.config.sample, free)
-            attempts.append(_proposed(attempt_id, seq + i, p.params, self.config.sample, verdict))
+            instrument = free[0] if free else None
+            verdict = await self.guard.verdict(attempt_id, p.params, self.config.sample, free, left=left)
+            params = verdict.params if verdict.params is not None else p.params
+            if left is not None and instrument is not None:
+                left -= request_seconds(self.fleet.instrument_models.get(instrument) if self.fleet else None, params) or 0.0
+            if verdict.reason is not None and verdict.reason.startswith(BUDGET_REFUSAL):
+                self._budget_full = f"budget: max_instrument_seconds cannot hold another request ({verdict.reason})"
+            attempts.append(_proposed(attempt_id, seq + i, params, self.config.sample, verdict))
             if verdict.not_ready is not None:
                 not_ready[attempt_id] = verdict.not_ready
         self.recorder.decision(
@@ -465,7 +500,8 @@ class CampaignRunner:
             error = f"{self._refused_in_a_row} decisions in a row were refused"
         else:
             try:
-                context = self.ledger.planning_context(self.fleet.instrument_models, self.goals)
+                context = self.ledger.planning_context(
+                    self.fleet.instrument_models, self.goals, self._instrument_seconds_left(in_flight=False))
                 proposals = self.policy.plan(context, n)
                 if len(proposals) != n:
                     raise ValueError(f"policy returned {len(proposals)} proposals, asked for {n}")
@@ -686,6 +722,8 @@ class CampaignRunner:
             await self.fleet.stop(status == CampaignStatus.COMPLETED)
         with contextlib.suppress(StoreUnavailable):  # the reason then says the store is gone
             self._answer = campaign_answer(self.store, self.campaign_id)
+            if status == CampaignStatus.UNREACHABLE:
+                self._answer = unreachable_answer(self._answer, reason)
         self.recorder.finish(status, reason, time.monotonic() - self._started, answer=self._answer)
         if not self._lease_lost:
             with contextlib.suppress(StoreUnavailable):  # a stale lease is taken over on resume anyway

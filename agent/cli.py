@@ -26,7 +26,7 @@ from agent.store import CampaignOwned, Store, StoreUnavailable, UnknownCampaign
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="labpilot: closed-loop experiment orchestration.")
 err = Console(stderr=True)
 
-EXIT_CODES = {"completed": 0, "budget_exhausted": 3, "failed": 1, "interrupted": 130}
+EXIT_CODES = {"completed": 0, "budget_exhausted": 3, "failed": 1, "interrupted": 130, "unreachable": 4}
 DEFAULT_DB = "sqlite:///labpilot.db"
 
 
@@ -626,6 +626,18 @@ def _print_goals(summary: dict[str, Any], paths: dict[str, Path]) -> None:
     err.print(f"results: {paths['json']}  figure: {paths['figure']}")
 
 
+_FUTILITY_HEADERS = ("unsolvable: declared", "s on unsolvable", "median s solvable", "false unreachable")
+
+
+def _futility_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    """The futility columns of a benchmark row (``agent.bench.common.futility_columns``), '—' when undefined."""
+    def show(key: str, fmt: str) -> str:
+        return "—" if row.get(key) is None else format(row[key], fmt)
+
+    return (show("unreachable_recognised", ".2f"), show("median_seconds_on_unsolvable", ",.0f"),
+            show("median_instrument_seconds_solvable", ",.0f"), show("false_unreachable_rate", ".2f"))
+
+
 @bench_app.command("sas")
 def bench_sas(
     quick: bool = typer.Option(False, "--quick", help="6 samples instead of 30 (a smoke run, minutes)"),
@@ -643,12 +655,12 @@ def bench_sas(
     if as_json:
         _print_json(summary)
         return
-    table = Table("policy", "success", "median s", "coverage 95", "ratio to adaptive")
+    table = Table("policy", "success", "median s", "coverage 95", "ratio to adaptive", *_FUTILITY_HEADERS)
     for name, row in summary["policies"].items():
         cov = row["coverage_95"]
         table.add_row(
             name, f"{row['success_rate']:.2f}", f"{row['median_instrument_seconds']:,.0f}",
-            "—" if cov is None else f"{cov:.3f}", f"{row.get('ratio_to_adaptive', 1.0):.2f}",
+            "—" if cov is None else f"{cov:.3f}", f"{row.get('ratio_to_adaptive', 1.0):.2f}", *_futility_cells(row),
         )
     err.print(table)
     _print_goals(summary, paths)
@@ -671,13 +683,13 @@ def bench_xrd(
     if as_json:
         _print_json(summary)
         return
-    table = Table("policy", "accuracy", "minor found", "median s", "× faster than full", "right at p≥0.95")
+    table = Table("policy", "accuracy", "minor found", "median s", "× faster than full", "right at p≥0.95", *_FUTILITY_HEADERS)
     for name, row in summary["policies"].items():
         minor, precision = row["minor_phase_detection_rate"], row["precision_at_0.95"]
         table.add_row(
             name, f"{row['accuracy']:.2f}", "—" if minor is None else f"{minor:.2f}", f"{row['median_scan_seconds']:,.0f}",
             f"{row.get('ratio_to_full_scan', 1.0):.2f}",
-            "—" if precision is None else f"{precision:.2f} ({row['n_decisions_at_0.95']})",
+            "—" if precision is None else f"{precision:.2f} ({row['n_decisions_at_0.95']})", *_futility_cells(row),
         )
     err.print(table)
     _print_goals(summary, paths)

@@ -203,6 +203,11 @@ class CampaignConfig(Record):
         description="stop as soon as every target holds; false: spend the budget (a fixed protocol), "
         "and report the targets at the end",
     )
+    stop_when_unreachable: bool = Field(
+        default=True,
+        description="end the sample as 'unreachable' when the measurement planner forecasts (P ≥ 0.9) that the "
+        "targets cannot be reached in the instrument budget left (planners that forecast only)",
+    )
 
     def stored_form(self) -> dict[str, Any]:
         """The configuration as it is stored and published (the store, documents, reports): JSON,

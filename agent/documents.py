@@ -46,7 +46,7 @@ APPROVALS_KEYS: dict[str, Any] = {
     "proposed": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
     "params": {"dtype": "string", "shape": [], "source": "labpilot", "units": "JSON"},
 }
-EXIT_STATUS = {"completed": "success", "budget_exhausted": "success", "failed": "fail", "interrupted": "abort"}
+EXIT_STATUS = {"completed": "success", "budget_exhausted": "success", "failed": "fail", "interrupted": "abort", "unreachable": "success"}
 
 
 def document_uid(campaign_id: str, *parts: object) -> str:

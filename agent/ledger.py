@@ -108,7 +108,9 @@ class CampaignLedger:
         """Params decided and not yet analysed, in decision order."""
         return list(self.open.values())
 
-    def planning_context(self, instrument_models: dict[str, object], goals: PlanningGoals) -> PlanningContext:
+    def planning_context(
+        self, instrument_models: dict[str, object], goals: PlanningGoals, remaining_instrument_seconds: float | None = None,
+    ) -> PlanningContext:
         """Everything a policy may look at now (see ``policies.protocol.PlanningContext``)."""
         measurements = list(self.measurements_of(self.sample)) if self.sample is not None else []
         measured = {m.attempt_id for m in measurements}
@@ -120,4 +122,5 @@ class CampaignLedger:
             interpretations=list(self.interpretations),
             instrument_models=dict(instrument_models),
             goals=goals,
+            remaining_instrument_seconds=remaining_instrument_seconds,
         )

@@ -66,7 +66,7 @@ def live_progress(console: Console, config: CampaignConfig, *, enabled: bool = T
 
 def print_answer(console: Console, answer: Answer) -> None:
     """The answer first, in words: summary, then warnings and notes (flags explained)."""
-    colour = {"answered": "green", "not identified": "yellow"}.get(answer.status, "red")
+    colour = {"answered": "green", "not identified": "yellow", "target unreachable": "yellow"}.get(answer.status, "red")
     lines = answer.lines()
     console.print(f"[bold {colour}]{escape(lines[0])}[/]")
     for line in lines[1:]:
@@ -76,7 +76,7 @@ def print_answer(console: Console, answer: Answer) -> None:
 def print_result(console: Console, result: CampaignResult) -> None:
     if result.answer is not None:
         print_answer(console, result.answer)
-    colour = {"completed": "green", "budget_exhausted": "yellow"}.get(result.status, "red")
+    colour = {"completed": "green", "budget_exhausted": "yellow", "unreachable": "yellow"}.get(result.status, "red")
     console.print(f"[{colour}]{result.status}[/]: {result.stop_reason}")
     console.print(
         f"{result.n_measurements} measurements, {result.instrument_seconds:,.0f} instrument s, "

@@ -86,7 +86,7 @@ class CampaignOutcome(Record):
 
     campaign_id: str
     name: str
-    status: str = Field(description="running, completed, budget_exhausted, failed or interrupted")
+    status: str = Field(description="running, completed, budget_exhausted, unreachable, failed or interrupted")
     stop_reason: str | None
     targets: dict[str, TargetState] = Field(description="as last evaluated (empty before the first evaluation)")
     all_met: bool

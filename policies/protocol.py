@@ -112,6 +112,9 @@ class PlanningContext:
     goals: PlanningGoals = field(default_factory=PlanningGoals)
     samples: Sequence[SampleOutcome] = ()
     pending_recipes: Sequence[Mapping[str, ParamValue]] = ()
+    remaining_instrument_seconds: float | None = None
+    """Instrument budget left, s: the budget less the measured time (requests decided but not yet
+    measured are not subtracted: a planner counts its own); None without an instrument-time budget."""
 
     def latest_valid(self) -> Interpretation | None:
         """The newest interpretation marked valid, or None."""

@@ -50,10 +50,12 @@ from policies.sas_allocation import (
     Allocation,
     AllocationHypothesis,
     AllocationProblem,
+    MAX_TOTAL_SECONDS,
     Rival,
     log_odds,
     plan_allocation,
 )
+from policies.futility import REASON_KEY, HypothesisNeed, forecast
 from policies.space import CategoricalParameter, ContinuousParameter, DesignSpace
 
 _Linearised = tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # intensity (n,), jacobian (n, k), names
@@ -243,6 +245,14 @@ class _Planner(_SASPolicy):
         growth: float = Field(
             default=1.0, description="a step's exposure is at most growth × the exposure so far (gradual commitment)"
         )
+        forecast_log_sigma: float = Field(
+            default=0.5, ge=0, description="log-normal spread of the forecast time each hypothesis needs (policies.futility)"
+        )
+        look_min_chi2: float = Field(
+            default=1.0, gt=0,
+            description="look at a configuration not measured yet when a live rival would differ there by at least "
+            "this expected Δχ² (after re-fitting) in its minimum look",
+        )
 
         @field_validator("safety")
         @classmethod
@@ -291,10 +301,17 @@ class _Planner(_SASPolicy):
         return next(iter(models.values()))
 
     def _linearise(self, instrument: SASInstrumentModel, model: str, theta: Mapping[str, float]) -> list[_Linearised]:
-        return [
-            predict_with_jacobian(self.settings, model, theta, cfg.q, cfg.dq, cfg.slit)
-            for cfg in (instrument.configuration(c) for c in self.configurations)
-        ]
+        # Memoised for one plan (the allocation, the forecast and the model check share predictions).
+        key = (id(instrument), model, tuple(sorted(theta.items())))
+        memo: dict[Any, list[_Linearised]] = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            if len(memo) > 32:
+                memo.clear()
+            memo[key] = [
+                predict_with_jacobian(self.settings, model, theta, cfg.q, cfg.dq, cfg.slit)
+                for cfg in (instrument.configuration(c) for c in self.configurations)
+            ]
+        return memo[key]
 
     def _hypothesis(
         self,
@@ -305,8 +322,11 @@ class _Planner(_SASPolicy):
         seconds_so_far: np.ndarray,
         log_odds_of: Mapping[str, float],
         goals: PlanningGoals,
+        safety: float | None = None,
     ) -> AllocationHypothesis:
-        """Hypothesis "``model`` at ``theta`` is true", its information after ``seconds_so_far`` (C,)."""
+        """Hypothesis "``model`` at ``theta`` is true", its information after ``seconds_so_far`` (C,);
+        precision goals × ``safety`` (the option's by default; 1: the goals themselves, for forecasts)."""
+        safety = self.safety if safety is None else safety
         configs = [instrument.configuration(c) for c in self.configurations]
         own = self._linearise(instrument, model, theta)
         variances = [cfg.variance_per_second(i) for cfg, (i, _, _) in zip(configs, own)]
@@ -316,7 +336,7 @@ class _Planner(_SASPolicy):
         limits = []
         for estimate, goal in goals.relative_precision.items():
             if estimate in names and theta[estimate] != 0:
-                limits.append((names.index(estimate), (goal * self.safety * theta[estimate]) ** 2, f"σ({estimate})/{estimate}"))
+                limits.append((names.index(estimate), (goal * safety * theta[estimate]) ** 2, f"σ({estimate})/{estimate}"))
         rival_terms = []
         for rival, (rival_theta, _) in rivals.items():
             if goals.best_probability is None or rival == model or log_odds_of[rival] > 40:
@@ -371,11 +391,45 @@ class _Planner(_SASPolicy):
             offset_seconds=offset,
         )
 
-    def _steps(self, allocation: Allocation, current: str | None, n: int, so_far: np.ndarray, reason: dict[str, Any]) -> list[Proposal]:
+    def _time_left(self, context: PlanningContext, instrument: SASInstrumentModel) -> float | None:
+        """Instrument budget left after the requests decided but not measured (exposure + overhead), s."""
+        if context.remaining_instrument_seconds is None:
+            return None
+        pending = sum(float(p.get(self.exposure_parameter, 0.0)) + instrument.overhead_seconds  # type: ignore[arg-type]
+                      for p in context.unmeasured)
+        return float(context.remaining_instrument_seconds) - pending
+
+    def _forecast(
+        self, instrument: SASInstrumentModel, current: str | None, state: Mapping[str, tuple[dict[str, float], float]],
+        plausible: list[str], so_far: np.ndarray, goals: PlanningGoals, left: float | None,
+    ) -> dict[str, Any]:
+        """The futility forecast (:mod:`policies.futility`): each plausible hypothesis' time to the
+        targets themselves (no safety factor, no margin), planned for it alone."""
+        needs = []
+        for m in plausible:
+            hypothesis = self._hypothesis(
+                instrument, m, state[m][0], state, so_far,
+                {r: log_odds(state[m][1], p_r) for r, (_, p_r) in state.items()}, goals, safety=1.0,
+            )
+            problem = replace(self._problem(instrument, current, [hypothesis], None, goals), margin_nats=0.0)
+            allocation = plan_allocation(problem)
+            needs.append(HypothesisNeed(
+                hypothesis=m, weight=state[m][1], seconds=allocation.cost_seconds if allocation.feasible else None,
+                binding=allocation.binding.split(" | ")[0],
+            ))
+        return forecast(needs, left, horizon_seconds=MAX_TOTAL_SECONDS, log_sigma=self.options.forecast_log_sigma).as_reason()
+
+    def _steps(
+        self, allocation: Allocation, current: str | None, n: int, so_far: np.ndarray, reason: dict[str, Any],
+        left: float | None = None, instrument: SASInstrumentModel | None = None,
+    ) -> list[Proposal]:
         # Commit gradually: at most `growth` × what was measured so far, so a plan costs at most about
         # as much as the data it came from before it is re-made from the new data — its prediction
         # of the model probabilities is a linearisation, and the early fits may be far off.
         cap = max(self.first_exposure_seconds, self.growth * float(so_far.sum()))
+        if left is not None and instrument is not None:
+            # Plan within the time left: an exposure, its overhead and a configuration change.
+            cap = min(cap, max(left - instrument.overhead_seconds - instrument.change_seconds, self.exposure_bounds[0]))
         reason = {**reason, **self._describe(allocation), "exposure_cap_seconds": round(cap, 1)}
         # The current configuration first (no change), then the largest share of the plan.
         order = sorted(allocation.seconds, key=lambda c: (c != current, -allocation.seconds[c])) or [current or self.configurations[0]]
@@ -443,6 +497,30 @@ class SASAdaptivePlanner(_Planner):
             out[c.name] = ({p: float(v) for p, v in values.items()}, float(estimate.value or 0.0))  # type: ignore[arg-type]
         return (out, True) if out else (initial, False)
 
+    def _forecast_state(self, context: PlanningContext) -> dict[str, tuple[dict[str, float], float]]:
+        """Candidate → (fitted values, probability) from the newest interpretation with fits, valid or
+        not (a sample too dilute to show a signal is invalid, and exactly the one to forecast), with
+        the fitted ``scale`` (sasmodels' volume fraction) raised by 2σ: the forecast is for the most
+        concentrated sample the data allow, so "out of reach" errs toward measuring on. Any other
+        parameter the analysis flags ``at-bound`` takes its initial value: at a bound (a polydispersity
+        at 0) the linearisation is singular and forecasts a need without end. Empty before any fit."""
+        for interpretation in reversed(context.interpretations):
+            out: dict[str, tuple[dict[str, float], float]] = {}
+            for c in self.settings.candidates:
+                values = {p: interpretation.details.get(f"fit:{c.name}:{p}") for p in c.parameters}
+                estimate = interpretation.estimates.get(f"p({c.name})")
+                if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) for v in values.values()):
+                    continue
+                theta = {p: float(v) for p, v in values.items()}  # type: ignore[arg-type]
+                theta |= {p: s.value for p, s in c.parameters.items() if p != "scale" and f"at-bound:{p}" in interpretation.flags}
+                sigma = interpretation.details.get(f"sigma:{c.name}:scale")
+                if "scale" in theta and isinstance(sigma, (int, float)) and math.isfinite(sigma):
+                    theta["scale"] = min(theta["scale"] + 2.0 * float(sigma), c.parameters["scale"].bounds[1])
+                out[c.name] = (theta, float(estimate.value or 0.0) if estimate is not None else 0.0)
+            if out:
+                return out
+        return {}
+
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         goals = context.goals_or(self.goals)
         instrument = self._instrument_model(context)
@@ -460,8 +538,42 @@ class SASAdaptivePlanner(_Planner):
             for m in plausible
         ]
         allocation = self._solve(self._problem(instrument, current, hypotheses, None, goals))
-        reason = {"fitted": fitted, "hypotheses": {m: round(state[m][1], 4) for m in plausible}}
-        return self._steps(allocation, current, n, so_far, reason)
+        reason: dict[str, Any] = {"fitted": fitted, "hypotheses": {m: round(state[m][1], 4) for m in plausible}}
+        left = self._time_left(context, instrument)
+        optimistic = self._forecast_state(context)
+        if optimistic:
+            plausible_now = [m for m, (_, p) in optimistic.items()
+                             if p >= self.hypothesis_min_probability or p == max(q for _, q in optimistic.values())]
+            reason[REASON_KEY] = self._forecast(instrument, current, optimistic, plausible_now, so_far, goals, left)
+        if fitted:
+            look = self._model_check(instrument, hypotheses[plausible.index(best)], so_far)
+            if look is not None:
+                config, seconds, chi2 = look
+                reason |= {"rule": "model check", "expected_delta_chi2": round(chi2, 2)}
+                return [self._request(config, math.ceil(seconds), reason) for _ in range(n)]
+        return self._steps(allocation, current, n, so_far, reason, left, instrument)
+
+    def _model_check(
+        self, instrument: SASInstrumentModel, best: AllocationHypothesis, so_far: np.ndarray,
+    ) -> tuple[str, float, float] | None:
+        """A configuration not measured yet where a live rival of the best model would differ by at
+        least ``look_min_chi2`` (expected Δχ² after the rival re-fits) in a minimum look: (configuration,
+        look seconds, Δχ²), the largest difference first; None when every such configuration was seen.
+
+        Why: the allocation spends time where the *precision* target is cheapest; differences between
+        models elsewhere (low Q: aggregation, large-scale structure) would then never be looked at."""
+        found: tuple[str, float, float] | None = None
+        for c, config in enumerate(self.configurations):
+            if so_far[c] > 0:
+                continue
+            look = max(self.first_exposure_seconds, instrument.configuration(config).min_exposure_seconds,
+                       self.exposure_bounds[0])
+            for r in best.rivals:
+                b = look * r.b[c]
+                gain = look * r.a[c] - float(b @ np.linalg.solve(r.info0 + look * r.f[c], b))
+                if gain >= self.options.look_min_chi2 and (found is None or gain > found[2]):
+                    found = (config, look, gain)
+        return found
 
 
 class SASTruth(Record):

@@ -41,6 +41,7 @@ from analysis.xrd.settings import XRDPhaseIDSettings
 from instruments.types import Record
 from instruments.xrd import REQUEST_FIELDS, XRDInstrumentModel
 from physics.xrd import chebyshev_background
+from policies.futility import REASON_KEY, HypothesisNeed, forecast, probability_cap
 from policies.protocol import PlanningContext, PlanningGoals, Proposal
 from policies.space import ContinuousParameter, DesignSpace
 
@@ -277,6 +278,11 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
             default=1e-3, description="rival phase sets at least this probable are planned against"
         )
         margin_nats: float = Field(default=1.0, description="log odds beyond the p(best) goal that the plan asks for, nats")
+        capped_analyses: int = Field(
+            default=2, ge=1,
+            description="forecast the p(best) goal out of reach when this many analyses in a row cap every answer's "
+            "probability below it (unexplained intensity: a phase outside the candidates)",
+        )
         growth: float = Field(default=2.0, description="a window costs at most growth × the time spent so far")
 
         @field_validator("hypothesis_min_probability")
@@ -313,7 +319,40 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
         self.hypothesis_min_probability = float(options.hypothesis_min_probability)
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
-        return self._batch(self._next(context), n)
+        proposal = self._next(context)
+        futility = self._futility(context, _best_probability_goal(self.name, context.goals_or(self.goals)))
+        if futility is not None:
+            proposal = proposal.model_copy(update={"reason": {**proposal.reason, REASON_KEY: futility}})
+        return self._batch(proposal, n)
+
+    def _futility(self, context: PlanningContext, target: float) -> dict[str, Any] | None:
+        """The futility forecast (:mod:`policies.futility`) once ``capped_analyses`` analyses exist: the
+        p(best) goal is out of reach at any time when each of the newest ``capped_analyses`` analyses caps
+        every answer's probability below it (:func:`~policies.futility.probability_cap` — the analysis'
+        open-world rule or its p(missing phase)); None before."""
+        valid = [i for i in context.interpretations if i.valid][-self.options.capped_analyses:]
+        if len(valid) < self.options.capped_analyses:
+            return None
+        caps = [probability_cap(i.details, i.flags) for i in valid]
+        p_capped = 1.0 if max(caps) < target else 0.0
+        left = context.remaining_instrument_seconds
+        if left is not None:
+            model = self._instrument_model(context)
+            left -= sum(model.window_seconds(*self._window_of(p), position=None) for p in context.unmeasured) if model else 0.0
+        needs = [
+            HypothesisNeed(hypothesis="a phase outside the candidates", weight=p_capped, seconds=None,
+                           binding=f"p(best) ≥ {target:g}"),
+            HypothesisNeed(hypothesis="the candidates explain the data", weight=1.0 - p_capped, seconds=0.0,
+                           binding=f"p(best) ≥ {target:g}"),
+        ]
+        result = forecast(needs, left, horizon_seconds=left if left is not None else 0.0, log_sigma=0.0)
+        words = (f"p(best) ≥ {target:g} cannot be reached at any time: the newest {len(caps)} analyses cap every answer "
+                 f"at p ≤ {max(caps):.2f} (intensity no candidate explains: a phase outside the library?)"
+                 if p_capped else f"p(best) is not capped below {target:g} (cap {max(caps):.2f})")
+        return result.model_copy(update={"reason": words}).as_reason()
+
+    def _window_of(self, params: Mapping[str, Any]) -> Window:
+        return tuple(float(params[k]) for k in REQUEST)  # type: ignore[return-value]
 
     def _next(self, context: PlanningContext) -> Proposal:
         target = _best_probability_goal(self.name, context.goals_or(self.goals))

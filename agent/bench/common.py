@@ -99,3 +99,25 @@ def plot_times(results: list[dict[str, Any]], policies: Sequence[str], path: Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def futility_columns(results: list[dict[str, Any]], policy: str, budget_seconds: float, success: str) -> dict[str, Any]:
+    """What ``policy`` did with the samples no policy solved (``success``: the runs' key saying a run
+    succeeded): the fraction it ended ``unreachable``, the median time it spent on them (s, and as a
+    fraction of the budget); and over the *solvable* samples (some policy solved them) its median
+    time and how often it declared one unreachable (a false alarm)."""
+    import statistics
+
+    solved = {r["sample"] for r in results if r[success]}
+    rows = [r for r in results if r["policy"] == policy]
+    hopeless = [r for r in rows if r["sample"] not in solved]
+    solvable = [r for r in rows if r["sample"] in solved]
+    spent = [r["instrument_seconds"] for r in hopeless]
+    return {
+        "n_unsolvable_samples": len(hopeless),
+        "unreachable_recognised": (sum(r["status"] == "unreachable" for r in hopeless) / len(hopeless)) if hopeless else None,
+        "median_seconds_on_unsolvable": statistics.median(spent) if spent else None,
+        "budget_fraction_on_unsolvable": (statistics.median(spent) / budget_seconds) if spent else None,
+        "median_instrument_seconds_solvable": statistics.median(r["instrument_seconds"] for r in solvable) if solvable else None,
+        "false_unreachable_rate": (sum(r["status"] == "unreachable" for r in solvable) / len(solvable)) if solvable else None,
+    }

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.bench.common import run_campaign, run_family, write_results
+from agent.bench.common import futility_columns, run_campaign, run_family, write_results
 
 POLICIES = ("adaptive", "fixed", "round_robin", "random", "oracle")
 CONFIGURATIONS = ("15m", "5m", "1.5m")
@@ -205,6 +205,7 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
             "coverage_95": (sum(coverage) / len(coverage)) if coverage else None,
             "n_intervals": len(coverage),
             "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
+            **futility_columns(results, name, budget_seconds, "success"),
         }
     by_run = {(r["sample"], r["policy"]): r for r in results}
     for name, row in policies.items():

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from agent.bench.common import run_campaign, run_family, write_results
+from agent.bench.common import futility_columns, run_campaign, run_family, write_results
 
 POLICIES = ("adaptive", "full_scan", "heuristic")
 TARGET = 0.95
@@ -165,6 +165,8 @@ def run_one(sample: BenchSample, policy: str, budget_seconds: float = BUDGET_SEC
         "sample": sample.index, "policy": policy, "true_set": sample.true_set, "reported_set": reported,
         "p_best": p_best, "correct": reported == sample.true_set, "status": result.status,
         "targets_met": all(r.met for r in result.targets.values()),
+        # Solved: the true set reported at the target probability (what "unsolvable by any policy" negates).
+        "solved": reported == sample.true_set and all(r.met for r in result.targets.values()),
         "instrument_seconds": result.instrument_seconds, "n_measurements": result.n_measurements,
         "minor_phases": sample.minor, "minor_found": [m for m in sample.minor if m in found],
         "flags": [] if final is None else [f for f in final.flags if not f.startswith("fit-not-converged")],
@@ -208,6 +210,7 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
             "n_decisions_at_0.95": len(confident),
             "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
             "reliability": reliability,
+            **futility_columns(results, name, budget_seconds, "solved"),
         }
     goals: dict[str, Any] = {}
     full, adaptive, heuristic = (policies.get(p) for p in ("full_scan", "adaptive", "heuristic"))

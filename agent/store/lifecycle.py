@@ -40,6 +40,9 @@ class CampaignStatus(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    #: The planner forecast, with high probability, that the targets cannot be reached in the budget left
+    #: (``stop_when_unreachable``); the answer so far is reported with its uncertainty.
+    UNREACHABLE = "unreachable"
 
 
 #: Allowed transitions: state → states it may move to.
