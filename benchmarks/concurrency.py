@@ -75,13 +75,14 @@ def run(n: int, measurements: int, store_url: str | None, folder: Path) -> dict[
         names.append(name)
         procs.append(subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(path), "--db", url, "--json", "--no-report"],
                                       cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    exits = [p.communicate(timeout=900) and p.returncode for p in procs]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    exits = [p.returncode for p in procs]
     wall = time.perf_counter() - started
     problems: dict[str, list[str]] = {}
     with Store(url) as store:
         ids = {c.name: c.id for c in store.campaigns() if c.name in names}
-        for name, code in zip(names, exits):
-            found = [f"exit {code}"] if code != 3 else []
+        for name, code, (_, err) in zip(names, exits, outputs):
+            found = [f"exit {code}: {(err.strip().splitlines() or [''])[-1][:300]}"] if code != 3 else []
             found += check_campaign(store, ids[name], measurements) if name in ids else ["no campaign in the store"]
             if found:
                 problems[name] = found
