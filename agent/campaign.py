@@ -184,7 +184,7 @@ class CampaignRunner:
         self._previous_wall = 0.0
         self._started = time.monotonic()
         self._answer: Answer | None = None
-        self._unreachable: str | None = None  # why the planner's forecast ended the sample (stop_when_unreachable)
+        self._target_unreachable: str | None = None  # why the planner's forecast ended the sample (stop_when_unreachable)
         self._futility = FutilityWatch()
         self._budget_full: str | None = None  # why the budget left cannot hold another request
 
@@ -355,8 +355,8 @@ class CampaignRunner:
         """The first stop rule that holds: targets met, a budget spent, or refusals without end."""
         if self.config.stop_on_targets and self.targets.all_met:
             return CampaignStatus.COMPLETED, "targets met: " + ", ".join(self.targets.results)
-        if self._unreachable is not None:
-            return CampaignStatus.UNREACHABLE, self._unreachable
+        if self._target_unreachable is not None:
+            return CampaignStatus.UNREACHABLE, self._target_unreachable
         if self._budget_full is not None:
             return CampaignStatus.BUDGET_EXHAUSTED, self._budget_full
         b, ledger = self.config.budgets, self.ledger
@@ -441,8 +441,8 @@ class CampaignRunner:
         pending = self.ledger.pending()
         decision = self._decide(n, seq)
         if self.config.stop_when_unreachable and not decision.fallback:
-            self._unreachable = self._futility.observe(decision.proposals, len(self.ledger.interpretations))
-            if self._unreachable is not None:
+            self._target_unreachable = self._futility.observe(decision.proposals, len(self.ledger.interpretations))
+            if self._target_unreachable is not None:
                 return []  # nothing is measured: the loop ends the sample as unreachable
         # The guard and the instruments' checks only ask questions, so their verdicts — and the
         # dispatch itself — are committed in one transaction with the decision, before any
