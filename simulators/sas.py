@@ -483,9 +483,7 @@ class SASDriver(JournalledDriver):
         """The configurations' states of the fixed sample, or of the sample ``request`` names."""
         if self._made is None:
             return self._states
-        if request is None:
-            raise ValueError(f"{self.name}: the samples come from a materials system; name one by its request (recipe)")
-        return self._made.get(request)[1]
+        return self._made.of_request(request)[1]
 
     def sample_truth(self, request: MeasurementRequest) -> SampleTruth:
         """The materials system's truth of the request's sample (tests and benchmarks only)."""

@@ -71,6 +71,12 @@ class MadeSamples(Generic[Prepared]):
                 known = self._samples.setdefault(key, known)
         return known[1], known[2]
 
+    def of_request(self, request: MeasurementRequest | None) -> tuple[SampleTruth, Prepared]:
+        """(truth, prepared sample) of the sample ``request`` names; a clear error without a request."""
+        if request is None:
+            raise ValueError(f"{self.instrument}: the samples come from a materials system; name one by its request (recipe)")
+        return self.get(request)
+
     def known(self, key: str) -> tuple[SampleTruth, Prepared] | None:
         """The truth and prepared data of sample ``key`` if it has been made, else None."""
         with self._lock:
