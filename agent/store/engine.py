@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TypeVar
+from typing import ContextManager, TypeVar
+
+from filelock import FileLock, Timeout
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -76,6 +79,54 @@ def make_engine(url: str, *, existing: bool = False) -> Engine:
         engine.dispose()
         raise StoreUnavailable(f"cannot connect to {describe_url(url)}: {_first_line(exc.orig or exc)}") from None
     return engine
+
+
+#: How long an opener waits for another process that is creating or upgrading the same SQLite file.
+SQLITE_OPEN_LOCK_SECONDS = 120.0
+
+
+def opening_lock(url: str, *, existing: bool = False) -> ContextManager[object]:
+    """Serialise opening a SQLite file store between processes (a no-op for PostgreSQL and memory).
+
+    Why: a brand-new SQLite file stays in rollback-journal mode until its creator's first commit (WAL
+    mode is only persisted then), so a second process connecting while the first creates the schema
+    fails ``PRAGMA journal_mode=WAL`` with "database is locked" after the busy timeout — eight
+    campaigns started at once on a new file lost five that way. SQLite offers no wait for this, so
+    the openers take turns on a sidecar lock file (``<database>-lock``, beside SQLite's own ``-wal``
+    and ``-shm``); once the schema exists an open holds it for milliseconds. PostgreSQL serialises
+    creation with an advisory lock inside the schema transaction (``migrate.prepare``)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return nullcontext()  # make_engine reports the bad URL
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return nullcontext()
+    path = Path(database).expanduser()
+    if existing and not path.is_file():
+        return nullcontext()  # make_engine refuses it; a read-only command creates no lock file either
+    return _file_lock(path)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    lock_path = path.with_name(path.name + "-lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_path), timeout=SQLITE_OPEN_LOCK_SECONDS)
+        lock.acquire()
+    except OSError:
+        yield  # a read-only folder: nobody can be creating the store there either
+        return
+    except Timeout:
+        raise StoreUnavailable(
+            f"{path} is being opened by another process that has held {lock_path} for "
+            f"{SQLITE_OPEN_LOCK_SECONDS:.0f} s: is a schema upgrade stuck?"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _require_sqlite_file(database: str | None, url: str) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store import lease, migrate
-from agent.store.engine import StoreUnavailable, describe_url, make_engine, with_retry
+from agent.store.engine import StoreUnavailable, describe_url, make_engine, opening_lock, with_retry
 from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_reanalysis, check_transition
 from agent.store.samples import SampleRecords
 from agent.store.schema import (
@@ -214,15 +214,16 @@ class Store(SampleRecords):
         False (read-only commands) refuses it with ``StoreOutdated``. A newer one: ``StoreTooNew``."""
         self.url = url
         self.database = describe_url(url)
-        self.engine = make_engine(url, existing=existing)
-        self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.retry_attempts = retry_attempts
-        try:
-            upgraded = with_retry(lambda: migrate.open_schema(self.engine, database=self.database, upgrade=upgrade),
-                                  what="open the schema", database=self.database, attempts=retry_attempts)
-        except StoreUnavailable:
-            self.engine.dispose()
-            raise
+        with opening_lock(url, existing=existing):  # a second opener of a new SQLite file waits for its creator
+            self.engine = make_engine(url, existing=existing)
+            self._session = sessionmaker(self.engine, expire_on_commit=False)
+            try:
+                upgraded = with_retry(lambda: migrate.open_schema(self.engine, database=self.database, upgrade=upgrade),
+                                      what="open the schema", database=self.database, attempts=retry_attempts)
+            except StoreUnavailable:
+                self.engine.dispose()
+                raise
         if upgraded:
             print(f"labpilot: store upgraded from {upgraded} to {migrate.HEAD} ({self.database})", file=sys.stderr, flush=True)
 
