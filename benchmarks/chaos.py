@@ -223,28 +223,54 @@ def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: ran
     return record
 
 
-def run(kills: int, pg_url: str | None, delays: tuple[float, float], orphan_wait: float, seed: int) -> dict[str, Any]:
+def run(kills: int, pg_url: str | None, delays: tuple[float, float], orphan_wait: float, seed: int,
+        out: Path | None = None) -> dict[str, Any]:
+    """Kill campaigns of every (campaign, store) pair in turn until each pair has its share of the kills.
+
+    A campaign absorbs only a few kills before it reaches its budget, so each pair runs new campaigns
+    (in turn with the other pairs, so a run stopped early still covers every pair) until its share is
+    reached. ``out``: the summary so far is written there after every campaign."""
     rng = random.Random(seed)
     stores = [("sqlite", None)] + ([("postgresql", pg_url)] if pg_url else [])
     pairs = [(kind, label, url) for kind in CAMPAIGNS for label, url in stores]
     per_pair = max(1, round(kills / len(pairs)))
-    records = []
+    records: list[PairRecord] = []
+    done, idle = Counter(), Counter()
     with tempfile.TemporaryDirectory(prefix="labpilot-chaos-") as tmp:
-        for kind, label, url in pairs:
-            folder = Path(tmp) / f"{kind}-{label}"
-            folder.mkdir()
-            store_url = url or f"sqlite:///{folder}/labpilot.db"
-            record = chaos_pair(kind, store_url, label, per_pair, rng, delays, orphan_wait, folder)
-            records.append(record)
-            print(f"{kind}/{label}: {record.kills} kills, lost {record.lost}, duplicated {record.duplicated}, "
-                  f"orphans {record.orphans}, finished {record.finished}", file=sys.stderr, flush=True)
+        while any(done[p] < per_pair and idle[p] < 3 for p in pairs):
+            for kind, label, url in pairs:
+                if done[(kind, label, url)] >= per_pair or idle[(kind, label, url)] >= 3:
+                    continue
+                folder = Path(tmp) / f"{kind}-{label}-{len(records)}"
+                folder.mkdir()
+                store_url = url or f"sqlite:///{Path(tmp)}/{kind}-{label}.db"
+                record = chaos_pair(kind, store_url, label, per_pair - done[(kind, label, url)], rng, delays,
+                                    orphan_wait, folder)
+                records.append(record)
+                done[(kind, label, url)] += record.kills
+                idle[(kind, label, url)] = 0 if record.kills else idle[(kind, label, url)] + 1
+                _report_progress(record, records, out)
+    return summarise(records)
+
+
+def _report_progress(record: PairRecord, records: list[PairRecord], out: Path | None) -> None:
+    print(f"{record.campaign}/{record.store}: {record.kills} kills, lost {record.lost}, duplicated {record.duplicated}, "
+          f"orphans {record.orphans}, finished {record.finished}; {sum(r.kills for r in records)} kills so far",
+          file=sys.stderr, flush=True)
+    if out is not None:
+        out.write_text(json.dumps(summarise(records)))
+
+
+def summarise(records: list[PairRecord]) -> dict[str, Any]:
     resumes = [s for r in records for s in r.resume_seconds]
     return {
-        "kills": sum(r.kills for r in records), "lost": sum(r.lost for r in records),
+        "kills": sum(r.kills for r in records), "campaigns": len(records), "lost": sum(r.lost for r in records),
         "duplicated": sum(r.duplicated for r in records), "orphaned_processes": sum(r.orphans for r in records),
         "all_finished": all(r.finished for r in records),
         "resume_seconds_median": round(statistics.median(resumes), 2) if resumes else None,
         "resume_seconds_max": round(max(resumes), 2) if resumes else None,
+        "kills_by_pair": {f"{k}/{s}": sum(r.kills for r in records if (r.campaign, r.store) == (k, s))
+                          for k, s in dict.fromkeys((r.campaign, r.store) for r in records)},
         "pairs": [vars(r) | {"resume_seconds": [round(s, 2) for s in r.resume_seconds]} for r in records],
     }
 
@@ -258,12 +284,13 @@ def main() -> None:
     parser.add_argument("--orphan-wait", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the summary so far here after every campaign")
     args = parser.parse_args()
-    summary = run(args.kills, args.pg, (args.min_delay, args.max_delay), args.orphan_wait, args.seed)
+    summary = run(args.kills, args.pg, (args.min_delay, args.max_delay), args.orphan_wait, args.seed, args.out)
     if args.json:
         print(json.dumps(summary))
         return
-    print(f"{summary['kills']} kills: lost {summary['lost']}, duplicated {summary['duplicated']}, orphaned processes "
+    print(f"{summary['kills']} kills over {summary['campaigns']} campaigns: lost {summary['lost']}, duplicated {summary['duplicated']}, orphaned processes "
           f"{summary['orphaned_processes']}, all finished {summary['all_finished']}; resume median "
           f"{summary['resume_seconds_median']} s (max {summary['resume_seconds_max']} s)")
     for pair in summary["pairs"]:
