@@ -105,11 +105,15 @@ def test_an_instrument_whose_node_is_missing_is_refused_not_left_hanging(cluster
 # test's folder, shared by both nodes of this one machine; in a lab, the instrument PC's own disk, back
 # with the PC).
 HANG_SECONDS = 60  # attempt 2's first exposure lasts this long: long enough to be in flight when the node dies
+#: The simulator's fault that keeps attempt 2 in flight → the marker file it leaves when it begins.
+#: ``hang_on``: a long exposure (killed before any data: re-run); ``hang_after_on``: the data are in the
+#: journal but the answer has not left the node yet (adopt).
+IN_FLIGHT_MARKERS = {"hang_on": "hang", "hang_after_on": "hang-after"}
 
 
-def _node_loss_campaign(tmp_path: Path, restart_wait_seconds: float) -> Path:
+def _node_loss_campaign(tmp_path: Path, restart_wait_seconds: float, fault: str) -> Path:
     data = instrument_settings(quickstart(tmp_path, policy={"name": "sobol", "options": {}}, budgets={"max_measurements": 4}),
-                               realtime_factor=0.0002, faults={"hang_on": [2], "hang_seconds": HANG_SECONDS},
+                               realtime_factor=0.0002, faults={fault: [2], "hang_seconds": HANG_SECONDS},
                                journal_dir=str(_disk(tmp_path)))
     data["instruments"][0].update(count=1, ray_resources={"reactor_pc": 1})
     data["targets"][0]["min_observations"] = 1000  # the budget ends it, not a target
@@ -141,9 +145,9 @@ def _wait_for(what: str, ready: Callable[[], bool], proc: subprocess.Popen[str],
         time.sleep(0.2)
 
 
-def _in_flight(tmp_path: Path) -> bool:
-    """Attempt 2's exposure has begun on the instrument node (the simulator marks it before it hangs)."""
-    return bool(list((_disk(tmp_path) / "faults").glob("hang-*-00002")))
+def _in_flight(tmp_path: Path, fault: str) -> bool:
+    """Attempt 2 is in the simulator's hang on the instrument node (it leaves a marker as it begins)."""
+    return bool(list((_disk(tmp_path) / "faults").glob(f"{IN_FLIGHT_MARKERS[fault]}-quickstart-*-00002")))
 
 
 def _attempt_state(tmp_path: Path, number: int) -> str | None:
@@ -164,24 +168,25 @@ def _finish(proc: subprocess.Popen[str], seconds: float) -> tuple[int, dict[str,
     return proc.returncode, json.loads(summaries[-1]) if summaries else {}, out + err
 
 
-def _kill_mid_measurement(cluster: TwoNodeCluster, tmp_path: Path, restart_wait_seconds: float) -> subprocess.Popen[str]:
+def _kill_mid_measurement(cluster: TwoNodeCluster, tmp_path: Path, restart_wait_seconds: float,
+                          fault: str = "hang_on") -> subprocess.Popen[str]:
     """Start the campaign, wait until attempt 2 is measuring on the instrument node, kill that node,
     and wait until the store says the attempt's outcome is unknown."""
-    proc = _start_campaign(cluster, _node_loss_campaign(tmp_path, restart_wait_seconds), tmp_path)
-    _wait_for("attempt 2 is in flight", lambda: _in_flight(tmp_path), proc, 90)
+    proc = _start_campaign(cluster, _node_loss_campaign(tmp_path, restart_wait_seconds, fault), tmp_path)
+    _wait_for("attempt 2 is in flight", lambda: _in_flight(tmp_path, fault), proc, 90)
     assert _attempt_state(tmp_path, 2) == "dispatched"
     assert cluster.kill_instrument_node()
     _wait_for("attempt 2 is unknown", lambda: _attempt_state(tmp_path, 2) == "unknown", proc, 60)
     return proc
 
 
-def _node_loss_test(test: Callable[[TwoNodeCluster, Path], None]) -> Callable[[TwoNodeCluster, Path], None]:
+def _node_loss_test(test: Callable[..., None]) -> Callable[..., None]:
     """Whatever the test did, the instrument node is up again afterwards (the module shares the cluster)
     and the campaign process it started is gone."""
     @functools.wraps(test)
-    def wrapped(cluster: TwoNodeCluster, tmp_path: Path) -> None:
+    def wrapped(cluster: TwoNodeCluster, tmp_path: Path, **params: Any) -> None:
         try:
-            test(cluster, tmp_path)
+            test(cluster, tmp_path, **params)
         finally:
             if not cluster.instrument_node:
                 cluster.start_instrument_node()
@@ -189,10 +194,11 @@ def _node_loss_test(test: Callable[[TwoNodeCluster, Path], None]) -> Callable[[T
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize(("fault", "reconciled", "reruns"), [("hang_on", "rerun", 1), ("hang_after_on", "adopted", 0)])
 @_node_loss_test
 def test_a_node_killed_mid_measurement_leaves_the_attempt_unknown_reconciled_when_the_node_returns(
-        cluster: TwoNodeCluster, tmp_path: Path) -> None:
-    proc = _kill_mid_measurement(cluster, tmp_path, restart_wait_seconds=120)
+        cluster: TwoNodeCluster, tmp_path: Path, fault: str, reconciled: str, reruns: int) -> None:
+    proc = _kill_mid_measurement(cluster, tmp_path, restart_wait_seconds=120, fault=fault)
     try:
         time.sleep(3.0)  # the node stays away a while: the campaign waits, it does not fail or move on
         assert proc.poll() is None and _attempt_state(tmp_path, 2) == "unknown" and _attempt_state(tmp_path, 3) is None
@@ -204,12 +210,13 @@ def test_a_node_killed_mid_measurement_leaves_the_attempt_unknown_reconciled_whe
     cid = result["campaign_id"]
     with Store(f"sqlite:///{tmp_path}/labpilot.db") as store:
         lost = store.attempt(f"{cid}-00002")
-        assert lost.state == "analysed" and lost.reconciled == "rerun" and lost.reruns == 1, lost
+        assert lost.state == "analysed" and lost.reconciled == reconciled and lost.reruns == reruns, lost
         notes = [(before, after, note) for before, after, note in store.transitions(lost.id)]
         assert any(after == "unknown" and "instrument died" in (note or "") for _, after, note in notes), notes
         assert {a.state for a in store.attempts(cid)} == {"analysed"}
         analysed = {a.id for a in store.attempts(cid)}
-    # The instrument's own journal: each attempt acquired exactly once (the killed exposure never finished).
+    # The instrument's own journal: each attempt acquired exactly once (a killed exposure left no data and
+    # was re-run; data already in the journal were adopted, not measured again).
     acquisitions = MeasurementJournal(_disk(tmp_path)).acquisitions()
     assert sorted(acquisitions) == sorted(analysed) and len(acquisitions) == 4, acquisitions
 
