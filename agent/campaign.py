@@ -37,7 +37,7 @@ from agent.config import CampaignConfig
 from agent.errors import first_line
 from agent.failpoints import failpoint
 from agent.faults import FAILURES_IN_A_ROW, MeasurementTimeout, failure_stop
-from agent.fleet import Fleet, MissingClusterResources
+from agent.fleet import Fleet, InstrumentNotBack, MissingClusterResources
 from agent.futility import FutilityWatch
 from agent.guard import Guard, Verdict
 from agent.ledger import CampaignLedger
@@ -635,7 +635,12 @@ class CampaignRunner:
         if remaining is not None and remaining <= 0:  # max_wall_seconds spent: no restart; resume reconciles it
             self.fleet.release(actor_name)
             return
-        restarted = await self.fleet.restart(actor_name)
+        try:
+            restarted = await self.fleet.restart(actor_name)
+        except InstrumentNotBack as exc:  # its node is down: the attempt stays unknown until a resume
+            self.fleet.release(actor_name)
+            raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} {what} during {attempt_id} and {exc}; "
+                                               "resume to reconcile") from None
         self.fleet.release(actor_name)
         if not restarted:
             raise _Stop(CampaignStatus.FAILED, f"instrument {actor_name} {what} during {attempt_id} after "

@@ -27,6 +27,9 @@ class FaultsConfig(Record):
                                                                            "expected duration, real seconds")
     max_restarts: int = Field(default=2, ge=0, description="restarts of each instrument actor whose process died "
                                                            "or hung, per run; one more stops the campaign")
+    restart_wait_seconds: float = Field(default=300.0, gt=0, description="how long a restarted instrument actor may "
+                                        "take to answer (its node may be down: the instrument PC rebooting), real "
+                                        "seconds; then the campaign stops failed, to be resumed")
     failures_in_a_row: int = Field(default=FAILURES_IN_A_ROW, ge=1, description="failed measurements in a row on "
                                                                                "one instrument that stop the campaign")
     max_failed_attempts: int | None = Field(default=None, ge=1, description="failed attempts in all (this run and "

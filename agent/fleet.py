@@ -7,7 +7,9 @@ campaign process never loads a simulator or a device library.
 
 The fleet also knows which instruments are busy: one measurement at a time per instrument, and
 restarts an instrument actor whose process died or hung, within the campaign's restart budget
-(``faults.max_restarts``): the campaign then reconciles the attempt that was in flight.
+(``faults.max_restarts``): the campaign then reconciles the attempt that was in flight. An instrument
+pinned to a node (``ray_resources``) whose node went down is restarted when the node is back, waiting
+at most ``faults.restart_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import ray
 
 from agent.config import CampaignConfig, InstrumentConfig
+from agent.errors import first_line
 from agent.faults import request_timeout
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
 from agent.runtime import LocalHandle
@@ -76,6 +79,10 @@ def check_cluster_resources(config: CampaignConfig, offered: Mapping[str, float]
         raise MissingClusterResources(
             "; ".join(problems) + " — start the instrument's node with `ray start --address <head> --resources "
             "'{\"<name>\": 1}'` and set RAY_ADDRESS, or remove ray_resources to run the instrument here")
+
+
+class InstrumentNotBack(RuntimeError):
+    """A restarted instrument actor did not answer within ``faults.restart_wait_seconds`` (its node is down)."""
 
 
 class Fleet:
@@ -192,9 +199,37 @@ class Fleet:
         self.restarts[name] = self.restarts.get(name, 0) + 1
         if not self.in_process:
             ray.kill(self.instruments[name], no_restart=True)
-        self.instruments[name] = self._instrument(name)
-        await self.instruments[name].health.remote()  # returns once the new process answers
+        await self._start_again(name)
         return True
+
+    async def _start_again(self, name: str) -> None:
+        """A new actor for ``name`` that answers, within ``faults.restart_wait_seconds``. While the node
+        that holds the instrument is down, Ray keeps the new actor pending (no node offers its resources)
+        — or, in the seconds before it notices the node is gone, places it there, and it dies with the
+        node: then it is made again.
+
+        Raises:
+            InstrumentNotBack: no actor answered in time (the last one is ended: it must not start
+                measuring later, behind the stopped campaign's back).
+        """
+        wait = self.config.faults.restart_wait_seconds
+        deadline, last_error = time.monotonic() + wait, ""
+        while True:
+            self.instruments[name] = self._instrument(name)
+            try:
+                await asyncio.wait_for(self.instruments[name].health.remote(), max(deadline - time.monotonic(), 0.01))
+                return
+            except ray.exceptions.RayActorError as exc:  # placed on the dying node, or its process died again
+                last_error = f"; last error: {first_line(exc)}"
+            except TimeoutError:
+                pass
+            if not self.in_process:
+                ray.kill(self.instruments[name], no_restart=True)
+            if time.monotonic() >= deadline:
+                needs = self.resources.get(name)
+                where = f" (it needs a node offering {needs}: is that node up?)" if needs else ""
+                raise InstrumentNotBack(f"did not come back within {wait:g} s{where}{last_error}")
+            await asyncio.sleep(1.0)
 
     # -- facts for the store ------------------------------------------------------------------------
     def records(self) -> list[InstrumentRecord]:

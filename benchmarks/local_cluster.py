@@ -3,6 +3,8 @@
 For the cluster test (``tests/agent/test_cluster.py``) and the spread benchmark
 (``benchmarks/cluster_spread.py``): a head node (the campaign PC, resource ``campaign_pc``) and a second
 node (an instrument PC, resource ``reactor_pc``), each with one CPU, their own ports, one temp dir.
+The instrument node can be killed alone (every process it started, SIGKILL: the PC loses power) and
+started again with the same resources (the PC is back), as the node-loss test does.
 """
 
 from __future__ import annotations
@@ -39,17 +41,49 @@ class TwoNodeCluster:
         # campaign must say they use it.
         self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
         self.env.pop("RAY_ADDRESS", None)
+        self.instrument_node: list[psutil.Process] = []  # the processes `ray start` left for the instrument node
+
+    _COMMON = ("--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats")
 
     def start(self) -> None:
-        common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
         self._ray("start", "--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=true",
-                  "--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}", "--resources={\"campaign_pc\": 1}", *common)
-        self._ray("start", f"--address={self.address}", "--resources={\"reactor_pc\": 2}", *common)
+                  "--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}", "--resources={\"campaign_pc\": 1}",
+                  *self._COMMON)
+        self.start_instrument_node()
+
+    def start_instrument_node(self) -> None:
+        """(Re)start the instrument node: ``ray start`` joining the head, offering ``reactor_pc``. The
+        processes it leaves (its raylet, log monitor; their children come later) are remembered: new
+        processes of the cluster whose parent is not one of the cluster's (a new worker of the head is a
+        child of the head's raylet, not the instrument node's)."""
+        before = {p.pid for p in self.processes()}
+        self._ray("start", f"--address={self.address}", "--resources={\"reactor_pc\": 2}", *self._COMMON)
+        after = {p.pid: p for p in self.processes()}
+        self.instrument_node = [p for pid, p in after.items() if pid not in before and _parent(p) not in after]
+
+    def kill_instrument_node(self) -> list[int]:
+        """The instrument PC goes down: SIGKILL every process of the instrument node (its raylet, the
+        raylet's workers and agents, its log monitor) and nothing of the head. Returns the pids killed."""
+        doomed = list(self.instrument_node)
+        for p in self.instrument_node:
+            try:
+                doomed.extend(p.children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+        for p in doomed:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(doomed, timeout=20)
+        self.instrument_node = []
+        return [p.pid for p in doomed]
 
     def _ray(self, *args: str) -> None:
         subprocess.run([RAY, *args], env=self.env, check=True, capture_output=True, text=True, timeout=180)
 
     def processes(self) -> list[psutil.Process]:
+        """Every live process of this cluster (both nodes), found by its temp dir or port and as their children."""
         mine = []
         for p in psutil.process_iter(["cmdline"]):
             line = " ".join(p.info["cmdline"] or [])
@@ -71,3 +105,10 @@ class TwoNodeCluster:
                 pass
         psutil.wait_procs(processes, timeout=20)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _parent(p: psutil.Process) -> int | None:
+    try:
+        return p.ppid()
+    except psutil.NoSuchProcess:
+        return None

@@ -9,6 +9,8 @@ its operator cleared the fault. ``crash_always`` is the device that keeps dying.
 - ``hang_on``: ``measure`` blocks for ``hang_seconds`` (the driver thread hangs, as on a stuck motor);
 - ``crash_on``: the process exits before acquiring (nothing in the journal: re-run);
 - ``crash_after_on``: the process exits after the journal is written (the data exist: adopt);
+- ``hang_after_on``: ``measure`` blocks for ``hang_seconds`` after the journal is written (the data
+  exist but the answer is late: what a node lost in that window leaves behind — adopt);
 - ``check_error_on``: ``check`` raises an unexpected ``RuntimeError`` (a driver bug, not a limit);
 - ``interlock_file``: while this file exists, ``check`` and ``measure`` raise ``InstrumentNotReady``
   (an interlock or the beam down: the request is fine, only not now).
@@ -35,6 +37,8 @@ class SimulatedFaults(Record):
                                                                    "process before acquiring")
     crash_after_on: list[int] = Field(default_factory=list, description="attempt numbers whose first measure kills "
                                                                          "the process after writing the journal")
+    hang_after_on: list[int] = Field(default_factory=list, description="attempt numbers whose first measure hangs "
+                                                                        "after writing the journal")
     crash_always: bool = Field(default=False, description="every measure kills the process before acquiring")
     check_error_on: list[int] = Field(default_factory=list, description="attempt numbers whose check raises "
                                                                          "an unexpected error")
@@ -87,3 +91,5 @@ class FaultInjector:
         n = attempt_number(request.attempt_id)
         if n in self.faults.crash_after_on and self._first_time("crash-after", request.attempt_id):
             os._exit(70)
+        if n in self.faults.hang_after_on and self._first_time("hang-after", request.attempt_id):
+            time.sleep(self.faults.hang_seconds)

@@ -37,6 +37,19 @@ def test_a_hang_happens_once_per_attempt_even_in_a_new_process(tmp_path: Path) -
     assert time.monotonic() - started < 0.15
 
 
+def test_a_hang_after_the_journal_happens_once_per_attempt(tmp_path: Path) -> None:
+    import time
+
+    faults = SimulatedFaults(hang_after_on=[2], hang_seconds=0.2)
+    started = time.monotonic()
+    FaultInjector(faults, tmp_path).after_measure(_request(2))
+    assert time.monotonic() - started >= 0.2 and (tmp_path / "faults" / "hang-after-camp-1a2b-00002").exists()
+    started = time.monotonic()
+    FaultInjector(faults, tmp_path).after_measure(_request(2))  # a restarted driver: the marker remains
+    FaultInjector(faults, tmp_path).after_measure(_request(3))
+    assert time.monotonic() - started < 0.15
+
+
 def test_check_errors_and_the_interlock(tmp_path: Path) -> None:
     interlock = tmp_path / "interlock"
     injector = FaultInjector(SimulatedFaults(check_error_on=[1], interlock_file=str(interlock)), tmp_path)
