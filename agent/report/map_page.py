@@ -251,6 +251,9 @@ def _sample_row(d: MapReportData, number: int, a: Attempt, reason_index: int | N
     link = (f'<td><a href="#sample-{escape(sample.sample_id)}">{escape(sample.sample_id)}</a></td>'
             if step is not None else td(sample.sample_id if sample is not None else "—"))
     synthesis = a.state.value + (f": {a.reason}" if a.reason else "")
+    batch = sum(other.decision_id == a.decision_id for other in d.attempts if other.instrument is not None)
+    if a.instrument is not None and batch > 1:
+        synthesis += f" (in a batch of {batch}: s = its share of the batch's time)"
     answer, rivals = _answer_text(outcome)
     cells = [
         td(str(number), num=True), link, td(format_params(a.params, d.config.design_space if d.config else None)),
