@@ -250,3 +250,8 @@ def test_a_batch_synthesiser_is_filled_from_one_decision_and_each_batch_takes_on
         samples = store.samples("sdl-batch")
         assert all(store.measurements(s.step_campaign_id) for s in samples)  # type: ignore[arg-type]
         assert all(SampleOutcome.model_validate(s.outcome).label_probabilities for s in samples)
+        # The map report names the batch; a policy without a map of its own gets the shared map model's.
+        from agent.report import write_report
+
+        html = write_report(store, "sdl-batch", tmp_path / "r.html").read_text()
+        assert html.count("in a batch of 2") == 2 and "the sobol policy learns no map of its own" in html
