@@ -17,8 +17,12 @@ journal, else re-made once), a sample step that was running is resumed (its own 
 a sample whose step ended is finished from the store: no synthesis and no measurement is lost or repeated.
 Up to ``sample_step.parallel`` samples are characterised at once (each step on its own instruments),
 while the synthesiser makes the next one: the policy then decides with the samples in characterisation
-counted as ``pending_recipes``. The synthesiser makes one sample at a time (its batch capacity is not
-used yet).
+counted as ``pending_recipes``. A synthesiser with a batch capacity N (its planning model's
+``batch_capacity``) is filled from one decision: the policy is asked for up to N recipes at once
+(within the sample budget; the recipes it chose before count as pending for the next ones), each
+guarded alone, all recorded in one commit, and the dispatched ones made together in one synthesis
+time; their steps then wait for a free characterisation slot (``parallel``). A batch member whose
+synthesis outcome is unknown after a kill is adopted from the journal or re-made alone.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class SampleCampaignRunner:
         self._started = time.monotonic()
         self._answer: Answer | None = None
         self._steps: dict[asyncio.Task[None], str] = {}  # sample steps running → their synthesis attempt
+        self._slots = asyncio.Semaphore(config.sample_step.parallel)  # characterisation slots
         self._targets: dict[str, TargetResult] = {  # campaign-level targets' latest results
             t.name: TargetResult(None, goal_of_map_target(t), False, "not evaluated") for t in config.targets}
 
@@ -221,7 +226,7 @@ class SampleCampaignRunner:
             self._report()
             stop = self._check_stop()
             if stop is None and len(self._steps) < self.config.sample_step.parallel:
-                await self._next_sample()
+                await self._next_batch()
                 continue
             if not self._steps:
                 assert stop is not None
@@ -251,52 +256,65 @@ class SampleCampaignRunner:
             return CampaignStatus.COMPLETED, "targets met: " + ", ".join(self._targets)
         return None
 
-    def _decide(self, seq: int) -> _Decision:
-        """The across-sample policy's next recipe; a space-filling one, with the cause, if it fails or
-        if its recipes keep being refused."""
+    def _batch_size(self) -> int:
+        """Recipes to decide now: the synthesiser's batch capacity, within what the sample budget leaves."""
+        size = int(getattr(self.model, "batch_capacity", 1) or 1)
+        if self.config.budgets.max_samples is not None:
+            size = min(size, self.config.budgets.max_samples - self.ledger.n_samples)
+        return max(size, 1)
+
+    def _decide(self, seq: int, n: int) -> _Decision:
+        """The across-sample policy's next ``n`` recipes; space-filling ones, with the cause, if it fails
+        or if its recipes keep being refused."""
         started = time.perf_counter()
         if self.ledger.refused_in_a_row >= REFUSALS_BEFORE_FALLBACK:
             error = f"{self.ledger.refused_in_a_row} recipes in a row were refused"
         else:
             try:
                 context = self.ledger.planning_context({self.synthesiser: self.model}, PlanningGoals())
-                proposals = self.policy.plan(context, 1)
-                if len(proposals) != 1:
-                    raise ValueError(f"policy returned {len(proposals)} proposals, asked for 1")
+                proposals = self.policy.plan(context, n)
+                if len(proposals) != n:
+                    raise ValueError(f"policy returned {len(proposals)} proposals, asked for {n}")
                 return _Decision(proposals, False, None, time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 — any policy failure falls back, recorded with its cause
                 error = f"{type(exc).__name__}: {exc}"
-        proposals = fallback_proposals(self.config.design_space, 1, self.config.seed, seq, error)
+        proposals = fallback_proposals(self.config.design_space, n, self.config.seed, seq, error)
         return _Decision(proposals, True, error, time.perf_counter() - started)
 
-    async def _next_sample(self) -> None:
-        """Decide a recipe, guard it, commit the decision (refused, or dispatched to the synthesiser), make it."""
+    async def _next_batch(self) -> None:
+        """Decide a batch of recipes (one, unless the synthesiser has a batch capacity), guard each, commit
+        the decision with every attempt (refused, or dispatched to the synthesiser) at once, make them."""
         assert self.guard is not None
         seq, dseq = self.ledger.next_seq, self.ledger.next_decision
-        decision = self._decide(seq)
-        params = decision.proposals[0].params
-        attempt_id = f"{self.campaign_id}-{seq:05d}"
-        verdict = await self.guard.verdict(attempt_id, params, None, [self.synthesiser])
-        attempt = ProposedAttempt(attempt_id, seq, params, None, path=verdict.path, reason=verdict.reason,
-                                  instrument=verdict.instrument)
+        decision = self._decide(seq, self._batch_size())
+        attempts: list[ProposedAttempt] = []
+        for i, proposal in enumerate(decision.proposals):
+            attempt_id = f"{self.campaign_id}-{seq + i:05d}"
+            verdict = await self.guard.verdict(attempt_id, proposal.params, None, [self.synthesiser])
+            attempts.append(ProposedAttempt(attempt_id, seq + i, proposal.params, None, path=verdict.path,
+                                            reason=verdict.reason, instrument=verdict.instrument))
         n_history = sum(bool(o.label_probabilities) for o in self.ledger.outcomes)
         self.recorder.decision(
-            dseq, decision.proposals, [attempt], policy=decision.proposals[0].policy, fallback=decision.fallback,
+            dseq, decision.proposals, attempts, policy=decision.proposals[0].policy, fallback=decision.fallback,
             error=decision.error, seed=self.config.seed, n_history=n_history,
             n_pending=len(self.ledger.attempts) - n_history, seconds=decision.seconds,
         )
-        self.ledger.next_seq, self.ledger.next_decision = seq + 1, dseq + 1
-        self.ledger.refresh(attempt_id)
+        self.ledger.next_seq, self.ledger.next_decision = seq + len(attempts), dseq + 1
+        for a in attempts:
+            self.ledger.refresh(a.attempt_id)
         failpoint("after-propose")
-        if verdict.instrument is None:
-            self.ledger.refused_in_a_row += 1
-            return
-        self.ledger.refused_in_a_row = 0
-        await self._make_and_characterise(attempt_id, params)
+        batch = {a.attempt_id: a.params for a in attempts if a.instrument is not None}
+        # Refusals in a row: those after the batch's last dispatched recipe (all of them if none was).
+        last = max((i for i, a in enumerate(attempts) if a.instrument is not None), default=None)
+        self.ledger.refused_in_a_row = (self.ledger.refused_in_a_row + len(attempts) if last is None
+                                        else len(attempts) - 1 - last)
+        for attempt_id, recipe in batch.items():
+            await self._make_and_characterise(attempt_id, recipe, batch if len(batch) > 1 else None)
 
     # -- synthesis ------------------------------------------------------------------------------
-    async def _make_and_characterise(self, attempt_id: str, recipe: dict[str, ParamValue]) -> None:
-        made = await self._synthesise(attempt_id, recipe)
+    async def _make_and_characterise(self, attempt_id: str, recipe: dict[str, ParamValue],
+                                     batch: dict[str, dict[str, ParamValue]] | None = None) -> None:
+        made = await self._synthesise(attempt_id, recipe, batch)
         if made is not None:
             self._spawn_step(attempt_id, recipe, made.timing.instrument_seconds)
 
@@ -305,11 +323,13 @@ class SampleCampaignRunner:
         task = asyncio.get_running_loop().create_task(self._characterise(attempt_id, recipe, synthesis_seconds))
         self._steps[task] = attempt_id
 
-    async def _synthesise(self, attempt_id: str, recipe: dict[str, ParamValue]) -> Measurement | None:
-        """Make the sample (the attempt is ``dispatched``); its record, or None if the synthesis failed."""
+    async def _synthesise(self, attempt_id: str, recipe: dict[str, ParamValue],
+                          batch: dict[str, dict[str, ParamValue]] | None = None) -> Measurement | None:
+        """Make the sample (the attempt is ``dispatched``), alone or as a member of ``batch`` (attempt id
+        → recipe of every member); its record, or None if the synthesis failed."""
         sequence = attempt_id.removeprefix(f"{self.campaign_id}-")
         request = MeasurementRequest(attempt_id=attempt_id, params=recipe, recipe=recipe,
-                                     noise_key=f"{self.config.seed}:{sequence}:")
+                                     noise_key=f"{self.config.seed}:{sequence}:", batch=batch)
         pending = self.actor.measure.remote(request)
         failpoint("after-synthesis-dispatch")
         try:
@@ -322,7 +342,9 @@ class SampleCampaignRunner:
             raise _Stop(CampaignStatus.FAILED, f"synthesiser unreachable during {attempt_id}; resume to reconcile") from None
         except Exception as exc:  # noqa: BLE001 — a failed synthesis is information: recorded, the campaign goes on
             self.recorder.transition(attempt_id, AttemptState.FAILED, reason=f"synthesis failed: {first_line(exc)}")
-            self._record_failed_sample(attempt_id, recipe, self.model.expected_seconds if self.model else 0.0)
+            # Its share of the synthesis time (a batch's members share one): the expected time, as none is reported.
+            expected = self.model.expected_seconds if self.model else 0.0
+            self._record_failed_sample(attempt_id, recipe, expected / (len(batch) if batch else 1))
             return None
         failpoint("before-record-measurement")
         self.recorder.measurement(made)
@@ -345,7 +367,8 @@ class SampleCampaignRunner:
         self.ledger.refresh(attempt_id)
         sample = self.ledger.samples[attempt_id]
         if sample.outcome is None:
-            await self._run_step(step_id, sample_id, recipe)
+            async with self._slots:  # at most ``parallel`` steps measure at once (a batch may make more samples)
+                await self._run_step(step_id, sample_id, recipe)
             outcome = sample_outcome(self.store, step_id, sample_id, recipe, synthesis_seconds)
             self.store.finish_sample(sample_id, outcome.status, outcome.model_dump(mode="json"), outcome.seconds)
             failpoint("after-sample-finished")

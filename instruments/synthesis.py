@@ -8,6 +8,12 @@ robot moves, naming the field. The planning model (``SynthesisModel``) is what a
 the components, the process limits, the expected synthesis time per sample (seconds) and the batch
 capacity. A synthesis is recorded like a measurement: its ``Measurement.sample_id`` is the new
 sample's id (deterministic from the attempt id, :func:`sample_id_for`), its data the synthesis time.
+
+Batches: a synthesiser with ``batch_capacity`` N makes up to N samples together in one synthesis
+time. Each member is still its own request and its own record (so each is journalled, recovered and
+resumed alone); ``MeasurementRequest.batch`` names every member's recipe, and a member's measurement
+charges its share of the batch's time (the batch's time divided by its size: the members' shares
+add up to the batch's time once) while its data say how long the whole batch took.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ FRACTION_TOLERANCE = 1e-6
 """How far the component fractions of a recipe may sum from 1 (absolute)."""
 
 DATA_KEYS = {
-    "synthesis_seconds": DataKey(dtype="number", shape=[], units="s", description="time the synthesis took"),
+    "synthesis_seconds": DataKey(dtype="number", shape=[], units="s",
+                                 description="time the synthesis (the whole batch, when made in one) took"),
 }
 
 
@@ -74,6 +81,22 @@ def check_synthesis_request(model: SynthesisModel, request: MeasurementRequest, 
     for name, (low, high) in model.process_limits.items():
         if not low <= values[name] <= high:
             raise InstrumentLimitError(f"{instrument}: {name}={values[name]} is outside the limits [{low}, {high}]")
+
+
+def check_synthesis_batch(model: SynthesisModel, request: MeasurementRequest, *, instrument: str) -> None:
+    """Raise ``InstrumentLimitError`` for a batch the synthesiser cannot make together: more samples
+    than its ``batch_capacity``, a batch that does not hold this request's own recipe, or any member's
+    recipe that ``check_synthesis_request`` refuses. A request without a batch passes."""
+    batch = request.batch
+    if batch is None:
+        return
+    if len(batch) > model.batch_capacity:
+        raise InstrumentLimitError(f"{instrument}: a batch of {len(batch)} samples exceeds the batch capacity "
+                                   f"({model.batch_capacity})")
+    if batch.get(request.attempt_id) != request.params:
+        raise InstrumentLimitError(f"{instrument}: the batch does not hold {request.attempt_id}'s own recipe")
+    for attempt_id, recipe in batch.items():
+        check_synthesis_request(model, MeasurementRequest(attempt_id=attempt_id, params=recipe), instrument=instrument)
 
 
 def _recipe_values(params: dict[str, ParamValue], model: SynthesisModel, instrument: str) -> dict[str, float]:

@@ -100,6 +100,11 @@ class MeasurementRequest(Record):
         description="what simulated and replayed instruments key their random draws on (instruments.noise): the "
         "campaign's seed, the attempt's sequence number and sample — the same for the same seed, unlike the attempt id",
     )
+    batch: dict[str, dict[str, ParamValue]] | None = Field(
+        default=None,
+        description="a synthesiser's batch this request belongs to: attempt id → recipe of every sample made "
+        "together with this one, this one included (instruments/synthesis.py); other instruments ignore it",
+    )
 
 
 class Timing(Record):

@@ -61,12 +61,13 @@ def _sample_box(s: SampleAnswer, named: bool) -> str:
 # -- the planner's decisions ------------------------------------------------------------------------------
 
 
-def planner_section(d: ReportData) -> str:
-    """The planner's configuration: its choices over instrument time (figure) and a table with its reasons."""
+def planner_section(d: ReportData, anchor: str = "planner") -> str:
+    """The planner's configuration: its choices over instrument time (figure) and a table with its reasons
+    (``anchor``: the section's id, unique on a page that shows several campaigns' planners)."""
     title = "The planner's decisions"
     steps = planner_steps(d)
     if d.config is None or not steps:
-        return section(title, "planner", note("no measurement yet"))
+        return section(title, anchor, note("no measurement yet"))
     policy = d.config.policy
     options = json.dumps(policy.options, sort_keys=True) if policy.options else "defaults"
     parts = [f"<p>Planner <strong>{escape(policy.name)}</strong> (options: {escape(options)}). It chose what to "
@@ -84,23 +85,24 @@ def planner_section(d: ReportData) -> str:
         for s in steps
     ]
     parts.append(f'<table class="planner"><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
-    return section(title, "planner", *parts)
+    return section(title, anchor, *parts)
 
 
 # -- the data, the fit, the probabilities ------------------------------------------------------------------
 
 
-def sample_section(d: ReportData) -> str:
-    """The sample's data with the most probable answer's fit and residuals, and the probabilities."""
+def sample_section(d: ReportData, anchor: str = "sample") -> str:
+    """The sample's data with the most probable answer's fit and residuals, and the probabilities
+    (``anchor``: the section's id)."""
     if d.config is None or d.config.sample is None:
         return ""
     try:
         figures = sample_figures(d.config, d.measurements, list(d.interpretations.values()), d.measurement_order)
     except Exception as exc:  # noqa: BLE001 — a figure that cannot be drawn must not hide the report
-        return section("Sample", "sample", note(f"the sample figure could not be drawn: {first_line(exc)}"))
+        return section("Sample", anchor, note(f"the sample figure could not be drawn: {first_line(exc)}"))
     if not figures:
-        return section("Sample: data and answer", "sample", note("no valid analysis yet: nothing to draw"))
+        return section("Sample: data and answer", anchor, note("no valid analysis yet: nothing to draw"))
     text = ("<p>Residuals are normalised by each point's 1-σ uncertainty: points scatter within ±2 where the "
             "answer describes the data. Probabilities are those of each analysis, which fits every measurement "
             "of the sample so far.</p>")
-    return section("Sample: data and answer", "sample", *(figure_html(f, alt, tight=False) for f, alt in figures), text)
+    return section("Sample: data and answer", anchor, *(figure_html(f, alt, tight=False) for f, alt in figures), text)

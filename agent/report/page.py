@@ -41,6 +41,7 @@ from agent.report.formatting import (
     when,
 )
 from agent.report.measurement import answer_section, is_measurement_campaign, planner_section, sample_section
+from agent.report.map_data import is_map_campaign
 from agent.report.model import describe_slice, fit_model, model_slice
 from agent.report.planner import reason_in_words
 from agent.answer import unit_symbols
@@ -69,26 +70,34 @@ def write_report(store: Store, campaign_id: str, out: Path | None = None) -> Pat
     Raises:
         UnknownCampaign: the store has no campaign ``campaign_id``.
     """
-    data = load_report_data(store, campaign_id)
     if out is None:
         out = Path("reports") / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', campaign_id)}.html"
     out = Path(out)
+    if is_map_campaign(store.campaign(campaign_id).config):
+        # A campaign over samples: its own page (agent/report/map_page.py), the answer first too.
+        from agent.report.map_page import map_report_sections
+
+        sections = map_report_sections(store, campaign_id)
+    else:
+        sections = _campaign_sections(load_report_data(store, campaign_id))
     out.parent.mkdir(parents=True, exist_ok=True)
+    page = _page(f"labpilot report: {campaign_id}", sections)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    os.replace(partial, out)
+    return out
+
+
+def _campaign_sections(data: ReportData) -> list[str]:
+    """The sections of a measurement or objective campaign's page."""
     if is_measurement_campaign(data):
         # A measurement campaign's story: what the planner chose and why, the data and the fit, the odds.
         story = [planner_section(data), sample_section(data), _targets_section(data)]
     else:
         story = [_design_space_section(data), _model_section(data), _targets_section(data), _sample_section(data)]
-    page = _page(
-        f"labpilot report: {campaign_id}",
-        # The answer first, right under the title; then the bookkeeping, then the story.
-        [f"<h1>Campaign {_e(campaign_id)}</h1>", answer_section(data.answer), _header_section(data), *story,
-         _decision_log_section(data)],
-    )
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, out)
-    return out
+    # The answer first, right under the title; then the bookkeeping, then the story.
+    return [f"<h1>Campaign {_e(data.campaign.id)}</h1>", answer_section(data.answer), _header_section(data), *story,
+            _decision_log_section(data)]
 
 
 # -- the document ----------------------------------------------------------------------------------
@@ -109,6 +118,7 @@ section.answer { border: 2px solid #2a7a2a; background: #f3faf3; padding: 0.2em 
 section.answer.not-identified { border-color: #b07000; background: #fffaf0; }
 section.answer.no-answer-yet { border-color: #999; background: #f7f7f7; }
 section.answer h2 { margin-top: 0.5em; border: none; }
+details > summary { cursor: pointer; color: #225; margin: 0.5em 0; }
 p.answer-summary { font-size: 1.15em; font-weight: 600; }
 ul.warnings li { color: #7a4b00; }
 """

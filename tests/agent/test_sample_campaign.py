@@ -222,3 +222,36 @@ def test_the_shipped_campaign_characterises_samples_of_the_hidden_materials_syst
             outcome = SampleOutcome.model_validate(s.outcome)
             assert outcome.status in ("answered", "budget") and outcome.label_probabilities
             assert set("+".join(outcome.label_probabilities).split("+")) <= set(data["sample_step"]["analysis"]["settings"]["candidates"])
+
+
+def test_a_batch_synthesiser_is_filled_from_one_decision_and_each_batch_takes_one_synthesis_time(tmp_path: Path) -> None:
+    # A furnace that makes two samples at once: the policy is asked for two recipes in one decision
+    # (the first counted as pending when it picks the second), both are made in one synthesis time
+    # (the longer recipe's), and the third sample — all the budget leaves — is a batch of one.
+    data = small_campaign(tmp_path, samples=3, measurements=1, batch_capacity=2)
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        result = _run(data, store, "sdl-batch")
+        assert result.status == "budget_exhausted" and result.counts == {"analysed": 3}
+        decisions, attempts = store.decisions("sdl-batch"), store.attempts("sdl-batch")
+        assert [len(d.reasons) for d in decisions] == [2, 1]  # a full batch, then what the budget leaves
+        assert [a.decision_id for a in attempts] == [decisions[0].id, decisions[0].id, decisions[1].id]
+        assert len({tuple(sorted(a.params.items())) for a in attempts}) == 3  # three different recipes
+
+        def alone(recipe: dict[str, Any]) -> float:  # the furnace's time for one recipe: 3600 s + 3 s/°C
+            return 3600.0 + 3.0 * float(recipe["anneal_c"])
+
+        batch_seconds = max(alone(a.params) for a in attempts[:2])
+        assert [a.instrument_seconds for a in attempts] == pytest.approx([batch_seconds / 2] * 2 + [alone(attempts[2].params)])
+        for a in attempts[:2]:  # each member's record says how long its batch took
+            assert float(store.measurement(a.id).data["synthesis_seconds"]) == pytest.approx(batch_seconds)  # type: ignore[union-attr]
+        ledger = SampleLedger(store, "sdl-batch")
+        ledger.load()
+        assert ledger.synthesis_seconds == pytest.approx(batch_seconds + alone(attempts[2].params))
+        samples = store.samples("sdl-batch")
+        assert all(store.measurements(s.step_campaign_id) for s in samples)  # type: ignore[arg-type]
+        assert all(SampleOutcome.model_validate(s.outcome).label_probabilities for s in samples)
+        # The map report names the batch; a policy without a map of its own gets the shared map model's.
+        from agent.report import write_report
+
+        html = write_report(store, "sdl-batch", tmp_path / "r.html").read_text()
+        assert html.count("in a batch of 2") == 2 and "the sobol policy learns no map of its own" in html

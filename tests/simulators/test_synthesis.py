@@ -71,3 +71,27 @@ def test_a_journalled_synthesis_is_recovered(tmp_path: Path) -> None:
 def test_settings_name_a_time_driver_that_exists() -> None:
     with pytest.raises(ValueError, match="time_driver: 'pressure' is not a process variable"):
         _driver(time_driver="pressure")
+
+
+def test_a_batch_takes_one_synthesis_time_shared_by_its_members() -> None:
+    driver = _driver(batch_capacity=3)
+    recipes = {"c-1": {**RECIPE, "anneal_c": 500.0}, "c-2": {**RECIPE, "anneal_c": 900.0}, "c-3": dict(RECIPE)}
+    made = [driver.measure(MeasurementRequest(attempt_id=a, params=r, batch=recipes)) for a, r in recipes.items()]
+    batch_seconds = 3600 + 2.0 * 900  # its longest member
+    assert driver.clock.elapsed_seconds == pytest.approx(batch_seconds)  # once, not once per member
+    assert [m.timing.instrument_seconds for m in made] == pytest.approx([batch_seconds / 3] * 3)
+    assert all(float(m.data["synthesis_seconds"]) == pytest.approx(batch_seconds) for m in made)
+    assert [m.sample_id for m in made] == [sample_id_for(a) for a in recipes]
+
+
+def test_a_batch_beyond_the_capacity_or_without_its_own_recipe_is_refused_before_anything_is_made() -> None:
+    driver = _driver(batch_capacity=2)
+    batch = {f"c-{i}": dict(RECIPE) for i in range(3)}
+    with pytest.raises(InstrumentLimitError, match=r"a batch of 3 samples exceeds the batch capacity \(2\)"):
+        driver.measure(MeasurementRequest(attempt_id="c-0", params=dict(RECIPE), batch=batch))
+    with pytest.raises(InstrumentLimitError, match="does not hold c-9's own recipe"):
+        driver.measure(MeasurementRequest(attempt_id="c-9", params=dict(RECIPE), batch={"c-0": dict(RECIPE)}))
+    with pytest.raises(InstrumentLimitError, match="anneal_c=1100.0 is outside"):  # every member is checked
+        driver.measure(MeasurementRequest(attempt_id="c-0", params=dict(RECIPE),
+                                          batch={"c-0": dict(RECIPE), "c-1": {**RECIPE, "anneal_c": 1100.0}}))
+    assert driver.clock.elapsed_seconds == 0
