@@ -343,16 +343,16 @@ class SetProblem:
         """∂ residual / ∂x, (n, len(x))."""
         return self.jacobian_of_mu(x) * self.weight[:, None]
 
-    def start(self, start: Mapping[str, Sequence[float]]) -> np.ndarray:
+    def start(self, start: Mapping[str, Sequence[float]], common: Mapping[str, float] | None = None) -> np.ndarray:
         """The starting vector: ``start`` per phase pulled just inside the box, the scales and
-        background solved linearly there, the global parameters at 0."""
+        background solved linearly there, the global parameters at ``common`` (default 0)."""
         n_p, lo, hi, per_lo, per_hi = self.n_p, self.lo, self.hi, self.per_lo, self.per_hi
         per0 = np.clip(np.concatenate([np.asarray(start[k], dtype=float) for k in PER_PHASE]),
                        per_lo + 1e-3 * (per_hi - per_lo), per_hi - 1e-3 * (per_hi - per_lo))
         refined0 = {k: per0[j * n_p:(j + 1) * n_p] for j, k in enumerate(PER_PHASE)}
-        linear, _ = linear_fit(self.profiles, [self.rate(i, refined0, {k: 0.0 for k in GLOBAL}) for i in range(n_p)],
-                               self.weight)
-        x0 = np.concatenate([linear, per0, np.zeros(len(self.globals_used))])
+        common0 = {k: 0.0 for k in GLOBAL} | {k: float(v) for k, v in (common or {}).items() if k in self.globals_used}
+        linear, _ = linear_fit(self.profiles, [self.rate(i, refined0, common0) for i in range(n_p)], self.weight)
+        x0 = np.concatenate([linear, per0, [common0[k] for k in self.globals_used]])
         return np.clip(x0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
 
 
@@ -363,13 +363,14 @@ def refine_set(
     start: Mapping[str, Sequence[float]],
     bounds: Bounds,
     variance: np.ndarray,
+    common: Mapping[str, float] | None = None,
 ) -> SetFit:
     """Refine scales, background, the ``PER_PHASE`` and ``GLOBAL`` parameters of ``phases``
-    together (starting values ``start[name]`` per phase), then the Laplace Occam term of the
-    result. ``variance`` (n,): the counts' variance per step, the weights of the residuals. Never
+    together (starting values ``start[name]`` per phase, ``common[name]`` of the ``GLOBAL`` ones,
+    default 0), then the Laplace Occam term of the result. ``variance`` (n,): the counts' variance per step, the weights of the residuals. Never
     raises on data: a failure is in ``message`` and ``converged`` is False."""
     problem = SetProblem(profiles, phases, poles, bounds, 1.0 / np.sqrt(np.maximum(variance, 0.5)))
-    x0 = problem.start(start)
+    x0 = problem.start(start, common)
     try:
         x, converged, message = projected_levenberg_marquardt(problem.residual, problem.weighted_jacobian, x0,
                                                               problem.lo, problem.hi)
