@@ -60,6 +60,19 @@ def ray_local() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def shared_ray_env(ray_local: None) -> dict[str, str]:
+    """Environment for a child process (``labpilot run``, a Jupyter kernel) to join the session's Ray
+    through ``RAY_ADDRESS`` instead of starting its own (~half of a short ``labpilot run``'s wall time on
+    this 2-core machine). Only for tests where Ray's life cycle is not what is tested: kill/resume,
+    orphan and shutdown tests keep their own Ray. The session's Ray is loopback-only
+    (``agent/runtime.py``), so the child is told so too, or it would look for a node on the routable IP."""
+    import ray
+
+    port = ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
+    return {"RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+@pytest.fixture(scope="session")
 def fityk_samples() -> Path:
     """fityk's sample data (Debian package ``fityk``: real measured patterns such as SiC_Zn.dat).
 

@@ -187,13 +187,15 @@ def test_results_are_a_flat_table_and_a_dataframe(tmp_path: Path) -> None:
     assert frame["estimate.yield"].tolist() == [r["estimate.yield"] for r in rows]
 
 
-def test_a_notebook_runs_a_campaign_cell(tmp_path: Path) -> None:
+def test_a_notebook_runs_a_campaign_cell(tmp_path: Path, shared_ray_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat", reason="nbformat/nbclient/ipykernel not installed; the running-loop tests stand in")
     nbclient = pytest.importorskip("nbclient", reason="nbclient not installed; the running-loop tests stand in")
     pytest.importorskip("ipykernel", reason="ipykernel not installed; the running-loop tests stand in")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         f"from labpilot import Campaign\nresult = Campaign({small_quickstart(tmp_path)!r}).run()\n"
         "assert result.n_measurements == 4, result")])
+    for name, value in shared_ray_env.items():  # the kernel inherits them: it joins the session's Ray
+        monkeypatch.setenv(name, value)
     nbclient.NotebookClient(notebook, timeout=240, resources={"metadata": {"path": str(tmp_path)}}).execute()
 
 

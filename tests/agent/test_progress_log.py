@@ -28,14 +28,14 @@ pytestmark = pytest.mark.timeout(300)
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
-def test_run_with_stderr_to_a_file_logs_a_line_per_measurement_and_the_stop(tmp_path: Path) -> None:
+def test_run_with_stderr_to_a_file_logs_a_line_per_measurement_and_the_stop(tmp_path: Path, shared_ray_env: dict[str, str]) -> None:
     data = quickstart(tmp_path)
     data["budgets"] = {"max_measurements": 4, "max_instrument_seconds": 100000}
     campaign_file = tmp_path / "campaign.yaml"
     campaign_file.write_text(yaml.safe_dump(data))
     log = tmp_path / "stderr.log"
     # rich would take FORCE_COLOR or TTY_COMPATIBLE=1 to mean a terminal whatever the file is.
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")} | shared_ray_env
     with log.open("w") as stderr:  # a file, as nohup or systemd would give: not a terminal
         code = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(campaign_file), "--no-report"],
                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr, timeout=240).returncode
