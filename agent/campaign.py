@@ -252,7 +252,9 @@ class CampaignRunner:
         """Actors up and described, the run's documents open, the ledger rebuilt: the open attempts.
         (Shared with ask/tell, ``agent/asktell.py``, which reconciles open attempts its own way.)"""
         data_dir = Path(self.store.campaign(self.campaign_id).data_dir) / self.campaign_id
-        self.fleet = Fleet(self.config, data_dir, in_process=self.in_process)
+        # The campaign file's ``in_process``: the fast path, every call inline on this loop (no actor, no thread).
+        self.fleet = Fleet(self.config, data_dir, in_process=self.in_process or self.config.in_process,
+                           inline=self.config.in_process)
         try:
             self.fleet.start()
         except MissingClusterResources as exc:  # a node that is not up: a clear stop, not a crash

@@ -203,6 +203,13 @@ class CampaignConfig(Record):
         description="stop as soon as every target holds; false: spend the budget (a fixed protocol), "
         "and report the targets at the end",
     )
+    in_process: bool = Field(
+        default=False,
+        description="the fast path: instrument drivers and the analysis run inside the campaign process and are "
+        "called directly (no Ray actor, no thread) — for simulators and drivers whose calls return in milliseconds. "
+        "A call blocks the loop while it runs; no per-request timeout or actor restart applies (README, "
+        "'Orchestration overhead')",
+    )
     stop_when_unreachable: bool = Field(
         default=True,
         description="end the sample as 'unreachable' when the measurement planner forecasts (P ≥ 0.9) that the "

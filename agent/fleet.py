@@ -88,10 +88,11 @@ class InstrumentNotBack(RuntimeError):
 class Fleet:
     """The instrument actors (by name) and the analysis actor of one campaign run."""
 
-    def __init__(self, config: CampaignConfig, data_dir: Path, *, in_process: bool = False) -> None:
+    def __init__(self, config: CampaignConfig, data_dir: Path, *, in_process: bool = False, inline: bool = False) -> None:
         """``data_dir``: the campaign's own folder (instrument journals go below it); ``in_process``:
-        the services in this process instead of actor processes."""
-        self.config, self.data_dir, self.in_process = config, data_dir, in_process
+        the services in this process instead of actor processes; ``inline`` (with ``in_process``): their
+        driver and analysis calls on this event loop, not in worker threads (the fast path)."""
+        self.config, self.data_dir, self.in_process, self.inline = config, data_dir, in_process, inline
         self.instruments: dict[str, Any] = {}
         self.kinds: dict[str, str] = {}  # actor name → instrument kind
         self.analysis: Any = None
@@ -118,7 +119,7 @@ class Fleet:
         # (a crash in native fitting code is not the end of the campaign); instruments are never
         # restarted behind the campaign's back: their outcome must be reconciled.
         self.analysis = (
-            LocalHandle(AnalysisService(factory)) if self.in_process
+            LocalHandle(AnalysisService(factory, inline=self.inline)) if self.in_process
             else AnalysisActor.options(num_cpus=0, max_restarts=ANALYSIS_RESTARTS, max_task_retries=ANALYSIS_RESTARTS).remote(factory)
         )
 
@@ -126,7 +127,7 @@ class Fleet:
         """A new actor (or in-process service) for instrument ``name``, on the node that holds it."""
         factory = self.factories[name]
         if self.in_process:
-            return LocalHandle(InstrumentService(factory))
+            return LocalHandle(InstrumentService(factory, inline=self.inline))
         return InstrumentActor.options(num_cpus=0, resources=self.resources[name]).remote(factory)
 
     async def ready(self) -> None:

@@ -73,9 +73,12 @@ class CampaignLedger:
     def measured(self, m: Measurement) -> None:
         self.n_measurements += 1
         self.instrument_seconds += m.timing.instrument_seconds
-        sample = m.sample_id or m.attempt_id
-        if sample in self.samples:
-            self.samples[sample].append(m)
+        if m.sample_id is None:
+            # A sample of its own (no ``sample`` in the campaign): this is its only measurement, so the
+            # analysis needs no store read (which cost a query per measurement on the hot path).
+            self.samples[m.attempt_id] = [m]
+        elif m.sample_id in self.samples:
+            self.samples[m.sample_id].append(m)
         # else: loaded from the store (which now holds m too) when the sample is first needed
 
     def replace(self, interpretation: Interpretation, params: dict[str, ParamValue]) -> None:
@@ -92,6 +95,8 @@ class CampaignLedger:
         self.interpretations.append(interpretation)
         self._params[interpretation.attempt_id] = params
         self.open.pop(interpretation.attempt_id, None)
+        if self.sample is None:  # a sample of its own is analysed once: its data need not stay in memory
+            self.samples.pop(interpretation.attempt_id, None)
         estimate = interpretation.estimates.get(self.objective)
         if interpretation.valid and estimate is not None and estimate.value is not None:
             self.history.append(Observation(params=params, value=estimate.value, sigma=estimate.sigma,

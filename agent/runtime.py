@@ -121,5 +121,15 @@ class LocalHandle:
         self._service = service
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self._service, name)
-        return type("_Method", (), {"remote": staticmethod(method)})()
+        method = _LocalMethod(getattr(self._service, name))
+        setattr(self, name, method)  # built once per name: the next lookups do not reach __getattr__
+        return method
+
+
+class _LocalMethod:
+    """``handle.method.remote(...)`` of a ``LocalHandle``: the service's method, called in this process."""
+
+    __slots__ = ("remote",)
+
+    def __init__(self, method: Any) -> None:
+        self.remote = method

@@ -21,7 +21,7 @@ from agent.config import (
     TargetConfig,
 )
 from agent.errors import first_line
-from analysis.protocol import Interpretation
+from analysis.protocol import Estimate, Interpretation
 from policies.protocol import Observation, PlanningGoals
 from policies.space import DesignSpace
 
@@ -141,25 +141,38 @@ class IncumbentNearOptimum:
 class RelativeUncertainty:
     def __init__(self, config: RelativeUncertaintyTarget) -> None:
         self.name, self.config = config.name, config
+        # The chosen (interpretation, estimate) so far, kept between evaluations: the loop evaluates after
+        # every analysis, and a scan of all interpretations each time made a campaign O(n²) (its loop
+        # slowed as it went). Rescanned whenever the list is not the one seen growing (a rebuilt ledger).
+        self._seen: tuple[list[Interpretation] | None, int, str] = (None, 0, "")
+        self._chosen: tuple[Interpretation, Estimate] | None = None
 
     def evaluate(self, state: CampaignState) -> TargetResult:
         name, goal = self.config.estimate, self.config.goal
-        candidates = [
-            (i, i.estimates[name])
-            for i in state.interpretations
-            if i.valid and name in i.estimates and i.estimates[name].value is not None and i.estimates[name].sigma is not None
-        ]
-        if not candidates:
+        chosen = self._choose(state)
+        if chosen is None:
             return TargetResult(None, goal, False, f"no valid estimate of {name!r} yet")
-        if self.config.sample == "latest":
-            interp, est = candidates[-1]
-        else:
-            sign = 1.0 if state.direction == "maximize" else -1.0
-            interp, est = max(candidates, key=lambda c: sign * c[1].value)  # type: ignore[operator]
+        interp, est = chosen
         assert est.value is not None and est.sigma is not None
         value = est.sigma / abs(est.value) if est.value != 0 else float("inf")
         relative = value if value != float("inf") else None
         return _flagged(TargetResult(relative, goal, value <= goal, f"sample {interp.sample_id}"), interp, name)
+
+    def _choose(self, state: CampaignState) -> tuple[Interpretation, Estimate] | None:
+        """The latest, or the best by the objective's direction (the first of equals), valid estimate with a σ."""
+        name, interpretations = self.config.estimate, state.interpretations
+        source, start, direction = self._seen
+        if source is not interpretations or start > len(interpretations) or direction != state.direction:
+            start, self._chosen = 0, None
+        sign = 1.0 if state.direction == "maximize" else -1.0
+        for i in interpretations[start:]:
+            est = i.estimates.get(name)
+            if not i.valid or est is None or est.value is None or est.sigma is None:
+                continue
+            if self.config.sample == "latest" or self._chosen is None or sign * est.value > sign * self._chosen[1].value:  # type: ignore[operator]
+                self._chosen = (i, est)
+        self._seen = (interpretations, len(interpretations), state.direction)
+        return self._chosen
 
 
 class EstimateThreshold:

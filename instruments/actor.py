@@ -21,12 +21,14 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 
 from instruments.protocol import Driver, DurationDriver, InstrumentLimitError, PlanningModelDriver, RecoverableDriver
 from instruments.types import DataKey, Measurement, MeasurementRequest
+
+T = TypeVar("T")
 
 log = logging.getLogger("instruments.actor")
 
@@ -56,8 +58,12 @@ def crossable(exc: BaseException) -> BaseException:
 class InstrumentService:
     """Serves one driver: describe, check, measure (idempotent per attempt id), recover, stop."""
 
-    def __init__(self, factory: Callable[[], Driver]) -> None:
+    def __init__(self, factory: Callable[[], Driver], *, inline: bool = False) -> None:
+        """``inline``: call the driver directly on the caller's event loop (no worker thread) — the
+        campaign's in-process fast path, for drivers whose calls return quickly (a thread hop costs a
+        context switch each way, milliseconds on a loaded machine)."""
         self._driver = factory()
+        self._inline = inline
         self._lock = asyncio.Lock()
         self._results: dict[str, Measurement] = {}
         self._in_flight: dict[str, asyncio.Future[Measurement]] = {}
@@ -68,6 +74,12 @@ class InstrumentService:
     @property
     def name(self) -> str:
         return self._driver.name
+
+    async def _call(self, method: Callable[..., T], *args: Any) -> T:
+        """A blocking driver call: in a worker thread (the event loop stays responsive), or inline."""
+        if self._inline:
+            return method(*args)
+        return await asyncio.to_thread(method, *args)
 
     async def describe(self) -> dict[str, DataKey]:
         return self._driver.describe()
@@ -82,7 +94,7 @@ class InstrumentService:
         """None if the instrument accepts ``request``, else the refusal reason (names the field)."""
         try:
             # A remote driver's check is a network round trip: keep the actor's loop responsive.
-            await asyncio.to_thread(self._driver.check, request)
+            await self._call(self._driver.check, request)
         except InstrumentLimitError as exc:
             return str(exc)
         return None
@@ -134,13 +146,13 @@ class InstrumentService:
         if getattr(self._driver, "guards_measure", False):
             return await self._timed(request)
         if isinstance(self._driver, RecoverableDriver):
-            recorded = await asyncio.to_thread(self._driver.recover, request.attempt_id)
+            recorded = await self._call(self._driver.recover, request.attempt_id)
             if recorded is not None:
                 self._duplicates += 1
                 log.info("%s: attempt %s was measured already; answering from its records", self.name, request.attempt_id)
                 return recorded
         try:
-            await asyncio.to_thread(self._driver.check, request)
+            await self._call(self._driver.check, request)
         except InstrumentLimitError as exc:
             self._refused += 1
             log.warning("%s: refused to measure %s: %s", self.name, request.attempt_id, exc)
@@ -150,7 +162,7 @@ class InstrumentService:
     async def _timed(self, request: MeasurementRequest) -> Measurement:
         started = time.perf_counter()
         # The driver blocks (it waits on hardware); keep the actor's event loop responsive.
-        measurement = await asyncio.to_thread(self._driver.measure, request)
+        measurement = await self._call(self._driver.measure, request)
         self._measured += 1
         timing = measurement.timing.model_copy(update={"wall_seconds": time.perf_counter() - started})
         return measurement.model_copy(update={"timing": timing})
@@ -160,11 +172,11 @@ class InstrumentService:
         if attempt_id in self._results:
             return self._results[attempt_id].model_copy(update={"recovered": True})
         if isinstance(self._driver, RecoverableDriver):
-            return await asyncio.to_thread(self._driver.recover, attempt_id)
+            return await self._call(self._driver.recover, attempt_id)
         return None
 
     async def stop(self, success: bool) -> None:
-        await asyncio.to_thread(self._driver.stop, success)
+        await self._call(self._driver.stop, success)
 
     async def health(self) -> dict[str, Any]:
         """The service's state; with a driver that can report its own health (a remote one), also
@@ -174,7 +186,7 @@ class InstrumentService:
         probe = getattr(self._driver, "health", None)
         if callable(probe):
             try:
-                out["instrument"] = await asyncio.to_thread(probe)
+                out["instrument"] = await self._call(probe)
                 out["reachable"] = True
             except Exception as exc:  # noqa: BLE001 — unreachable is an answer here, not an error
                 out["reachable"], out["error"] = False, str(exc)

@@ -46,6 +46,11 @@ class SyntheticSettings(Record):
     nan_probability: float = Field(default=0.0, ge=0, le=1, description="chance a measurement returns NaN")
     failure_probability: float = Field(default=0.0, ge=0, le=1, description="chance a measurement raises")
     journal_dir: str | None = Field(default=None, description="folder for the instrument's own data files")
+    journal: bool = Field(
+        default=True,
+        description="keep the instrument's own data files (a resumed campaign adopts a measurement from them); "
+        "false: a zero-cost instrument with no files (benchmarks/orchestration_overhead.py), nothing to adopt",
+    )
     faults: SimulatedFaults = Field(default_factory=SimulatedFaults, description="injected faults (tests, chaos)")
     seed: int = 0
 
@@ -90,7 +95,7 @@ class SyntheticPropertyDriver(JournalledDriver):
         self.settings = settings
         self.clock = VirtualClock(settings.realtime_factor)
         self._function, self.direction = FUNCTIONS[settings.function]
-        self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir else None
+        self._journal = MeasurementJournal(settings.journal_dir) if settings.journal_dir and settings.journal else None
         self._faults = FaultInjector(settings.faults, settings.journal_dir)
         self.stopped: bool | None = None
 

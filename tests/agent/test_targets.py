@@ -46,6 +46,23 @@ def test_relative_uncertainty_uses_the_newest_valid_estimate() -> None:
     assert (result.value, result.met) == (0.05, False)  # the invalid, better-looking one is ignored
 
 
+
+@pytest.mark.parametrize("sample", ["latest", "best"])
+def test_relative_uncertainty_evaluated_as_the_list_grows_equals_a_fresh_evaluation(sample: str) -> None:
+    """The target keeps its choice between evaluations (the loop evaluates after every analysis):
+    the answer is the one a fresh target gives, as the list grows and when it is rebuilt."""
+    config = RelativeUncertaintyTarget(name="r", kind="relative_uncertainty", estimate="radius", goal=0.02, sample=sample)
+    kept = RelativeUncertainty(config)
+    values = [(100.0, 3.0), (120.0, 1.0), (120.0, 9.0), (90.0, 0.5), (130.0, 6.5), (110.0, 0.1)]
+    growing: list[Interpretation] = []
+    for i, v in enumerate(values):
+        growing.append(_interp(i, valid=i != 3, radius=v))
+        state = _state(growing)
+        assert kept.evaluate(state) == RelativeUncertainty(config).evaluate(state), i
+    rebuilt = _state([_interp(0, radius=(50.0, 5.0))])  # a new list (a rebuilt ledger): chosen afresh
+    assert kept.evaluate(rebuilt) == RelativeUncertainty(config).evaluate(rebuilt)
+    assert kept.evaluate(rebuilt).value == pytest.approx(0.1)
+
 def test_estimate_threshold_bounds() -> None:
     at_least = EstimateThreshold(EstimateThresholdTarget(name="p", kind="estimate_threshold", estimate="p(best)", at_least=0.95))
     assert at_least.evaluate(_state([_interp(0, **{"p(best)": (0.97, None)})])).met

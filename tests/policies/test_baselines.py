@@ -52,3 +52,19 @@ def test_zero_and_negative_batch_sizes() -> None:
     assert SobolPolicy(ternary_space()).propose([], [], 0) == []
     with pytest.raises(ValueError, match="n must be"):
         RandomPolicy(ternary_space()).propose([], [], -1)
+
+
+@pytest.mark.parametrize("policy_class", [SobolPolicy, RandomPolicy])
+def test_the_kept_sequence_gives_the_points_a_fresh_generation_gives(policy_class) -> None:
+    """The policy keeps the points generated so far (a decision is then not O(steps)); one step at a
+    time, across the doublings of what it keeps, it proposes exactly the fresh sequence's points."""
+    space = mixed_space()
+    policy = policy_class(space, seed=5)
+    fresh = space_filling_points(space, 0, 40, 5, policy_class.method)
+    history: list[Observation] = []
+    for k in range(40):
+        (proposal,) = policy.propose(history, [], 1)
+        assert proposal.params == fresh[k]
+        assert proposal.reason["index"] == k
+        history.append(Observation(params=proposal.params, value=0.0))
+    assert policy.propose(history[:7], [], 2)[1].params == fresh[8]  # any start, also behind the kept end
