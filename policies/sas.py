@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Self
 
@@ -402,9 +402,16 @@ class _Planner(_SASPolicy):
     def _forecast(
         self, instrument: SASInstrumentModel, current: str | None, state: Mapping[str, tuple[dict[str, float], float]],
         plausible: list[str], so_far: np.ndarray, goals: PlanningGoals, left: float | None,
+        unexplained: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The futility forecast (:mod:`policies.futility`): each plausible hypothesis' time to the
-        targets themselves (no safety factor, no margin), planned for it alone."""
+        targets themselves (no safety factor, no margin), planned for it alone. Configurations no
+        candidate explains (``unexplained``) put the model goal out of reach at any time: more data
+        of the same kind cannot make a wrong candidate set right."""
+        if unexplained:
+            binding = f"a model (no candidate explains {', '.join(unexplained)})"
+            needs = [HypothesisNeed(hypothesis=m, weight=state[m][1], seconds=None, binding=binding) for m in plausible]
+            return forecast(needs, left, horizon_seconds=MAX_TOTAL_SECONDS, log_sigma=self.options.forecast_log_sigma).as_reason()
         needs = []
         for m in plausible:
             hypothesis = self._hypothesis(
@@ -499,13 +506,19 @@ class SASAdaptivePlanner(_Planner):
 
     def _forecast_state(self, context: PlanningContext) -> dict[str, tuple[dict[str, float], float]]:
         """Candidate → (fitted values, probability) from the newest interpretation with fits, valid or
-        not (a sample too dilute to show a signal is invalid, and exactly the one to forecast), with
-        the fitted ``scale`` (sasmodels' volume fraction) raised by 2σ: the forecast is for the most
-        concentrated sample the data allow, so "out of reach" errs toward measuring on. Any other
-        parameter the analysis flags ``at-bound`` takes its initial value: at a bound (a polydispersity
-        at 0) the linearisation is singular and forecasts a need without end. Empty before any fit."""
+        not (a sample too dilute to show a signal is invalid, and exactly the one to forecast), every
+        candidate's fitted ``scale`` (sasmodels' volume fraction) raised by the *same* factor: the most
+        probable candidate's scale + 2σ over its scale. The forecast is for the most concentrated sample
+        the data allow, so "out of reach" errs toward measuring on; one factor for all, because raising
+        each candidate's scale by its own σ makes their predictions differ by an intensity offset the data
+        already rule out, and the linearised model-probability forecast then reads that offset as
+        evidence to come (a core-shell / fuzzy-sphere pair stuck at p = 0.6 was forecast to part in
+        50 s, and its sample never declared unreachable). Any other parameter the analysis flags
+        ``at-bound`` takes its initial value: at a bound (a polydispersity at 0) the linearisation is
+        singular and forecasts a need without end. Empty before any fit."""
         for interpretation in reversed(context.interpretations):
             out: dict[str, tuple[dict[str, float], float]] = {}
+            raise_by: dict[str, float] = {}
             for c in self.settings.candidates:
                 values = {p: interpretation.details.get(f"fit:{c.name}:{p}") for p in c.parameters}
                 estimate = interpretation.estimates.get(f"p({c.name})")
@@ -514,12 +527,25 @@ class SASAdaptivePlanner(_Planner):
                 theta = {p: float(v) for p, v in values.items()}  # type: ignore[arg-type]
                 theta |= {p: s.value for p, s in c.parameters.items() if p != "scale" and f"at-bound:{p}" in interpretation.flags}
                 sigma = interpretation.details.get(f"sigma:{c.name}:scale")
-                if "scale" in theta and isinstance(sigma, (int, float)) and math.isfinite(sigma):
-                    theta["scale"] = min(theta["scale"] + 2.0 * float(sigma), c.parameters["scale"].bounds[1])
+                if theta.get("scale", 0.0) > 0 and isinstance(sigma, (int, float)) and math.isfinite(sigma):
+                    raise_by[c.name] = 1.0 + 2.0 * float(sigma) / theta["scale"]
                 out[c.name] = (theta, float(estimate.value or 0.0) if estimate is not None else 0.0)
             if out:
-                return out
+                return self._raise_scales(out, raise_by)
         return {}
+
+    def _raise_scales(
+        self, state: dict[str, tuple[dict[str, float], float]], raise_by: Mapping[str, float],
+    ) -> dict[str, tuple[dict[str, float], float]]:
+        """Every candidate's ``scale`` × the most probable candidate's factor (capped at its bound)."""
+        best = max(state, key=lambda m: state[m][1])
+        factor = raise_by.get(best, 1.0)
+        out = {}
+        for m, (theta, p) in state.items():
+            if "scale" in theta:
+                theta = {**theta, "scale": min(theta["scale"] * factor, self.settings.candidate(m).parameters["scale"].bounds[1])}
+            out[m] = (theta, p)
+        return out
 
     def plan(self, context: PlanningContext, n: int) -> list[Proposal]:
         goals = context.goals_or(self.goals)
@@ -544,7 +570,8 @@ class SASAdaptivePlanner(_Planner):
         if optimistic:
             plausible_now = [m for m, (_, p) in optimistic.items()
                              if p >= self.hypothesis_min_probability or p == max(q for _, q in optimistic.values())]
-            reason[REASON_KEY] = self._forecast(instrument, current, optimistic, plausible_now, so_far, goals, left)
+            reason[REASON_KEY] = self._forecast(instrument, current, optimistic, plausible_now, so_far, goals, left,
+                                                unexplained=_unexplained(context) if goals.best_probability is not None else [])
         if fitted:
             look = self._model_check(instrument, hypotheses[plausible.index(best)], so_far)
             if look is not None:
@@ -574,6 +601,14 @@ class SASAdaptivePlanner(_Planner):
                 if gain >= self.options.look_min_chi2 and (found is None or gain > found[2]):
                     found = (config, look, gain)
         return found
+
+
+def _unexplained(context: PlanningContext) -> list[str]:
+    """The configurations the newest interpretation says no candidate explains (``unexplained:<c>``)."""
+    newest = context.interpretations[-1] if context.interpretations else None
+    if newest is None:
+        return []
+    return sorted(f.split(":", 1)[1] for f in newest.flags if f.startswith("unexplained:"))
 
 
 class SASTruth(Record):

@@ -2,7 +2,11 @@
 
 A family of samples is drawn (model among sphere / core-shell sphere / fuzzy sphere, random radius,
 polydispersity, contrast, concentration and incoherent background) on the three-configuration SANS
-instrument of ``experiments/adaptive_sans.yaml``. Every sample is measured by every policy as a
+instrument of ``experiments/adaptive_sans.yaml``. Every sixth sample (index 5, 11, …) is *outside the
+candidate set*: aggregated spheres (``sphere+power_law``, a low-Q mass-fractal power law on top of the
+sphere), which no policy can answer right (its true model is no candidate), so a policy should end it
+``unreachable`` early — the analysis flags ``unexplained:<configuration>`` where the best candidate
+cannot fit. Every sample is measured by every policy as a
 *real campaign* — the same ``CampaignRunner``, store (SQLite in a scratch folder), instrument driver,
 analysis and targets as ``labpilot run`` — each campaign one Ray task (services in-process, so a
 task is one process). Targets: relative standard error of the radius ≤ 2 % and the most probable
@@ -92,9 +96,27 @@ def _candidates(sld: float, sld_shell: float) -> list[dict[str, Any]]:
     ]
 
 
+OUT_OF_CANDIDATES_EVERY = 6
+"""Every sixth sample's true model is outside the analysis' candidates (aggregated spheres)."""
+AGGREGATE_MODEL = "sphere+power_law"
+
+
+def _aggregate(parameters: dict[str, Any], scale: float, rng: np.random.Generator) -> tuple[dict[str, Any], float]:
+    """The sample's spheres (volume fraction ``scale``) with a low-Q power law on top (aggregates):
+    ``sphere+power_law``'s parameters and its overall scale (1: the parts carry their own)."""
+    sphere = {f"A_{k}": v for k, v in parameters.items()}
+    # The power law's scale puts it at 0.5–5 × the spheres' forward scattering at the 15 m
+    # configuration's lowest Q: there it dominates; above ~0.01 1/Å the spheres do.
+    power = float(rng.uniform(2.0, 2.8))
+    return {**sphere, "A_scale": scale, "B_power": power,
+            "B_scale": float(rng.uniform(2e-6, 2e-5)) * (scale / 3e-4)}, 1.0
+
+
 def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
-    """``n`` samples: model uniform over the three candidates, the rest as in the module docstring."""
+    """``n`` samples: model uniform over the three candidates (every sixth outside them), the rest as
+    in the module docstring."""
     rng = np.random.default_rng(seed)
+    aggregates = np.random.default_rng(seed + 10_000)  # its own stream: the in-candidate samples stay as they were
     out = []
     for i in range(n):
         model = ("sphere", "core_shell_sphere", "fuzzy_sphere")[i % 3]  # balanced over the candidates
@@ -116,9 +138,17 @@ def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
             if model == "fuzzy_sphere":
                 truth["fuzziness"] = float(rng.uniform(8, 25))
                 parameters["fuzziness"] = truth["fuzziness"]
+        scale = truth["scale"]
+        if i % OUT_OF_CANDIDATES_EVERY == OUT_OF_CANDIDATES_EVERY - 1:
+            # Outside the candidates: no policy's answer can be right (``success`` needs the true model).
+            model = AGGREGATE_MODEL
+            parameters, scale = _aggregate({k: v for k, v in parameters.items() if k in ("radius", "radius_pd", "radius_pd_type",
+                                                                                        "radius_pd_n", "sld", "sld_solvent")},
+                                           truth["scale"], aggregates)
+            truth = {k: truth[k] for k in ("radius", "radius_pd", "scale", "background")}
         instrument = {
             **INSTRUMENT, "seed": 1000 + i,
-            "sample": {"model": model, "parameters": parameters, "scale": truth["scale"],
+            "sample": {"model": model, "parameters": parameters, "scale": scale,
                        "background": truth["background"], "transmission": 0.9, "thickness_cm": 0.1},
         }
         analysis = {"evidence": "laplace", "report": ["radius", "radius_pd", "scale", "background"],

@@ -6,7 +6,9 @@ overlapping structures (TiO2, ZrO2, CaCO3 and SiO2 polymorphs, spinels, iron oxi
 fluorites); a minor phase at 3–10 wt % in every three-phase sample and in half of the two-phase
 ones; random crystallite size (30–300 nm, log-uniform), microstrain (0–8·10⁻⁴), lattice strain
 (±0.2 %), texture (half the phases: a random low-index pole, March r in 0.75–1.3), sample
-displacement (±0.03 mm) and counting noise. Every sample is measured by every policy as a *real
+displacement (±0.03 mm) and counting noise. Every fourth sample (index 3, 7, …) is *out of library*:
+its analysis (and so its planner) lists every library phase but the sample's major one as candidates,
+so no answer can be right and the honest end is ``unreachable`` ("not identified"). Every sample is measured by every policy as a *real
 campaign* (the same runner, store, driver, analysis and targets as ``labpilot run``), one Ray task
 each. Target: P(most probable phase set) ≥ 0.95; budget 8 000 instrument seconds; the full scan
 is one window (10–90°, 0.02°, 1 s per step), run to its end.
@@ -15,7 +17,10 @@ Per policy: ``accuracy`` (the reported phase set is the true one), ``minor_phase
 (minor phases in the reported set, over all minor phases), ``median_scan_seconds`` (instrument
 time to the decision), ``ratio_to_full_scan``, ``precision_at_0.95`` (fraction right among the
 decisions reported at P ≥ 0.95) with its Clopper–Pearson interval, and a reliability table of
-reported probability vs. fraction right.
+reported probability vs. fraction right; the futility columns (``agent.bench.common.futility_columns``)
+and, over the out-of-library samples, ``out_of_library_unreachable`` (the fraction ended
+``unreachable``) and the median / longest time spent on them; and the median time of the adaptive
+planner and the heuristic over the samples where either went past the survey.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ BUDGET_SECONDS = 8000.0
 SURVEY = (10.0, 60.0, 0.04, 0.1)
 """The AdaptiveXRD-style heuristic's survey (a fast scan over 10–60°)."""
 FULL_SCAN = (10.0, 90.0, 0.02, 1.0)
+OUT_OF_LIBRARY_EVERY = 4
+"""Every fourth sample's major phase is missing from its analysis' candidates."""
+OUT_OF_LIBRARY_SURVEYS = 3.0
+"""Goal: an out-of-library sample ends ``unreachable`` within this many survey times."""
 FAMILIES = (
     ("tio2_anatase", "tio2_rutile", "tio2_brookite"),
     ("zro2_monoclinic", "zro2_tetragonal", "zro2_cubic"),
@@ -65,6 +74,12 @@ class BenchSample:
     phases: dict[str, float]
     """True phase → weight fraction."""
     instrument: dict[str, Any]
+    candidates: tuple[str, ...] | None = None
+    """The analysis' candidate phases; None: the whole library. Without a true phase: out of library."""
+
+    @property
+    def out_of_library(self) -> bool:
+        return self.candidates is not None and not set(self.phases) <= set(self.candidates)
 
     @property
     def true_set(self) -> str:
@@ -118,7 +133,10 @@ def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
         phases[0]["weight_fraction"] = round(phases[0]["weight_fraction"] + 1 - total, 6)
         instrument = {**INSTRUMENT, "seed": 2000 + i,
                       "sample": {"phases": phases, "displacement_mm": float(rng.uniform(-0.03, 0.03))}}
-        out.append(BenchSample(i, {p["phase"]: p["weight_fraction"] for p in phases}, instrument))
+        candidates = None
+        if i % OUT_OF_LIBRARY_EVERY == OUT_OF_LIBRARY_EVERY - 1:  # the major phase is no candidate
+            candidates = tuple(n for n in names if n != phases[0]["phase"])
+        out.append(BenchSample(i, {p["phase"]: p["weight_fraction"] for p in phases}, instrument, candidates))
     return out
 
 
@@ -145,7 +163,9 @@ def campaign(sample: BenchSample, policy: str, folder: Path, budget_seconds: flo
             {"name": "dwell_seconds", "type": "continuous", "low": 0.02, "high": 20.0, "units": "s"},
         ]},
         "instruments": [{"name": "xrd", "kind": "xrd", "settings": sample.instrument}],
-        "analysis": {"kind": "xrd", "settings": {k: INSTRUMENT[k] for k in ("wavelength", "caglioti_u", "caglioti_v", "caglioti_w")}},
+        "analysis": {"kind": "xrd", "settings": {
+            **{k: INSTRUMENT[k] for k in ("wavelength", "caglioti_u", "caglioti_v", "caglioti_w")},
+            **({} if sample.candidates is None else {"candidates": list(sample.candidates)})}},
         "objective": {"estimate": "p(best)", "direction": "maximize"},
         "policy": _policy(policy),
         "targets": [{"name": "phases_known", "kind": "estimate_threshold", "estimate": "p(best)", "at_least": TARGET}],
@@ -168,6 +188,7 @@ def run_one(sample: BenchSample, policy: str, budget_seconds: float = BUDGET_SEC
         # Solved: the true set reported at the target probability (what "unsolvable by any policy" negates).
         "solved": reported == sample.true_set and all(r.met for r in result.targets.values()),
         "instrument_seconds": result.instrument_seconds, "n_measurements": result.n_measurements,
+        "out_of_library": sample.out_of_library,
         "minor_phases": sample.minor, "minor_found": [m for m in sample.minor if m in found],
         "flags": [] if final is None else [f for f in final.flags if not f.startswith("fit-not-converged")],
     }
@@ -180,6 +201,40 @@ def _clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]
     lo = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
     hi = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
     return lo, hi
+
+
+def survey_seconds() -> float:
+    """Instrument time of the survey (points × dwell + the window's set-up), s."""
+    start, stop, step, dwell = SURVEY
+    return (round((stop - start) / step) + 1) * dwell + float(INSTRUMENT["setup_seconds"])
+
+
+def _out_of_library_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a policy did with the out-of-library samples: the fraction it ended ``unreachable``, the
+    median and longest time spent on them (s)."""
+    out = [r for r in rows if r.get("out_of_library")]
+    spent = [r["instrument_seconds"] for r in out]
+    return {
+        "n_out_of_library": len(out),
+        "out_of_library_unreachable": (sum(r["status"] == "unreachable" for r in out) / len(out)) if out else None,
+        "median_seconds_out_of_library": statistics.median(spent) if spent else None,
+        "max_seconds_out_of_library": max(spent) if spent else None,
+    }
+
+
+def _past_survey_goal(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median time of the adaptive planner and the heuristic over the samples where either went past
+    the survey (the shared survey settles the rest for both)."""
+    survey = survey_seconds()
+    by_run = {(r["sample"], r["policy"]): r for r in results}
+    samples = [s for s in sorted({r["sample"] for r in results})
+               if (s, "adaptive") in by_run and (s, "heuristic") in by_run
+               and max(by_run[(s, "adaptive")]["instrument_seconds"], by_run[(s, "heuristic")]["instrument_seconds"]) > survey + 1.0]
+    if not samples:
+        return {"n_samples": 0, "met": None}
+    adaptive = statistics.median(by_run[(s, "adaptive")]["instrument_seconds"] for s in samples)
+    heuristic = statistics.median(by_run[(s, "heuristic")]["instrument_seconds"] for s in samples)
+    return {"n_samples": len(samples), "adaptive_s": adaptive, "heuristic_s": heuristic, "met": adaptive < heuristic}
 
 
 def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
@@ -211,6 +266,7 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
             "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
             "reliability": reliability,
             **futility_columns(results, name, budget_seconds, "solved"),
+            **_out_of_library_columns(rows),
         }
     goals: dict[str, Any] = {}
     full, adaptive, heuristic = (policies.get(p) for p in ("full_scan", "adaptive", "heuristic"))
@@ -225,6 +281,14 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
     if adaptive and heuristic:
         goals["time_vs_heuristic"] = {"adaptive_s": adaptive["median_scan_seconds"], "heuristic_s": heuristic["median_scan_seconds"],
                                       "met": adaptive["median_scan_seconds"] < heuristic["median_scan_seconds"]}
+        goals["time_vs_heuristic_past_survey"] = _past_survey_goal(results)
+    if adaptive and adaptive["n_out_of_library"]:
+        limit = OUT_OF_LIBRARY_SURVEYS * survey_seconds()
+        goals["out_of_library_unreachable"] = {
+            "unreachable": adaptive["out_of_library_unreachable"], "max_seconds": adaptive["max_seconds_out_of_library"],
+            "limit_seconds": limit,
+            "met": adaptive["out_of_library_unreachable"] == 1.0 and adaptive["max_seconds_out_of_library"] <= limit,
+        }
     if adaptive:
         lo, hi = adaptive["precision_at_0.95_interval"]
         goals["calibration_at_0.95"] = {"precision": adaptive["precision_at_0.95"], "interval_95": [lo, hi],

@@ -31,7 +31,9 @@ Flags: ``non-finite-data``, ``non-positive-sigma``, ``non-positive-q``, ``negati
 ``poor-fit``, ``second-minimum`` and ``second-minimum:<param>`` (another optimum within Δχ² < 4,
 more than 2 σ away in that parameter; σ widened to cover it),
 ``search-widened`` (the check round found a better optimum than the first round),
-``at-bound:<param>`` and ``unconstrained:<param>`` (best model), ``no-signal``.
+``at-bound:<param>`` and ``unconstrained:<param>`` (best model), ``no-signal``,
+``unexplained:<configuration>`` (the best candidate's χ² in that configuration alone is improbable: no
+candidate explains it).
 ``interpret`` never raises on data.
 
 For planners: :mod:`~analysis.sas.predict` (:func:`predict_with_jacobian`, :func:`prior_precision`),

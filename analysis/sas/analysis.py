@@ -188,6 +188,7 @@ class SASFitAnalysis:
             flags.append("poor-fit")
         _search_details(best, details, flags)
         _block_details(report.blocks, best, self.settings.candidate(best.model), details)
+        flags.extend(_unexplained(report.blocks, details, st.poor_fit_chi2_reduced, st.poor_fit_p_value, chi2_red))
         factor = 1.0
         if st.scale_errors and dof > 0 and chi2_red > 1:
             factor = math.sqrt(chi2_red)
@@ -290,6 +291,22 @@ def _block_details(blocks: Sequence[MergedBlock], best: FitResult, candidate: Ca
         details[f"chi2_reduced_block:{b.configuration}"] = float(np.mean(np.square((f - y) / b.sigma)))
         swff = float(np.sum(w * f * f))
         details[f"block_scale:{b.configuration}"] = float(np.sum(w * f * y) / swff) if swff > 0 else None
+
+
+def _unexplained(
+    blocks: Sequence[MergedBlock], details: Details, chi2_reduced_limit: float, p_value: float, chi2_reduced: float,
+) -> list[str]:
+    """``unexplained:<configuration>`` for every configuration the best candidate — hence no candidate —
+    fits: its χ²_red there above ``chi2_reduced_limit`` and that improbable (p < ``p_value``). A
+    misfit confined to one configuration (aggregates or large-scale structure at low Q) is evidence
+    the candidate set is wrong, which more precision elsewhere does not cure."""
+    out = []
+    for b in blocks:
+        red = details.get(f"chi2_reduced_block:{b.configuration}", chi2_reduced if len(blocks) == 1 else None)
+        if isinstance(red, float) and math.isfinite(red) and red > chi2_reduced_limit \
+                and stats.chi2.sf(red * b.q.size, b.q.size) < p_value:
+            out.append(f"unexplained:{b.configuration}")
+    return out
 
 
 def _signal_check(blocks: Sequence[MergedBlock], details: Details, flags: list[str]) -> None:

@@ -174,3 +174,22 @@ def test_model_probabilities_are_tempered_by_the_best_models_chi2_when_it_misfit
     assert probability_temperature(poor, prior) == pytest.approx(4.0)
     # untempered the 10-nat gap gives p(a) = 0.99995; tempered by 4 it is 1/(1+e^-2.5) ≈ 0.92
     assert _model_probabilities(poor, prior)["a"] == pytest.approx(1 / (1 + np.exp(-2.5)))
+
+
+@pytest.mark.timeout(300)  # ~5 s of CPU; minutes of wall time on a loaded machine
+def test_a_configuration_no_candidate_explains_is_flagged() -> None:
+    """Aggregates seen only at low Q (an upturn below 0.006 1/Å, inside the 'low' configuration):
+    'low' is flagged unexplained (others may be too: with one shared scale the sphere's best fit
+    compromises between configurations); without the upturn nothing is."""
+    rng = np.random.default_rng(3)
+    q, dq = grid("low", 40)
+    truth = smeared("sphere", q, dq, sphere_pars())
+    for upturn in (0.0, 1.0):
+        aggregated = truth * (1 + upturn * (0.006 / q) ** 2)
+        sigma = np.sqrt((aggregated + 0.05) / (20.0 * 10.0))
+        low = measurement(q, aggregated + rng.normal(size=q.size) * sigma, dq, sigma, "low", attempt="low")
+        data = [low, *simulate("sphere", sphere_pars(), rng, configs=("mid", "high"))]
+        out = SASFitAnalysis(settings(SPHERE, n_scan=4, n_starts=1)).interpret(data)
+        flagged = {f for f in out.flags if f.startswith("unexplained")}
+        assert ("unexplained:low" in flagged) is (upturn > 0), out.flags
+        assert not flagged or upturn > 0, out.flags
