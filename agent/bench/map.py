@@ -133,8 +133,11 @@ def _target_timing(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [r["target_over_accuracy_time"] for r in runs if r["target_over_accuracy_time"] is not None]
     within = sum(1.0 <= x <= TARGET_LATE for x in ratios)
     never = sum(r["target_met_seconds"] is None and r["seconds_to_0.9"] is not None for r in runs)
-    return {"n_runs": len(runs), "within_20pct": within, "early": early, "late": sum(x > TARGET_LATE for x in ratios),
-            "never_met_though_accurate": never, "median_ratio": statistics.median(ratios) if ratios else None}
+    # Runs where neither the map reached 0.9 nor the target held say nothing about its timing.
+    judged = sum(r["target_met_seconds"] is not None or r["seconds_to_0.9"] is not None for r in runs)
+    return {"n_runs": len(runs), "n_judged": judged, "within_20pct": within, "early": early,
+            "late": sum(x > TARGET_LATE for x in ratios), "never_met_though_accurate": never,
+            "median_ratio": statistics.median(ratios) if ratios else None}
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -165,8 +168,8 @@ def _goals(systems: dict[str, Any]) -> dict[str, Any]:
             c = row["calibration_095"]
             goals[f"{name}: calibration {policy}"] = {"value": c, "required": 0.95, "met": c is not None and c >= 0.95}
         t = s["map_target"]
-        goals[f"{name}: map target timing"] = {"within_20pct": t["within_20pct"], "early": t["early"], "n_runs": t["n_runs"],
-                                              "met": t["early"] == 0 and t["within_20pct"] == t["n_runs"]}
+        goals[f"{name}: map target timing"] = {"within_20pct": t["within_20pct"], "early": t["early"], "n_judged": t["n_judged"],
+                                              "met": t["n_judged"] > 0 and t["early"] == 0 and t["within_20pct"] == t["n_judged"]}
     return goals
 
 

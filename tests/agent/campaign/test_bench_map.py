@@ -92,6 +92,6 @@ def test_summary_pairs_times_to_accuracy_and_judges_the_map_target_by_when_it_he
                                                  "only_phase_map": 1, "only_baseline": 0}
     assert oxide["policies"]["phase_map"]["median_seconds_to_0.9"] == 1500.0
     assert oxide["policies"]["cameo"]["median_seconds_to_0.9"] is None  # one of two never: the median is ∞
-    assert oxide["map_target"] | {"median_ratio": None} == {"n_runs": 4, "within_20pct": 1, "early": 1, "late": 1,
+    assert oxide["map_target"] | {"median_ratio": None} == {"n_runs": 4, "n_judged": 3, "within_20pct": 1, "early": 1, "late": 1,
                                                            "never_met_though_accurate": 0, "median_ratio": None}
     assert oxide["policies"]["cameo"]["calibration_095"] == pytest.approx(57 / 60)
