@@ -599,25 +599,28 @@ bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchm
 app.add_typer(bench_app, name="bench")
 
 
-def _run_bench(module: Any, label: str, n: int, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _run_bench(module: Any, label: str, n: int, seed: int, total: int | None = None,
+               **options: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every campaign of a benchmark module on local Ray, with a progress bar (log lines when stderr
-    is not a terminal)."""
+    is not a terminal). ``total``: the number of campaigns (default n × the module's policies);
+    ``options`` go to the module's ``run_benchmark``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agent.runtime import ray_runtime
 
-    total = n * len(module.POLICIES)
+    total = total if total is not None else n * len(module.POLICIES)
     if not err.is_terminal:
         from agent.progress_log import log_to_stderr, logged_bench
 
         log_to_stderr()
         with ray_runtime(), logged_bench(label, total) as on_done:
-            return module.run_benchmark(n, seed, on_done=on_done)  # type: ignore[no-any-return]
+            return module.run_benchmark(n, seed, on_done=on_done, **options)  # type: ignore[no-any-return]
     with ray_runtime(), Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as bars:
         task = bars.add_task("campaigns", total=total)
-        return module.run_benchmark(n, seed, on_done=lambda done, total: bars.update(task, completed=done))  # type: ignore[no-any-return]
+        return module.run_benchmark(  # type: ignore[no-any-return]
+            n, seed, on_done=lambda done, total: bars.update(task, completed=done), **options)
 
 
 def _print_goals(summary: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -693,6 +696,54 @@ def bench_xrd(
         )
     err.print(table)
     _print_goals(summary, paths)
+
+
+@bench_app.command("map")
+def bench_map(
+    quick: bool = typer.Option(False, "--quick", help="2 truths per system and smaller sample budgets, instead of 10 (tens of minutes)"),
+    truths: int | None = typer.Option(None, "--truths", min=1, help="hidden truths per system (overrides --quick)"),
+    seed: int = typer.Option(0, "--seed", help="first truth's seed (truths are seed, seed + 1, …)"),
+    systems: str = typer.Option("oxide,formulation", "--systems", help="comma-separated: oxide, formulation"),
+    policies: str = typer.Option("phase_map,cameo,grid,random", "--policies", help="comma-separated subset of the policies"),
+    out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figures"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+) -> None:
+    """Phase-map campaigns over samples: nested adaptive vs CAMEO-style, grid and random, on both materials systems."""
+    from agent.bench import map as bench
+
+    chosen_systems, chosen_policies = _bench_map_choices(systems, policies)
+    n = truths if truths is not None else (2 if quick else 10)
+    summary, results = _run_bench(bench, "map campaigns", n, seed, bench.n_runs(n, chosen_policies, chosen_systems),
+                                  quick=quick, policies=chosen_policies, systems=chosen_systems)
+    paths = bench.write(summary, results, out)
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table("system", "policy", "reached 0.9", "median s to 0.9", "samples to 0.9", "final accuracy",
+                  "right at p≥0.95", "samples")
+    for system, s in summary["systems"].items():
+        for name, row in s["policies"].items():
+            cal, t = row["calibration_095"], row["median_seconds_to_0.9"]
+            table.add_row(system, name, f"{row['reached_0.9']}/{row['n_truths']}", "never" if t is None else f"{t:,.0f}",
+                          str(row["median_samples_to_0.9"] or "—"), f"{row['final_accuracy']:.3f}",
+                          "—" if cal is None else f"{cal:.3f} ({row['n_confident']})", f"{row['samples']:.0f}")
+    err.print(table)
+    _print_goals(summary, paths)
+    err.print(f"final maps: {paths['maps']}")
+
+
+def _bench_map_choices(systems: str, policies: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ``--systems`` and ``--policies`` lists, each name checked (a usage error names the bad one)."""
+    from agent.bench.map_campaigns import POLICIES, SYSTEMS
+
+    def parse(text: str, known: tuple[str, ...], option: str) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise typer.BadParameter(f"{unknown or 'nothing'}: choose from {', '.join(known)}", param_hint=option)
+        return names
+
+    return parse(systems, SYSTEMS, "--systems"), parse(policies, POLICIES, "--policies")
 
 
 if __name__ == "__main__":
