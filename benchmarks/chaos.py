@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -86,8 +87,14 @@ class PairRecord:
 def _launch(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("LABPILOT_FAILPOINT", None)
-    return subprocess.Popen([sys.executable, "-m", "agent.cli", *args, "--json", "--no-report"], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    with open(cwd / "cli-stderr.log", "a") as log:  # why a run exited by itself, for the record
+        return subprocess.Popen([sys.executable, "-m", "agent.cli", *args, "--json", "--no-report"], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    return lines[-1][:200] if lines else "(nothing on stderr)"
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -181,7 +188,7 @@ def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: ran
     data["storage"] = store_url
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
-    record, cid, before = PairRecord(kind, store_label), None, set()
+    record, cid, before, errors = PairRecord(kind, store_label), None, set(), 0
     while True:
         launched = time.monotonic()
         if cid is None:
@@ -189,6 +196,12 @@ def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: ran
         else:
             with Store(store_url) as store:
                 attempts_before = len(store.attempts(cid))
+                status = store.campaign(cid).status
+            if status not in ("running", "paused"):
+                # The kill came after the campaign had ended (while it wrote its report or shut Ray down):
+                # a resume would only start up and exit, and killing that measures nothing of the loop.
+                record.finished = status in ("completed", "budget_exhausted")
+                break
             proc = _launch(["resume", cid, "--db", store_url], folder)
         if record.kills >= kills:
             proc.wait(timeout=900)
@@ -206,8 +219,12 @@ def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: ran
             else:
                 _wait_for_campaign(store_url, name, launched)
             time.sleep(rng.uniform(*delays))
-        if proc.poll() is not None:  # it ended before the kill: done
+        if proc.poll() is not None:  # it ended before the kill
             record.finished = proc.returncode in (0, 3)
+            if not record.finished and cid is not None and errors < 3:
+                errors += 1  # it failed by itself (e.g. Ray did not start): say why, and resume it again
+                record.problems.append(f"a run exited {proc.returncode} by itself: {_last_line(folder / 'cli-stderr.log')}")
+                continue
             break
         record.orphans += _kill_and_count_orphans(proc, orphan_wait)
         record.kills += 1
@@ -233,7 +250,7 @@ def run(kills: int, pg_url: str | None, delays: tuple[float, float], orphan_wait
     rng = random.Random(seed)
     stores = [("sqlite", None)] + ([("postgresql", pg_url)] if pg_url else [])
     pairs = [(kind, label, url) for kind in CAMPAIGNS for label, url in stores]
-    per_pair = max(1, round(kills / len(pairs)))
+    per_pair = max(1, math.ceil(kills / len(pairs)))
     records: list[PairRecord] = []
     done, idle = Counter(), Counter()
     with tempfile.TemporaryDirectory(prefix="labpilot-chaos-") as tmp:
