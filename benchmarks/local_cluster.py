@@ -64,18 +64,8 @@ class TwoNodeCluster:
     def kill_instrument_node(self) -> list[int]:
         """The instrument PC goes down: SIGKILL every process of the instrument node (its raylet, the
         raylet's workers and agents, its log monitor) and nothing of the head. Returns the pids killed."""
-        doomed = list(self.instrument_node)
-        for p in self.instrument_node:
-            try:
-                doomed.extend(p.children(recursive=True))
-            except psutil.NoSuchProcess:
-                pass
-        for p in doomed:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(doomed, timeout=20)
+        doomed = _with_descendants(self.instrument_node)
+        _kill_and_wait(doomed)
         self.instrument_node = []
         return [p.pid for p in doomed]
 
@@ -89,22 +79,31 @@ class TwoNodeCluster:
             line = " ".join(p.info["cmdline"] or [])
             if self.temp_dir in line or f":{self.port}" in line:
                 mine.append(p)
-        for p in list(mine):
-            try:
-                mine.extend(p.children(recursive=True))
-            except psutil.NoSuchProcess:
-                pass
-        return list({p.pid: p for p in mine}.values())
+        return list({p.pid: p for p in _with_descendants(mine)}.values())
 
     def stop(self) -> None:
-        processes = self.processes()
-        for p in processes:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(processes, timeout=20)
+        _kill_and_wait(self.processes())
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _with_descendants(processes: list[psutil.Process]) -> list[psutil.Process]:
+    found = list(processes)
+    for p in processes:
+        try:
+            found.extend(p.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _kill_and_wait(processes: list[psutil.Process]) -> None:
+    """SIGKILL (a machine losing power) and wait until each is gone."""
+    for p in processes:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=20)
 
 
 def _parent(p: psutil.Process) -> int | None:

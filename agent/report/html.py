@@ -27,6 +27,16 @@ def note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
+def summary_table(rows: list[tuple[str, str]], config_error: str | None, omitted: str) -> str:
+    """A campaign's bookkeeping as a two-column table, and a note when its stored configuration no
+    longer validates (``omitted`` says what the page leaves out because of that)."""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    parts = [f'<table class="summary">{body}</table>']
+    if config_error:
+        parts.append(note(f"the stored configuration does not validate any more ({config_error}); {omitted}"))
+    return "\n".join(parts)
+
+
 def figure_html(fig: Figure, alt: str, *, tight: bool = True) -> str:
     """The figure as an embedded PNG <img>; the figure is released afterwards. ``tight=False`` for a
     figure laid out with fixed margins (``layout.fixed_margins``): one draw instead of two."""

@@ -25,7 +25,7 @@ from agent.answer import probability_text
 from agent.report.data import attempt_reason, reason_indices
 from agent.report.figures import targets_figure
 from agent.report.formatting import duration, first_line, fmt, format_params, when
-from agent.report.html import escape, figure_html, note, section, td
+from agent.report.html import escape, figure_html, note, section, summary_table, td
 from agent.report.map_data import FittedMap, MapReportData, fit_campaign_map, load_map_report_data
 from agent.report.map_figures import (
     CONFIDENT,
@@ -163,12 +163,7 @@ def _header_section(d: MapReportData) -> str:
         ("created", when(c.created_at)), ("finished", when(c.finished_at)), ("seed", str(c.seed)),
         ("package versions", ", ".join(f"{k} {v}" for k, v in sorted(c.package_versions.items())) or "—"),
     ]
-    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
-    parts = [f'<table class="summary">{body}</table>']
-    if d.config_error:
-        parts.append(note(f"the stored configuration does not validate any more ({d.config_error}); "
-                          "the map, which needs the design space, is omitted"))
-    return "\n".join(parts)
+    return summary_table(rows, d.config_error, "the map, which needs the design space, is omitted")
 
 
 # -- 3. the phase map ------------------------------------------------------------------------------------

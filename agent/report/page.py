@@ -28,6 +28,7 @@ from agent.report.data import (
 from agent.report.html import escape as _e
 from agent.report.html import figure_html as _figure_html
 from agent.report.html import note as _note
+from agent.report.html import summary_table
 from agent.report.html import section as _section
 from agent.report.html import td as _td
 from agent.report.figures import design_space_figure, model_figure, targets_figure
@@ -163,12 +164,7 @@ def _header_section(d: ReportData) -> str:
     elif d.config is not None:
         rows.insert(3, ("objective", f"{d.config.objective.direction} {d.config.objective.estimate}"))
         rows.insert(4, ("policy", d.config.policy.name))
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-    parts = [f'<table class="summary">{body}</table>']
-    if d.config_error:
-        parts.append(_note(f"the stored configuration does not validate any more ({d.config_error}); "
-                           "figures that need the design space are omitted"))
-    return "\n".join(parts)
+    return summary_table(rows, d.config_error, "figures that need the design space are omitted")
 
 
 # -- 2. measured points over the design space ----------------------------------------------------
