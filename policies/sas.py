@@ -428,13 +428,13 @@ class _Planner(_SASPolicy):
 
     def _steps(
         self, allocation: Allocation, current: str | None, n: int, so_far: np.ndarray, reason: dict[str, Any],
-        left: float | None = None, instrument: SASInstrumentModel | None = None,
+        instrument: SASInstrumentModel, left: float | None = None,
     ) -> list[Proposal]:
         # Commit gradually: at most `growth` × what was measured so far, so a plan costs at most about
         # as much as the data it came from before it is re-made from the new data — its prediction
         # of the model probabilities is a linearisation, and the early fits may be far off.
         cap = max(self.first_exposure_seconds, self.growth * float(so_far.sum()))
-        if left is not None and instrument is not None:
+        if left is not None:
             # Plan within the time left: an exposure, its overhead and a configuration change.
             cap = min(cap, max(left - instrument.overhead_seconds - instrument.change_seconds, self.exposure_bounds[0]))
         reason = {**reason, **self._describe(allocation), "exposure_cap_seconds": round(cap, 1)}
@@ -443,7 +443,10 @@ class _Planner(_SASPolicy):
         out = []
         for i in range(n):
             config = order[i % len(order)]
-            exposure = min(allocation.seconds.get(config, 0.0), cap)
+            # Never below what the configuration accepts: the growth cap can be shorter than a slow
+            # configuration's minimum, and the instrument would refuse the request.
+            shortest = max(instrument.configuration(config).min_exposure_seconds, self.exposure_bounds[0])
+            exposure = max(min(allocation.seconds.get(config, 0.0), cap), shortest)
             out.append(self._request(config, math.ceil(exposure), reason))
         return out
 
@@ -578,7 +581,7 @@ class SASAdaptivePlanner(_Planner):
                 config, seconds, chi2 = look
                 reason |= {"rule": "model check", "expected_delta_chi2": round(chi2, 2)}
                 return [self._request(config, math.ceil(seconds), reason) for _ in range(n)]
-        return self._steps(allocation, current, n, so_far, reason, left, instrument)
+        return self._steps(allocation, current, n, so_far, reason, instrument, left)
 
     def _model_check(
         self, instrument: SASInstrumentModel, best: AllocationHypothesis, so_far: np.ndarray,
@@ -687,4 +690,4 @@ class SASOracle(_Planner):
             goals,
         )
         allocation = self._solve(self._problem(instrument, current, [hypothesis], so_far, goals))
-        return self._steps(allocation, current, n, so_far, {"truth": self.true_model})
+        return self._steps(allocation, current, n, so_far, {"truth": self.true_model}, instrument)

@@ -37,8 +37,9 @@ ANALYSIS = {"kind": "sas", "settings": {"candidates": [SPHERE]}}
 GOALS = PlanningGoals(relative_precision={"radius": 0.02})
 
 
-def instrument() -> SASInstrumentModel:
-    """Three pinhole configurations; counts per second ∝ flux × the bins' solid angle (λ = 6 Å)."""
+def instrument(min_exposure_seconds: dict[str, float] | None = None) -> SASInstrumentModel:
+    """Three pinhole configurations; counts per second ∝ flux × the bins' solid angle (λ = 6 Å); each
+    accepts exposures from ``min_exposure_seconds[name]`` (default 10 s)."""
     configurations = []
     for name, (q_min, q_max, flux) in CONFIGS.items():
         q = np.geomspace(q_min, q_max, 60)
@@ -48,7 +49,7 @@ def instrument() -> SASInstrumentModel:
         configurations.append(
             SASConfigurationModel(
                 name=name, q=q, dq=q * 0.08 / 2.3548, counts_per_second=flux * 0.9 * 0.1 * 0.85 * solid_angle,
-                background=np.full(q.size, 0.03), min_exposure_seconds=10,
+                background=np.full(q.size, 0.03), min_exposure_seconds=(min_exposure_seconds or {}).get(name, 10),
             )
         )
     return SASInstrumentModel(configurations=configurations, change_seconds=180, overhead_seconds=20)
@@ -88,6 +89,18 @@ def test_the_planner_goes_where_the_information_is(radius: float, scale: float, 
     assert proposal.reason["feasible"] and sum(plan.values()) > 100  # a real allocation, not minimum exposures
     # Gradual commitment: no more than first_exposure_seconds (60 s) before anything was measured.
     assert 10 <= proposal.params["exposure_seconds"] <= 60
+
+
+def test_no_exposure_below_what_the_configuration_accepts() -> None:
+    """The growth cap (60 s before anything was measured) is shorter than the slow 15 m configuration's
+    minimum: the request is for the minimum, not one the instrument refuses."""
+    precise = PlanningGoals(relative_precision={"radius": 0.002})
+    planner = build_policy("sas_adaptive", SPACE, direction="maximize", seed=0, options={}, analysis=ANALYSIS, goals=precise)
+    slow = instrument({"15m": 120.0, "5m": 90.0})
+    proposals = planner.plan(PlanningContext(interpretations=[fitted(500.0, 1e-5)], instrument_models={"sans": slow}), 2)
+    for proposal in proposals:
+        shortest = slow.configuration(proposal.params["configuration"]).min_exposure_seconds
+        assert proposal.params["exposure_seconds"] >= shortest, proposal.reason
 
 
 def test_planner_before_any_fit_starts_from_the_settings_initial_values() -> None:
