@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from agent.faults import FAILURES_IN_A_ROW, MeasurementTimeout, failure_stop
 from agent.fleet import Fleet, InstrumentNotBack, MissingClusterResources
 from agent.futility import FutilityWatch
 from agent.guard import Guard, Verdict
+from agent.ids import new_campaign_id
 from agent.ledger import CampaignLedger
 from agent.pause import CampaignStopping, PauseGate
 from agent.recorder import Recorder
@@ -51,7 +51,7 @@ from analysis.protocol import Estimate, Interpretation
 from instruments.protocol import InstrumentUnreachable
 from instruments.types import Measurement, MeasurementRequest, ParamValue
 from policies.baselines import fallback_proposals
-from policies.models import ModelCache
+from policies.lazy_models import LazyModelCache
 from policies.protocol import Proposal
 from policies.registry import build_policy
 
@@ -108,10 +108,6 @@ class CampaignResult:
         }
 
 
-def new_campaign_id(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
 def measurements_through(measurements: list[Measurement], attempt_id: str) -> list[Measurement]:
     """``measurements`` (oldest first) up to and including ``attempt_id``'s; all of them if it is not there."""
     for i, m in enumerate(measurements):
@@ -160,7 +156,7 @@ class CampaignRunner:
         self.noise_root = campaign_id  # a sample step's: its campaign's (sample ids hold that random id)
         self.on_progress, self.in_process = on_progress, in_process
         self.space = config.design_space
-        self.models = ModelCache()
+        self.models: Any = LazyModelCache()  # a ModelCache, made (torch imported) when a GP is first fitted
         self.goals = planning_goals(config.targets)
         self.policy = build_policy(
             config.policy.name, self.space, direction=config.objective.direction, seed=config.seed,
