@@ -774,16 +774,32 @@ def resume_campaign(
     ``allowed``: the code references the stored configuration may name (``agent/trust.py``; default
     the installed kinds' and ``LABPILOT_ALLOWED_IMPORTS``) — checked before anything is imported.
     """
-    from agent.config import parse_campaign
     from agent.trust import allowed_patterns, check_references
 
     stored = store.campaign(campaign_id)
     source = f"campaign {campaign_id} (stored configuration)"
     check_references(stored.config, allowed_patterns() if allowed is None else allowed, source)
-    config = parse_campaign(stored.config, source)
+    config = _stored_config(stored.config, stored.package_versions, source)
     if not isinstance(config, CampaignConfig):  # a campaign over samples (agent/sample_campaign.py)
         from agent.sample_campaign import run_sample_campaign
 
         return run_sample_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress, resume=True)
     runner = CampaignRunner(config, store, campaign_id, on_progress=on_progress)
     return asyncio.run(runner.run(resume=True))
+
+
+def _stored_config(data: dict[str, Any], versions: dict[str, str], source: str) -> Any:
+    """A stored configuration, validated for a resume: in full (schema and semantics, as ``labpilot
+    validate``) — unless the installed packages are those the campaign was created with, which
+    validated it in full then: the schema is checked again, not the semantics (they import every
+    instrument's and the analysis' modules into this process to check their settings: 1–2 s of CPU at
+    every resume; the actors and the policy, built from the same settings, still refuse what is wrong)."""
+    from agent.config import parse_campaign
+    from agent.sample_step_config import is_sample_campaign
+
+    if versions == package_versions() and not is_sample_campaign(data):
+        try:
+            return CampaignConfig.model_validate(data)
+        except ValueError:  # pydantic's ValidationError: the full parse below names every field
+            pass
+    return parse_campaign(data, source)  # other code, a campaign over samples, or an invalid document
