@@ -201,7 +201,7 @@ class Campaign:
         from agent.runtime import ray_runtime
 
         report = None if on_progress is None else (lambda p: on_progress(ProgressEvent.of(p)))
-        with ray_runtime():
+        with ray_runtime(needed=not getattr(self.config, "in_process", False)):  # in-process services need no Ray
             if isinstance(self.config, CampaignConfig):
                 runner: Any = CampaignRunner(self.config, self.store, self.campaign_id, on_progress=report)
             else:  # a campaign over samples (agent/sample_campaign.py)

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from agent.faults import FAILURES_IN_A_ROW, MeasurementTimeout, failure_stop
 from agent.fleet import Fleet, InstrumentNotBack, MissingClusterResources
 from agent.futility import FutilityWatch
 from agent.guard import Guard, Verdict
+from agent.ids import new_campaign_id
 from agent.ledger import CampaignLedger
 from agent.pause import CampaignStopping, PauseGate
 from agent.recorder import Recorder
@@ -51,7 +51,7 @@ from analysis.protocol import Estimate, Interpretation
 from instruments.protocol import InstrumentUnreachable
 from instruments.types import Measurement, MeasurementRequest, ParamValue
 from policies.baselines import fallback_proposals
-from policies.models import ModelCache
+from policies.lazy_models import LazyModelCache
 from policies.protocol import Proposal
 from policies.registry import build_policy
 
@@ -108,10 +108,6 @@ class CampaignResult:
         }
 
 
-def new_campaign_id(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
 def measurements_through(measurements: list[Measurement], attempt_id: str) -> list[Measurement]:
     """``measurements`` (oldest first) up to and including ``attempt_id``'s; all of them if it is not there."""
     for i, m in enumerate(measurements):
@@ -160,7 +156,7 @@ class CampaignRunner:
         self.noise_root = campaign_id  # a sample step's: its campaign's (sample ids hold that random id)
         self.on_progress, self.in_process = on_progress, in_process
         self.space = config.design_space
-        self.models = ModelCache()
+        self.models: Any = LazyModelCache()  # a ModelCache, made (torch imported) when a GP is first fitted
         self.goals = planning_goals(config.targets)
         self.policy = build_policy(
             config.policy.name, self.space, direction=config.objective.direction, seed=config.seed,
@@ -778,16 +774,32 @@ def resume_campaign(
     ``allowed``: the code references the stored configuration may name (``agent/trust.py``; default
     the installed kinds' and ``LABPILOT_ALLOWED_IMPORTS``) — checked before anything is imported.
     """
-    from agent.config import parse_campaign
     from agent.trust import allowed_patterns, check_references
 
     stored = store.campaign(campaign_id)
     source = f"campaign {campaign_id} (stored configuration)"
     check_references(stored.config, allowed_patterns() if allowed is None else allowed, source)
-    config = parse_campaign(stored.config, source)
+    config = _stored_config(stored.config, stored.package_versions, source)
     if not isinstance(config, CampaignConfig):  # a campaign over samples (agent/sample_campaign.py)
         from agent.sample_campaign import run_sample_campaign
 
         return run_sample_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress, resume=True)
     runner = CampaignRunner(config, store, campaign_id, on_progress=on_progress)
     return asyncio.run(runner.run(resume=True))
+
+
+def _stored_config(data: dict[str, Any], versions: dict[str, str], source: str) -> Any:
+    """A stored configuration, validated for a resume: in full (schema and semantics, as ``labpilot
+    validate``) — unless the installed packages are those the campaign was created with, which
+    validated it in full then: the schema is checked again, not the semantics (they import every
+    instrument's and the analysis' modules into this process to check their settings: 1–2 s of CPU at
+    every resume; the actors and the policy, built from the same settings, still refuse what is wrong)."""
+    from agent.config import parse_campaign
+    from agent.sample_step_config import is_sample_campaign
+
+    if versions == package_versions() and not is_sample_campaign(data):
+        try:
+            return CampaignConfig.model_validate(data)
+        except ValueError:  # pydantic's ValidationError: the full parse below names every field
+            pass
+    return parse_campaign(data, source)  # other code, a campaign over samples, or an invalid document

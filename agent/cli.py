@@ -118,7 +118,7 @@ def run(
     if seed is not None:
         config = config.model_copy(update={"seed": seed})
     store = _open_store(_db(db, config))
-    from agent.campaign import new_campaign_id, run_campaign
+    from agent.ids import new_campaign_id
     from agent.progress import live_progress
     from agent.runtime import ray_runtime
 
@@ -126,7 +126,11 @@ def run(
     err.print(f"campaign [bold]{campaign_id}[/] → {store.database}")
     page = _start_ui(store, bind, token, campaign_id) if ui else None
     try:
-        with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
+        # Ray starts in the background while the loop's modules (the policy's libraries) are imported.
+        with ray_runtime(background=True, needed=_needs_ray(config)), \
+                live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
+            from agent.campaign import run_campaign
+
             result = run_campaign(config, store, campaign_id=campaign_id, on_progress=on_progress)
     except KeyboardInterrupt:
         _interrupted(campaign_id, store, as_json)
@@ -134,6 +138,11 @@ def run(
         if page is not None:
             page.stop()
     _finish(result, as_json, store, report)
+
+
+def _needs_ray(config: Any) -> bool:
+    """Whether the campaign uses Ray: not when every service runs in this process (``in_process: true``)."""
+    return not getattr(config, "in_process", False)
 
 
 def _start_ui(store: Store, bind: str, token: str | None, campaign_id: str) -> Any:
@@ -160,7 +169,6 @@ def resume(
 ) -> None:
     """Continue a killed or stopped campaign: nothing lost, nothing measured twice."""
     store = _open_store(_db(db), existing=True)
-    from agent.campaign import resume_campaign
     from agent.progress import live_progress
     from agent.runtime import ray_runtime
     from agent.trust import UntrustedConfiguration, allowed_patterns, check_references
@@ -175,7 +183,11 @@ def resume(
         raise typer.Exit(2) from None
     err.print(f"resuming [bold]{campaign_id}[/] (was {stored.status}) → {store.database}")
     try:
-        with ray_runtime(), live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
+        # Ray starts in the background while the loop's modules (the policy's libraries) are imported.
+        with ray_runtime(background=True, needed=_needs_ray(config)), \
+                live_progress(err, config, store=store, campaign_id=campaign_id) as on_progress:
+            from agent.campaign import resume_campaign
+
             result = resume_campaign(store, campaign_id, on_progress=on_progress, allowed=allowed)
     except CampaignOwned as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)

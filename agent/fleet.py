@@ -26,7 +26,7 @@ from agent.config import CampaignConfig, InstrumentConfig
 from agent.errors import first_line
 from agent.faults import request_timeout
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, analysis_factory, driver_factory
-from agent.runtime import LocalHandle
+from agent.runtime import LocalHandle, wait_for_ray
 from agent.store import InstrumentRecord
 from analysis.actor import AnalysisActor, AnalysisService
 from instruments.actor import InstrumentActor, InstrumentService
@@ -107,6 +107,7 @@ class Fleet:
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         if not self.in_process:
+            wait_for_ray()  # started in the background while the campaign was being set up (agent/runtime.py)
             check_cluster_resources(self.config, ray.cluster_resources())
         for name, inst in actor_names(self.config):
             settings = INSTRUMENT_KINDS[inst.kind].complete(inst.settings, self.config.design_space, self.data_dir / "instruments" / name)
@@ -134,13 +135,14 @@ class Fleet:
         """Wait until every actor's process is up, so the loop's clock starts with working parts;
         ask each instrument what it tells planners about itself and which data keys it produces."""
         handles = list(self.instruments.values())
-        await asyncio.gather(*(a.health.remote() for a in handles), self.analysis.health.remote())
-        models = await asyncio.gather(*(a.planning_model.remote() for a in handles))
-        self.instrument_models = dict(zip(self.instruments, models))
-        keys = await asyncio.gather(*(a.describe.remote() for a in handles))
-        self.data_keys = dict(zip(self.instruments, keys))
-        timed = await asyncio.gather(*(a.states_duration.remote() for a in handles))
-        self.timed = {name for name, t in zip(self.instruments, timed) if t}
+        # Every question at once (each is a read of what the driver says about itself): one wait, not four.
+        asked = [(a.health.remote(), a.planning_model.remote(), a.describe.remote(), a.states_duration.remote())
+                 for a in handles]
+        answers = await asyncio.gather(*(c for calls in asked for c in calls), self.analysis.health.remote())
+        per_actor = [answers[4 * i: 4 * i + 4] for i in range(len(handles))]
+        self.instrument_models = {name: a[1] for name, a in zip(self.instruments, per_actor)}
+        self.data_keys = {name: a[2] for name, a in zip(self.instruments, per_actor)}
+        self.timed = {name for name, a in zip(self.instruments, per_actor) if a[3]}
 
     async def stop(self, success: bool) -> None:
         """Bring every instrument to a safe idle state, then end the actor processes."""

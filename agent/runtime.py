@@ -12,9 +12,12 @@ secure (README, "Security").
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,27 +27,114 @@ import ray
 
 
 @contextlib.contextmanager
-def ray_runtime(num_cpus: int = 2) -> Iterator[None]:
-    """Initialise Ray for the duration of the block (unless it already is), then shut it down."""
-    if ray.is_initialized():
+def ray_runtime(num_cpus: int = 2, *, background: bool = False, needed: bool = True) -> Iterator[None]:
+    """Initialise Ray for the duration of the block (unless it already is), then shut it down.
+
+    ``background``: start it in a thread and enter the block at once, so that what the caller does
+    meanwhile (importing the policy's libraries, building the policy, reading the store — seconds of
+    work in this process) overlaps Ray's start-up (seconds spent mostly in Ray's own processes);
+    whatever uses Ray first calls ``wait_for_ray()``. ``needed=False``: no Ray at all (a campaign
+    whose services all run in this process)."""
+    if not needed or ray.is_initialized():
         yield
         return
+    global _pending
+    starter = _Starter(num_cpus)
+    try:
+        if background:
+            _keep_sigterm_exit()
+            _pending = starter
+            starter.thread.start()
+        else:
+            starter.start()
+            starter.raise_failure()
+        yield
+    finally:
+        _pending = None
+        starter.up.wait()  # a start still running ends first: then Ray is shut down, not left up
+        if ray.is_initialized():
+            if not os.environ.get("RAY_ADDRESS"):
+                _stop_autoscaler_monitor()
+            ray.shutdown()
+        starter.done.set()
+        if background:
+            starter.thread.join()
+        if starter.reaper is not None:
+            _stop_reaper(starter.reaper)
+
+
+def wait_for_ray() -> None:
+    """Block until a Ray started in the background (``ray_runtime(background=True)``) is up; re-raise
+    what made its start fail. Returns at once when no start is pending."""
+    starter = _pending
+    if starter is not None:
+        starter.up.wait()
+        starter.raise_failure()
+
+
+class _Starter:
+    """One start of Ray, in this thread (``start``) or in ``thread``; a failure is kept for the caller.
+
+    The thread lives until Ray is shut down (``done``): Ray starts its GCS and raylet with the kernel's
+    parent-death signal, which Linux sends when the *thread* that started them ends — a thread that
+    returned after ``ray.init`` would take the node down with it."""
+
+    def __init__(self, num_cpus: int) -> None:
+        self.num_cpus = num_cpus
+        self.reaper: subprocess.Popen[bytes] | None = None
+        self.failure: BaseException | None = None
+        self.up, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run_until_done, name="labpilot-ray", daemon=True)
+
+    def start(self) -> None:
+        try:
+            _start_ray(self)
+        except BaseException as exc:  # noqa: BLE001 — handed to the thread that waits for Ray
+            self.failure = exc
+        finally:
+            self.up.set()
+
+    def _run_until_done(self) -> None:
+        self.start()
+        self.done.wait()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def _start_ray(starter: _Starter) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Ray warns about /dev/shm size etc. on small machines
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], logging_level="ERROR", log_to_driver=False)
         else:
-            reaper = _start_reaper()
-            with _loopback_only():
-                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            starter.reaper = _start_reaper()
+            with _loopback_only(), _lean_node(), _quiet_ray_logger():
+                ray.init(num_cpus=starter.num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+
+
+_pending: _Starter | None = None
+"""The Ray start running in the background, if any (``wait_for_ray``)."""
+
+
+def _keep_sigterm_exit() -> None:
+    """What ``ray.init`` does in the main thread, done here because it runs in another: SIGTERM exits
+    through ``sys.exit`` (``finally`` blocks run, Ray is shut down), not by the default action."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+
+@contextlib.contextmanager
+def _quiet_ray_logger() -> Iterator[None]:
+    """``ray.init`` off the main thread warns that it sets no SIGTERM handler (``_keep_sigterm_exit`` did)."""
+    logger = logging.getLogger("ray")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        if not os.environ.get("RAY_ADDRESS"):
-            _stop_autoscaler_monitor()
-        ray.shutdown()
-        if not os.environ.get("RAY_ADDRESS"):
-            _stop_reaper(reaper)
+        logger.setLevel(level)
 
 
 def _start_reaper() -> subprocess.Popen[bytes]:
@@ -108,6 +198,39 @@ def _loopback_only() -> Iterator[None]:
 
 
 _SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+_NOT_STARTED = ("start_api_server", "start_monitor", "start_log_monitor")
+"""Processes of a Ray head node that a local campaign does not use, and that ``ray.init`` offers no
+switch for: the dashboard's API server (with ``include_dashboard=False`` it still starts one that only
+reports usage statistics, and ``ray.init`` waits for it — about a second, most of it on the start-up's
+critical path), the autoscaler monitor (nothing to scale on one node of our own) and the log monitor
+(it forwards workers' output to the driver, which ``log_to_driver=False`` turns off). About 1.7 s of
+CPU at every start on a 2-core machine."""
+
+
+@contextlib.contextmanager
+def _lean_node() -> Iterator[None]:
+    """Start a local node without the processes in ``_NOT_STARTED`` (Ray's ``Node`` methods that start
+    them do nothing while ``ray.init`` runs; written by hand: Ray offers no public option for it). With
+    a Ray whose ``Node`` has other methods, nothing is changed."""
+    from ray._private import node
+
+    originals = {name: getattr(node.Node, name, None) for name in _NOT_STARTED}
+    if any(fn is None for fn in originals.values()):
+        yield
+        return
+    for name in _NOT_STARTED:
+        setattr(node.Node, name, _start_nothing)
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(node.Node, name, fn)
+
+
+def _start_nothing(self: Any, *args: Any, **kwargs: Any) -> None:
+    """In place of a ``Node.start_…`` method of ``_NOT_STARTED``."""
 
 
 class LocalHandle:

@@ -53,7 +53,7 @@ from agent.guard import Guard
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, driver_factory
 from agent.map_targets import evaluate_map_targets, goal_of_map_target
 from agent.recorder import Recorder
-from agent.runtime import LocalHandle
+from agent.runtime import LocalHandle, wait_for_ray
 from agent.sample_ledger import SampleLedger
 from agent.sample_outcome import OUTCOME_ESTIMATES, failed_outcome, outcome_interpretation, sample_outcome
 from agent.sample_step_config import SampleCampaignConfig
@@ -158,6 +158,8 @@ class SampleCampaignRunner:
         settings = INSTRUMENT_KINDS[synth.kind].complete(synth.settings, self.config.design_space,
                                                          data_dir / "instruments" / synth.name)
         factory = driver_factory(synth.kind, synth.name, settings)
+        if not self.in_process:
+            wait_for_ray()  # started in the background while the campaign was being set up (agent/runtime.py)
         self.actor = (LocalHandle(InstrumentService(factory)) if self.in_process
                       else InstrumentActor.options(num_cpus=0).remote(factory))
         await self.actor.health.remote()

@@ -123,11 +123,93 @@ def read_phase(path: str | Path) -> Phase:
 
 @functools.lru_cache(maxsize=512)
 def _reflections(path: Path, mtime: float, d_min: float) -> Reflections:
+    if not d_min >= REFERENCE_WAVELENGTH / 2:
+        raise ValueError(f"d_min={d_min} Å is below the reference limit {REFERENCE_WAVELENGTH / 2} Å")
+    key = _cache_key(path, d_min)
+    cached = _cached_reflections(key)
+    if cached is not None:
+        return cached
+    reflections = _computed_reflections(path, mtime, d_min)
+    _cache_reflections(key, reflections)
+    return reflections
+
+
+CACHE_FORMAT = 1
+"""Version of the reflections cache files' layout (a new one ignores the old files)."""
+
+
+def cache_dir() -> Path | None:
+    """Where computed reflections are kept between processes: ``$LABPILOT_CACHE_DIR/reflections``, else
+    ``~/.cache/labpilot/reflections``; None when ``LABPILOT_CACHE_DIR`` is set empty (no cache).
+
+    Why: every process that sees a phase — the simulated diffractometer, the analysis, the planner —
+    computed its reflections with pymatgen again at every start (≈ 0.1 s of CPU a phase), which a
+    resumed XRD campaign paid three times over before its first decision."""
+    import os
+
+    root = os.environ.get("LABPILOT_CACHE_DIR")
+    if root == "":
+        return None
+    return (Path(root) if root else Path.home() / ".cache" / "labpilot") / "reflections"
+
+
+def _cache_key(path: Path, d_min: float) -> str | None:
+    """The CIF's content, ``d_min``, the reference wavelength and pymatgen's version, hashed: a file
+    edited in place, or another pymatgen, gets reflections of its own. None if the CIF cannot be read."""
+    import hashlib
+    from importlib.metadata import version
+
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return None
+    tag = f"{CACHE_FORMAT}|{d_min!r}|{REFERENCE_WAVELENGTH!r}|{version('pymatgen')}|".encode()
+    return hashlib.sha256(tag + content).hexdigest()
+
+
+def _cached_reflections(key: str | None) -> Reflections | None:
+    """The reflections kept under ``key`` (JSON: floats round-trip exactly), or None (none, unreadable)."""
+    import json
+
+    folder = cache_dir()
+    if key is None or folder is None:
+        return None
+    try:
+        data = json.loads((folder / f"{key}.json").read_text())
+        hkls = tuple(tuple((tuple(int(i) for i in hkl), int(m)) for hkl, m in fams) for fams in data["hkls"])
+        d, f2m = np.asarray(data["d"], dtype=float), np.asarray(data["f2m"], dtype=float)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (len(d) == len(f2m) == len(hkls)):
+        return None
+    return Reflections(d=d, f2m=f2m, hkls=hkls)  # type: ignore[arg-type]
+
+
+def _cache_reflections(key: str | None, reflections: Reflections) -> None:
+    """Keep ``reflections`` under ``key`` (written aside, then renamed: readers see whole files only);
+    a cache that cannot be written is no error."""
+    import json
+    import os
+    import tempfile
+
+    folder = cache_dir()
+    if key is None or folder is None:
+        return
+    data = {"d": reflections.d.tolist(), "f2m": reflections.f2m.tolist(),
+            "hkls": [[[list(hkl), m] for hkl, m in fams] for fams in reflections.hkls]}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as out:
+            json.dump(data, out)
+        os.replace(out.name, folder / f"{key}.json")
+    except OSError:
+        pass
+
+
+def _computed_reflections(path: Path, mtime: float, d_min: float) -> Reflections:
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
     phase = _read(path, mtime)
-    if not d_min >= REFERENCE_WAVELENGTH / 2:
-        raise ValueError(f"d_min={d_min} Å is below the reference limit {REFERENCE_WAVELENGTH / 2} Å")
     two_theta_max = math.degrees(2 * math.asin(REFERENCE_WAVELENGTH / (2 * d_min)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
-from scipy.stats import norm
 
 from instruments.types import Record
 
@@ -64,7 +63,8 @@ def _p_exceeds(need: HypothesisNeed, remaining: float, log_sigma: float) -> floa
         return 0.0
     if log_sigma == 0:
         return float(need.seconds > remaining)
-    return float(norm.sf((math.log(remaining) - math.log(need.seconds)) / log_sigma))
+    z = (math.log(remaining) - math.log(need.seconds)) / log_sigma
+    return 0.5 * math.erfc(z / math.sqrt(2.0))  # the standard normal's survival function (no scipy.stats import)
 
 
 def _weighted_median(needs: Sequence[HypothesisNeed]) -> float | None:

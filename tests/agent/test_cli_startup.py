@@ -53,3 +53,31 @@ def test_status_export_help_and_validate_import_no_botorch_torch_ray_or_sasmodel
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["codes"] == [0, 0, 0, 0, 2]  # the export names an attempt that does not exist
     assert result["loaded"] == []
+
+
+RUN_COUNTING_RAY = """
+import json, sys
+import ray
+from typer.testing import CliRunner
+starts = []
+init = ray.init
+ray.init = lambda *a, **k: starts.append(1) or init(*a, **k)  # counts, and starts Ray as asked
+from agent.cli import app
+code = CliRunner().invoke(app, ["run", sys.argv[1], "--json", "--no-report"]).exit_code
+print(json.dumps({"code": code, "ray_starts": len(starts)}))
+"""
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_run_starts_ray_only_for_a_campaign_with_actors(tmp_path: Path, in_process: bool) -> None:
+    data = quickstart(tmp_path, policy={"name": "sobol", "options": {}}, in_process=in_process)
+    data["budgets"] = {"max_measurements": 2}
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", RUN_COUNTING_RAY, str(file)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=110)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["code"] in (0, 3), run.stderr[-3000:]  # 3: the measurement budget ended it
+    assert result["ray_starts"] == (0 if in_process else 1)
