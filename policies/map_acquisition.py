@@ -51,7 +51,7 @@ class MapAcquisition:
 class _Latents:
     """Joint posterior of the latents over [grid; candidates; pending], updated by conditioning.
 
-    ``mean (L, N)`` and ``cov (L, N, N)`` in the map's standardised units.
+    ``mean (M, N)`` and ``cov (M, N, N)`` (M latents) in the map's standardised units.
     """
 
     def __init__(self, phase_map: PhaseMap, X: np.ndarray) -> None:

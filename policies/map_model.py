@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,11 +43,20 @@ from botorch.fit import fit_gpytorch_mll  # noqa: E402
 from botorch.models import SingleTaskGP  # noqa: E402
 from botorch.utils.sampling import manual_seed  # noqa: E402
 from gpytorch.constraints import Interval  # noqa: E402
-from gpytorch.kernels import RBFKernel  # noqa: E402
+from gpytorch.kernels import Kernel, RBFKernel  # noqa: E402
 from gpytorch.means import ZeroMean  # noqa: E402
 from gpytorch.utils.warnings import GPInputWarning  # noqa: E402
 from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
 
+from policies.map_coding import (  # noqa: E402
+    ClassCoding,
+    LabelCoding,
+    SET_SEPARATOR,
+    PresenceCoding,
+    grouped_softmax,
+    is_phase_set_labels,
+    presence_classes,
+)
 from policies.protocol import SampleOutcome  # noqa: E402
 from policies.space import DesignSpace  # noqa: E402
 
@@ -68,6 +77,26 @@ MAX_FIT_ITERATIONS = 60
 #: be extrapolated confidently to the far end of that axis; capped, a point farther than a few
 #: lengthscales from every sample reverts to the prior: an uncertain map.
 MAX_LENGTHSCALE = 0.4
+
+#: Longest correlation length of the per-phase presence latents (:class:`PresenceCoding`), encoded
+#: units. A phase's presence boundary runs across the whole simplex (it is the edge of one region
+#: of that phase's presence, not a small field), and along the axes it does not depend on, presence
+#: is constant: the fitted lengthscales there sit at the cap. At 0.4, 24–32 random samples of the
+#: oxide system left the map at 0.69–0.74 median accuracy; at 2.0, 0.82–0.83 with calibration
+#: kept (``benchmarks/map_oxide.py``, README).
+PRESENCE_MAX_LENGTHSCALE = 2.0
+
+#: A presence lengthscale may reach this many times the data's extent along its column (see
+#: :func:`presence_lengthscale_caps`).
+EXTENT_FACTOR = 2.0
+
+#: Label-noise variance of the presence latents' targets (log-concentration units; see
+#: :class:`DirichletTransform`). Measured on the oxide truth with random samples (policy level,
+#: ``benchmarks/map_oxide.py``, 6–8 truths, 24–32 samples): without it 2.5 % of the points labelled
+#: at p ≥ 0.95 were wrong (worst run 9 %), with 1.0 1.2 %, with 2.0 0.5–0.8 %, at the same median
+#: accuracy; in ``labpilot bench map`` (real XRD labels) 1.0 still left the random campaign's maps
+#: 0.938 right at p ≥ 0.95, hence 2.0.
+PRESENCE_LABEL_NOISE = 2.0
 
 #: Shortest correlation length (encoded units), BoTorch's default floor.
 MIN_LENGTHSCALE = 0.025
@@ -102,17 +131,22 @@ class DirichletTransform:
     """Soft labels → GP regression targets and noise (Milios et al. 2018), dimensionless.
 
     ``alpha_epsilon``: concentration given to a label with no probability mass; ``strength``: the
-    pseudo-count of a fully confident label (``α = α_ε + strength``).
+    pseudo-count of a fully confident label (``α = α_ε + strength``); ``label_noise``: a variance
+    (log-concentration units) added to every target's — the label is a reading of the *made*
+    sample, whose composition and temperature scatter about the recipe's, and whose minor phases a
+    diffraction analysis may miss near a boundary; None: the coding's default
+    (:data:`PRESENCE_LABEL_NOISE` for phase-set presence, 0 for one latent per class).
     """
 
     alpha_epsilon: float = 0.01
     strength: float = 1.0
+    label_noise: float | None = None
 
     def targets(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``probabilities (n, L)`` with rows summing to ≤ 1 → (targets (n, L), noise variances (n, L))."""
         alpha = self.alpha_epsilon + self.strength * np.clip(probabilities, 0.0, 1.0)
         variance = np.log(1.0 / alpha + 1.0)
-        return np.log(alpha) - variance / 2.0, variance
+        return np.log(alpha) - variance / 2.0, variance + (self.label_noise or 0.0)
 
 
 def label_matrix(samples: Sequence[SampleOutcome], labels: Sequence[str]) -> np.ndarray:
@@ -137,51 +171,75 @@ def map_labels(samples: Sequence[SampleOutcome], known: Sequence[str] = ()) -> l
     return labels
 
 
+def label_coding(samples: Sequence[SampleOutcome], known: Sequence[str] = ()) -> LabelCoding:
+    """The map's classes and their latents: per-phase presence when the labels are phase sets of
+    at least two phases (:class:`PresenceCoding`), else one latent per label (:func:`map_labels`).
+
+    Phases of the presence coding: those of the ``known`` labels and of every label some sample
+    holds at p ≥ 0.5 — a phase only ever offered as a minor rival (a decoy at p = 0.02) is not
+    modelled: its sets drop out of the classes (their mass counts as "none of these"), which keeps
+    the class count from doubling per decoy.
+    """
+    labels = map_labels(samples, known)
+    if not is_phase_set_labels(labels):
+        return ClassCoding(labels)
+    supported = list(known) + sorted(
+        {label for s in samples for label, p in s.label_probabilities.items() if p >= 0.5} - set(known))
+    if not supported:
+        return ClassCoding(labels)
+    classes, phases = presence_classes(supported, max(len(label.split(SET_SEPARATOR)) for label in labels))
+    return PresenceCoding(classes, phases) if len(phases) >= 2 else ClassCoding(labels)
+
+
 def labelled(samples: Sequence[SampleOutcome]) -> list[SampleOutcome]:
     """The samples whose outcome is information about the map (see :data:`LABELLED_STATUSES`)."""
     return [s for s in samples if s.status in LABELLED_STATUSES]
 
 
 class PhaseMap:
-    """A fitted map: latent GPs per label and their class probabilities anywhere in the space.
+    """A fitted map: latent GPs and their class probabilities anywhere in the space.
 
-    ``labels``: the classes, in column order of every ``(…, L)`` array; ``train_X``: encoded recipes
-    ``(n, n_columns)``; ``y_offset``/``y_scale``: the shared standardisation of the targets.
+    ``coding``: how the classes map to latents (:mod:`policies.map_coding`); ``labels``: the
+    classes, in column order of every ``(…, L)`` array; latent arrays are ``(…, M)`` with
+    ``M = coding.n_latents``; ``train_X``: encoded recipes ``(n, n_columns)``;
+    ``y_offset``/``y_scale``: the shared standardisation of the targets.
     """
 
     def __init__(
-        self, space: DesignSpace, labels: list[str], model: SingleTaskGP, transform: DirichletTransform,
+        self, space: DesignSpace, coding: LabelCoding, model: SingleTaskGP, transform: DirichletTransform,
         y_offset: float, y_scale: float, train_X: torch.Tensor,
     ) -> None:
         self.space = space
-        self.labels = labels
+        self.coding = coding
+        self.labels = list(coding.labels)
+        self.n_latents = coding.n_latents
         self.model = model
         self.transform = transform
         self.y_offset = y_offset
         self.y_scale = y_scale
         self.train_X = train_X
-        self._draws = np.random.default_rng(0).standard_normal((N_DRAWS, 1, len(labels)))
+        self._draws = np.random.default_rng(0).standard_normal((N_DRAWS, 1, coding.n_latents))
 
     def standardised_targets(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Soft labels ``(n, L)`` → targets and noise variances in the model's standardised units."""
-        y, var = self.transform.targets(probabilities)
+        """Soft labels ``(n, L)`` → latent targets and noise variances ``(n, M)``, standardised units."""
+        y, var = self.transform.targets(self.coding.latent_mass(probabilities))
         return (y - self.y_offset) / self.y_scale, var / self.y_scale**2
 
     def joint_latent(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Joint posterior of the latents at encoded points ``X (N, n_columns)``: means ``(L, N)`` and
-        covariances ``(L, N, N)``, standardised units (labels are independent a posteriori)."""
-        Xt = torch.as_tensor(X, dtype=torch.float64).unsqueeze(0).expand(len(self.labels), -1, -1)
+        """Joint posterior of the latents at encoded points ``X (N, n_columns)``: means ``(M, N)`` and
+        covariances ``(M, N, N)``, standardised units (latents are independent a posteriori)."""
+        Xt = torch.as_tensor(X, dtype=torch.float64).unsqueeze(0).expand(self.n_latents, -1, -1)
         with torch.no_grad(), recorded_model_warnings(), warnings.catch_warnings(), single_threaded_torch():
             warnings.simplefilter("ignore", GPInputWarning)  # evaluating at the training points is intended
             mvn = self.model(Xt)
             return mvn.mean.numpy().copy(), mvn.covariance_matrix.numpy().copy()
 
     def latent(self, X: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Marginal latent means and variances at ``X (N, n_columns)``, each ``(N, L)``."""
+        """Marginal latent means and variances at ``X (N, n_columns)``, each ``(N, M)``."""
         means, variances = [], []
         for start in range(0, len(X), chunk):
             Xt = torch.as_tensor(X[start:start + chunk], dtype=torch.float64)
-            Xt = Xt.unsqueeze(0).expand(len(self.labels), -1, -1)
+            Xt = Xt.unsqueeze(0).expand(self.n_latents, -1, -1)
             with torch.no_grad(), recorded_model_warnings(), warnings.catch_warnings(), single_threaded_torch():
                 warnings.simplefilter("ignore", GPInputWarning)
                 mvn = self.model(Xt)
@@ -190,14 +248,13 @@ class PhaseMap:
         return np.concatenate(means), np.concatenate(variances)
 
     def probabilities_from_latent(self, mean: np.ndarray, variance: np.ndarray, n_draws: int = N_DRAWS) -> np.ndarray:
-        """E[softmax(f)] for independent Gaussian latents ``mean, variance (..., L)`` in standardised
-        units → ``(..., L)``. The softmax acts on log-concentrations, so the shared scale is undone
+        """Class probabilities ``(..., L)`` from independent Gaussian latents ``mean, variance
+        (..., M)`` in standardised units: E[softmax(f)] within each softmax group of the coding, then
+        the coding's classes. The softmax acts on log-concentrations, so the shared scale is undone
         first (the shared offset cancels)."""
-        draws = self._draws[:n_draws].reshape((n_draws,) + (1,) * (mean.ndim - 1) + (len(self.labels),))
+        draws = self._draws[:n_draws].reshape((n_draws,) + (1,) * (mean.ndim - 1) + (self.n_latents,))
         f = self.y_scale * (mean[None] + np.sqrt(np.maximum(variance, 0.0))[None] * draws)
-        f -= f.max(axis=-1, keepdims=True)
-        e = np.exp(f)
-        return (e / e.sum(axis=-1, keepdims=True)).mean(axis=0)  # type: ignore[no-any-return]
+        return self.coding.classes(grouped_softmax(f, self.coding.group).mean(axis=0))
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """The map at encoded points ``X (N, n_columns)``: class probabilities ``(N, L)``, rows sum to 1."""
@@ -221,27 +278,51 @@ def fit_phase_map(
     data = labelled(samples)
     if not data:
         raise ValueError("no labelled sample to learn a phase map from")
-    labels = map_labels(data, known_labels)
-    y, var = transform.targets(label_matrix(data, labels))
+    coding = label_coding(data, known_labels)
+    if transform.label_noise is None:
+        transform = replace(transform, label_noise=PRESENCE_LABEL_NOISE if isinstance(coding, PresenceCoding) else 0.0)
+    y, var = transform.targets(coding.latent_mass(label_matrix(data, coding.labels)))
     offset = float(y.mean())
     scale = float(y.std()) or 1.0
     train_X = torch.as_tensor(space.encode([s.recipe for s in data]), dtype=torch.float64)
     train_Y = torch.as_tensor((y - offset) / scale)
     train_Yvar = torch.as_tensor(var / scale**2)
-    model = _fit_latent_gps(train_X, train_Y, train_Yvar)
-    return PhaseMap(space, labels, model, transform, offset, scale, train_X)
+    longest = presence_lengthscale_caps(train_X) if isinstance(coding, PresenceCoding) else MAX_LENGTHSCALE
+    model = _fit_latent_gps(train_X, train_Y, train_Yvar, longest)
+    return PhaseMap(space, coding, model, transform, offset, scale, train_X)
 
 
-def _fit_latent_gps(train_X: torch.Tensor, train_Y: torch.Tensor, train_Yvar: torch.Tensor) -> SingleTaskGP:
-    """One zero-mean GP per label (a batched SingleTaskGP, ARD RBF kernel with lengthscales in
-    [MIN_LENGTHSCALE, MAX_LENGTHSCALE]), fitted by marginal likelihood; with a single point, the
-    initial lengthscales (half the cap) are kept."""
-    n_labels = train_Y.shape[-1]
-    batch = torch.Size([n_labels])
+def latent_kernel(n_columns: int, batch: torch.Size, longest: float | torch.Tensor = MAX_LENGTHSCALE) -> Kernel:
+    """The latents' covariance: ARD RBF, lengthscales in [MIN_LENGTHSCALE, ``longest``] (encoded
+    units; ``longest`` a number or one per column), starting at half the cap."""
     kernel = RBFKernel(
-        ard_num_dims=train_X.shape[-1], batch_shape=batch,
-        lengthscale_constraint=Interval(MIN_LENGTHSCALE, MAX_LENGTHSCALE, initial_value=MAX_LENGTHSCALE / 2),
+        ard_num_dims=n_columns, batch_shape=batch, lengthscale_constraint=Interval(MIN_LENGTHSCALE, longest),
     ).to(torch.float64)
+    kernel.lengthscale = torch.as_tensor(longest, dtype=torch.float64) / 2 * torch.ones(n_columns, dtype=torch.float64)
+    return kernel
+
+
+def presence_lengthscale_caps(train_X: torch.Tensor) -> torch.Tensor:
+    """Per-column lengthscale caps of the presence latents: :data:`EXTENT_FACTOR` times the data's
+    extent along the column, within [MAX_LENGTHSCALE, PRESENCE_MAX_LENGTHSCALE].
+
+    Why: a long lengthscale along an axis says "presence does not change along it" — a claim the
+    data can support only over the range they cover. Samples all on one face of the space (a
+    raster grid's first rows) would otherwise be extrapolated confidently across the whole space
+    (measured: 0.68 of the p ≥ 0.95 points right after the grid's first 16 samples with a flat cap).
+    """
+    extent = train_X.max(dim=0).values - train_X.min(dim=0).values
+    return torch.clamp(EXTENT_FACTOR * extent, MAX_LENGTHSCALE, PRESENCE_MAX_LENGTHSCALE)
+
+
+def _fit_latent_gps(
+    train_X: torch.Tensor, train_Y: torch.Tensor, train_Yvar: torch.Tensor, longest: float | torch.Tensor = MAX_LENGTHSCALE,
+) -> SingleTaskGP:
+    """One zero-mean GP per latent (a batched SingleTaskGP, ARD RBF kernel with lengthscales in
+    [MIN_LENGTHSCALE, ``longest``]), fitted by marginal likelihood; with a single point, the
+    initial lengthscales (half the cap) are kept."""
+    batch = torch.Size([train_Y.shape[-1]])
+    kernel = latent_kernel(train_X.shape[-1], batch, longest)
     with warnings.catch_warnings():
         # The targets are standardised jointly over labels (see the module docstring), on purpose
         # not per label, which BoTorch's check would prefer.
@@ -269,6 +350,7 @@ __all__ = [
     "PhaseMap",
     "UNSEEN_LABEL",
     "fit_phase_map",
+    "label_coding",
     "label_matrix",
     "labelled",
     "map_labels",
