@@ -8,11 +8,17 @@ PostgreSQL tests skip with the reason, unless ``LABPILOT_REQUIRE_PG=1`` (as in C
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The suite keeps computed XRD reflections (physics.phases' cache between processes) in a folder of its
+# own, not in the user's ~/.cache: shared by the suite's processes (CLI subprocesses inherit it), removed
+# by the OS's temp cleaning, never a stale cache from another checkout.
+os.environ.setdefault("LABPILOT_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"labpilot-test-cache-{os.getuid()}"))
 
 PG_SERVER = os.environ.get("LABPILOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
