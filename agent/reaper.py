@@ -20,12 +20,18 @@ from __future__ import annotations
 import os
 import select
 import sys
+import time
 
 import psutil
 
 POLL_SECONDS = 0.5
 """How often the campaign's process tree is noted: a process started and orphaned within this
 interval before a kill may be missed (Ray's agents start with the raylet, long before)."""
+
+
+SECOND_SWEEP_SECONDS = 1.0
+"""After a crash, how long the reaper waits for Ray processes that share the campaign's fate to die
+before looking again for their orphans."""
 
 
 def _descendants(parent: psutil.Process) -> list[psutil.Process]:
@@ -48,7 +54,23 @@ def _raylet_children(raylet_pids: set[int]) -> list[psutil.Process]:
     return out
 
 
-def _kill(noted: dict[tuple[int, float], psutil.Process]) -> int:
+def _orphans_of_dead_raylets(since: float, ray_dir: str) -> list[psutil.Process]:
+    """Ray's processes started after ``since`` (this reaper's start) whose raylet (``RAY_RAYLET_PID``)
+    no longer runs: a raylet started within ``POLL_SECONDS`` of the kill was never noted, and its agents
+    outlive it. A live raylet's processes (another campaign's, a cluster node's) are never touched."""
+    out = []
+    for p in psutil.process_iter():
+        try:
+            raylet = p.environ().get("RAY_RAYLET_PID")
+            if (raylet and raylet.isdigit() and p.create_time() >= since and not psutil.pid_exists(int(raylet))
+                    and any(ray_dir in part for part in p.cmdline())):
+                out.append(p)
+        except psutil.Error:
+            pass  # gone, or not ours to read
+    return out
+
+
+def _kill(noted: dict[tuple[int, float], psutil.Process], since: float, ray_dir: str) -> int:
     """SIGKILL the noted processes that still run, their children, and the raylets' orphans; how many."""
     raylets = {p.pid for p in noted.values() if _name(p) == "raylet"}
     victims = []
@@ -57,6 +79,7 @@ def _kill(noted: dict[tuple[int, float], psutil.Process]) -> int:
             victims.append(p)
             victims += _descendants(p)
     victims += _raylet_children(raylets) if raylets else []
+    victims += _orphans_of_dead_raylets(since, ray_dir)
     killed = 0
     for p in victims:
         try:
@@ -66,6 +89,14 @@ def _kill(noted: dict[tuple[int, float], psutil.Process]) -> int:
         except psutil.Error:
             pass  # ended meanwhile
     return killed
+
+
+def _ended(campaign: psutil.Process) -> bool:
+    """The campaign died (a zombie until its parent reaps it counts as dead)."""
+    try:
+        return not campaign.is_running() or campaign.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
 
 
 def _name(p: psutil.Process) -> str:
@@ -102,6 +133,7 @@ def watch(campaign_pid: int, ray_dir: str) -> int:
         campaign = psutil.Process(campaign_pid)
     except psutil.NoSuchProcess:
         return 0
+    since = psutil.Process().create_time()
     noted: dict[tuple[int, float], psutil.Process] = {}
     roots: dict[tuple[int, float], psutil.Process] = {}
     while True:
@@ -117,7 +149,13 @@ def watch(campaign_pid: int, ray_dir: str) -> int:
                 pass
         ready, _, _ = select.select([sys.stdin], [], [], POLL_SECONDS)
         if ready and not sys.stdin.buffer.read1(4096):  # EOF: the campaign closed the pipe, or died
-            return _kill(noted)
+            killed = _kill(noted, since, ray_dir)
+            if _ended(campaign):
+                # A crash: a raylet started just before it (never noted) dies with the campaign a moment
+                # later; then its agents are orphans of a dead raylet, found by a second sweep.
+                time.sleep(SECOND_SWEEP_SECONDS)
+                killed += _kill({}, since, ray_dir)
+            return killed
 
 
 if __name__ == "__main__":

@@ -105,22 +105,26 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _kill_and_count_orphans(proc: subprocess.Popen[str], wait_seconds: float) -> int:
-    """SIGKILL the campaign process alone; the processes of its tree alive ``wait_seconds`` later (then killed)."""
+def _kill_and_find_orphans(proc: subprocess.Popen[str], wait_seconds: float) -> list[str]:
+    """SIGKILL the campaign process alone; the processes of its tree alive ``wait_seconds`` later (then
+    killed), each described by its age at the kill and its command line (to tell which start-up step leaked)."""
     tree = _tree(proc.pid)
     proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
     proc.wait()
     deadline = time.monotonic() + wait_seconds
     alive = [p for p in tree[1:] if p.is_running()]
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
         alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    found = []
     for p in alive:
         try:
+            found.append(f"{killed_at - p.create_time():.1f} s old: {' '.join(p.cmdline())[:160]}")
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    return len(alive)
+    return found
 
 
 def _first_decision_seconds(store_url: str, cid: str, attempts_before: int, launched: float, timeout: float = 120) -> float | None:
@@ -226,7 +230,9 @@ def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: ran
                 record.problems.append(f"a run exited {proc.returncode} by itself: {_last_line(folder / 'cli-stderr.log')}")
                 continue
             break
-        record.orphans += _kill_and_count_orphans(proc, orphan_wait)
+        orphans = _kill_and_find_orphans(proc, orphan_wait)
+        record.orphans += len(orphans)
+        record.problems += [f"orphan after kill {record.kills + 1}: {o}" for o in orphans]
         record.kills += 1
         with Store(store_url) as store:
             cid = cid or next((c.id for c in store.campaigns() if c.name == name), None)
