@@ -182,6 +182,14 @@ def _final_checks(store_url: str, cid: str, record: PairRecord, budget: int) -> 
                 record.problems.append(f"{attempt_id} measured {times}× by the instrument")
 
 
+def _kill(record: PairRecord, proc: subprocess.Popen[str], orphan_wait: float) -> None:
+    """Kill the run; count the kill and the processes it left behind (each named in the problems)."""
+    orphans = _kill_and_find_orphans(proc, orphan_wait)
+    record.orphans += len(orphans)
+    record.problems += [f"orphan after kill {record.kills + 1}: {o}" for o in orphans]
+    record.kills += 1
+
+
 def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: random.Random, delays: tuple[float, float],
                orphan_wait: float, folder: Path) -> PairRecord:
     """One campaign of ``kind``: killed ``kills`` times at random instants, resumed each time, then run to its end."""
@@ -230,10 +238,7 @@ def chaos_pair(kind: str, store_url: str, store_label: str, kills: int, rng: ran
                 record.problems.append(f"a run exited {proc.returncode} by itself: {_last_line(folder / 'cli-stderr.log')}")
                 continue
             break
-        orphans = _kill_and_find_orphans(proc, orphan_wait)
-        record.orphans += len(orphans)
-        record.problems += [f"orphan after kill {record.kills + 1}: {o}" for o in orphans]
-        record.kills += 1
+        _kill(record, proc, orphan_wait)
         with Store(store_url) as store:
             cid = cid or next((c.id for c in store.campaigns() if c.name == name), None)
         if cid is None:
