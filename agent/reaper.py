@@ -4,86 +4,77 @@ ends, however it ends (SIGKILL included), so a crashed campaign leaves nothing r
 Why: Ray ties its GCS and raylet to the process that called ``ray.init`` (they die with it), but the
 raylet's own children — ``DashboardAgent``, ``RuntimeEnvAgent`` — outlive a killed campaign. The
 reaper is a small process started beside Ray (``agent/runtime.py``), run as a script (no labpilot or
-Ray import, so it starts in ~50 ms), before ``ray.init`` (a campaign killed while Ray starts leaks
-nothing either). Every ``POLL_SECONDS`` it notes the campaign's children that run Ray's code (GCS,
-raylet, monitors: their command line names Ray's package folder) — never the campaign's other
-children, which are not Ray's to end — and their descendants; when its stdin closes — the campaign closed it at shutdown, or
-the kernel did as the campaign died — it SIGKILLs every noted process still running (psutil checks
-creation times, so a reused process id is never hit), their own children, and every process whose
-environment names one of the noted raylets (``RAY_RAYLET_PID``: the agents, orphaned once the raylet died).
+Ray import), before ``ray.init``.
 
-Usage: ``python agent/reaper.py <campaign pid> <Ray's package folder>`` with a pipe on stdin.
+How it knows the campaign's Ray processes: the campaign starts its Ray node in a temp folder of its
+own (``ray.init(_temp_dir=…)``, ``agent/runtime.py``). Every process of that node holds files in it
+from birth to death — the GCS and raylet their logs, the raylet's agents and workers the raylet's log
+files they inherit, then their own; the command lines name it until Ray retitles the process. When the
+reaper's stdin closes — the campaign closed it at shutdown, or the kernel did as the campaign died — it
+SIGKILLs every process that holds a file in (or names) that folder. After a crash it sweeps again until
+nothing has turned up for ``SETTLE_SECONDS``: a raylet that was starting an agent at the kill may fork
+it a moment later.
+
+Why not note the campaign's process tree by polling (the earlier design): on a loaded machine the
+reaper could be descheduled for over a second while Ray started, note nothing, and the agents of a
+raylet it never saw survived (about one kill in 200 in the chaos benchmark). Why not a marker in the
+environment: Ray retitles its agents and workers (``setproctitle``), which overwrites what
+``/proc/<pid>/environ`` shows. Open files are there whatever the reaper was doing.
+
+Usage: ``python agent/reaper.py <campaign pid> <the node's temp folder>`` with a pipe on stdin.
 """
 
 from __future__ import annotations
 
 import os
-import select
 import sys
 import time
 
 import psutil
 
-POLL_SECONDS = 0.5
-"""How often the campaign's process tree is noted: a process started and orphaned within this
-interval before a kill may be missed (Ray's agents start with the raylet, long before)."""
+SETTLE_SECONDS = 1.0
+"""After a crash, sweeping stops once this long has passed without finding a process to kill."""
+
+SWEEP_INTERVAL_SECONDS = 0.2
+GIVE_UP_SECONDS = 15.0
+"""After a crash, the longest the reaper keeps sweeping (a raylet spawning without end is not expected)."""
+
+LOG = os.environ.get("LABPILOT_REAPER_LOG")
+"""A file the reaper appends what it killed to (for diagnosing a leak; unset: no log)."""
 
 
-SECOND_SWEEP_SECONDS = 1.0
-"""After a crash, how long the reaper waits for Ray processes that share the campaign's fate to die
-before looking again for their orphans."""
+def _log(message: str) -> None:
+    if LOG:
+        with open(LOG, "a") as f:
+            f.write(f"{time.time():.3f} reaper {os.getpid()}: {message}\n")
 
 
-def _descendants(parent: psutil.Process) -> list[psutil.Process]:
-    try:
-        return parent.children(recursive=True)
-    except psutil.Error:  # the campaign is gone: keep what was noted before
-        return []
+def _holds(p: psutil.Process, folder: str) -> bool:
+    """Whether the process names ``folder`` on its command line or holds a file in it open."""
+    return any(folder in part for part in p.cmdline()) or any(f.path.startswith(folder) for f in p.open_files())
 
 
-def _raylet_children(raylet_pids: set[int]) -> list[psutil.Process]:
-    """Processes a raylet of ours started (its agents, its workers), found by ``RAY_RAYLET_PID`` in
-    their environment: after the raylet died they are orphans, no longer its children."""
-    wanted, out = {str(pid) for pid in raylet_pids}, []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("RAY_RAYLET_PID") in wanted:
-                out.append(p)
-        except psutil.Error:
-            pass  # gone, or not ours to read
-    return out
-
-
-def _orphans_of_dead_raylets(since: float, ray_dir: str) -> list[psutil.Process]:
-    """Ray's processes started after ``since`` (this reaper's start) whose raylet (``RAY_RAYLET_PID``)
-    no longer runs: a raylet started within ``POLL_SECONDS`` of the kill was never noted, and its agents
-    outlive it. A live raylet's processes (another campaign's, a cluster node's) are never touched."""
+def owned(folder: str, spare: int) -> list[psutil.Process]:
+    """The processes of the Ray node kept in ``folder``, but for ``spare`` (the campaign: the driver holds
+    files there too) and this reaper."""
+    folder = os.path.join(folder, "")  # "/tmp/ray/lp-ab/", so that "/tmp/ray/lp-abc" is not taken for it
     out = []
     for p in psutil.process_iter():
         try:
-            raylet = p.environ().get("RAY_RAYLET_PID")
-            if (raylet and raylet.isdigit() and p.create_time() >= since and not psutil.pid_exists(int(raylet))
-                    and any(ray_dir in part for part in p.cmdline())):
+            if p.pid not in (spare, os.getpid()) and _holds(p, folder):
                 out.append(p)
         except psutil.Error:
-            pass  # gone, or not ours to read
+            pass  # gone, a zombie, or not ours to read
     return out
 
 
-def _kill(noted: dict[tuple[int, float], psutil.Process], since: float, ray_dir: str) -> int:
-    """SIGKILL the noted processes that still run, their children, and the raylets' orphans; how many."""
-    raylets = {p.pid for p in noted.values() if _name(p) == "raylet"}
-    victims = []
-    for p in noted.values():
-        if p.is_running():
-            victims.append(p)
-            victims += _descendants(p)
-    victims += _raylet_children(raylets) if raylets else []
-    victims += _orphans_of_dead_raylets(since, ray_dir)
+def sweep(folder: str, spare: int) -> int:
+    """SIGKILL every process of the node kept in ``folder`` (but ``spare``) that still runs; how many."""
     killed = 0
-    for p in victims:
+    for p in owned(folder, spare):
         try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                _log(f"kill {p.pid} {p.name()}")
                 p.kill()
                 killed += 1
         except psutil.Error:
@@ -91,71 +82,42 @@ def _kill(noted: dict[tuple[int, float], psutil.Process], since: float, ray_dir:
     return killed
 
 
-def _ended(campaign: psutil.Process) -> bool:
+def _campaign(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None  # died before this reaper looked
+
+
+def _ended(campaign: psutil.Process | None) -> bool:
     """The campaign died (a zombie until its parent reaps it counts as dead)."""
     try:
-        return not campaign.is_running() or campaign.status() == psutil.STATUS_ZOMBIE
+        return campaign is None or not campaign.is_running() or campaign.status() == psutil.STATUS_ZOMBIE
     except psutil.Error:
         return True
 
 
-def _name(p: psutil.Process) -> str:
-    try:
-        return p.name()
-    except psutil.Error:
-        return ""
+def sweep_until_settled(folder: str, spare: int) -> int:
+    """Sweep until nothing to kill has turned up for ``SETTLE_SECONDS`` (or ``GIVE_UP_SECONDS``)."""
+    killed, start = 0, time.monotonic()
+    last_found = start
+    while time.monotonic() - last_found < SETTLE_SECONDS and time.monotonic() - start < GIVE_UP_SECONDS:
+        found = sweep(folder, spare)
+        if found:
+            killed += found
+            last_found = time.monotonic()
+        time.sleep(SWEEP_INTERVAL_SECONDS)
+    return killed
 
 
-def _ray_children(campaign: psutil.Process, ray_dir: str) -> list[psutil.Process]:
-    """The campaign's children that Ray started: their command line runs something from Ray's package."""
-    out = []
-    for child in _descendants_direct(campaign):
-        try:
-            # (the reaper is a child too, and names Ray's folder in its own arguments)
-            if child.pid != os.getpid() and any(ray_dir in part for part in child.cmdline()):
-                out.append(child)
-        except psutil.Error:
-            pass
-    return out
-
-
-def _descendants_direct(parent: psutil.Process) -> list[psutil.Process]:
-    try:
-        return parent.children()
-    except psutil.Error:
-        return []
-
-
-def watch(campaign_pid: int, ray_dir: str) -> int:
-    """Note Ray's processes under the campaign until stdin closes, then kill what is left of them;
-    how many were killed."""
-    try:
-        campaign = psutil.Process(campaign_pid)
-    except psutil.NoSuchProcess:
-        return 0
-    since = psutil.Process().create_time()
-    noted: dict[tuple[int, float], psutil.Process] = {}
-    roots: dict[tuple[int, float], psutil.Process] = {}
-    while True:
-        for r in _ray_children(campaign, ray_dir):
-            try:
-                roots.setdefault((r.pid, r.create_time()), r)
-            except psutil.Error:
-                pass
-        for p in [*roots.values(), *(d for r in roots.values() for d in _descendants(r))]:
-            try:
-                noted.setdefault((p.pid, p.create_time()), p)
-            except psutil.Error:
-                pass
-        ready, _, _ = select.select([sys.stdin], [], [], POLL_SECONDS)
-        if ready and not sys.stdin.buffer.read1(4096):  # EOF: the campaign closed the pipe, or died
-            killed = _kill(noted, since, ray_dir)
-            if _ended(campaign):
-                # A crash: a raylet started just before it (never noted) dies with the campaign a moment
-                # later; then its agents are orphans of a dead raylet, found by a second sweep.
-                time.sleep(SECOND_SWEEP_SECONDS)
-                killed += _kill({}, since, ray_dir)
-            return killed
+def watch(campaign_pid: int, folder: str) -> int:
+    """Wait until stdin closes, then kill the processes of the Ray node kept in ``folder``; how many."""
+    campaign = _campaign(campaign_pid)
+    while sys.stdin.buffer.read1(4096):  # nobody writes: this returns only at EOF
+        pass
+    crashed = _ended(campaign)
+    _log(f"EOF; campaign {campaign_pid} ended: {crashed}")
+    return sweep_until_settled(folder, campaign_pid) if crashed else sweep(folder, campaign_pid)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,9 +111,12 @@ def _start_ray(starter: _Starter) -> None:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], logging_level="ERROR", log_to_driver=False)
         else:
-            starter.reaper = _start_reaper()
+            # A temp folder of this node's own: the reaper finds the node's processes by the files they hold in it.
+            temp_dir = str(Path(tempfile.gettempdir()) / "ray" / f"lp-{uuid.uuid4().hex[:10]}")
+            starter.reaper = _start_reaper(temp_dir)
             with _loopback_only(), _lean_node(), _quiet_ray_logger():
-                ray.init(num_cpus=starter.num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+                ray.init(num_cpus=starter.num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                         _temp_dir=temp_dir)
 
 
 _pending: _Starter | None = None
@@ -137,12 +142,11 @@ def _quiet_ray_logger() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _start_reaper() -> subprocess.Popen[bytes]:
-    """The reaper of the processes Ray starts under this one (``agent/reaper.py``): it ends them, and
-    what they started, when this process ends — even by SIGKILL, which Ray's agents otherwise outlive."""
-    ray_dir = str(Path(ray.__file__).parent)
-    return subprocess.Popen([sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid()), ray_dir],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _start_reaper(temp_dir: str) -> subprocess.Popen[bytes]:
+    """The reaper of the Ray node this process starts in ``temp_dir`` (``agent/reaper.py``): when this
+    process ends — even by SIGKILL, which Ray's agents otherwise outlive — it ends every process of the node."""
+    command = [sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid()), temp_dir]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
@@ -174,6 +178,21 @@ def _stop_autoscaler_monitor() -> None:
 
 
 @contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in this process's environment for the block (the processes started meanwhile
+    inherit it), then as it was."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@contextlib.contextmanager
 def _loopback_only() -> Iterator[None]:
     """Start Ray as a loopback-only node.
 
@@ -184,17 +203,13 @@ def _loopback_only() -> Iterator[None]:
     (written by hand: Ray offers no public option for it)."""
     from ray._private import ray_constants
 
-    previous = (os.environ.get(_SINGLE_NODE), ray_constants.ENABLE_RAY_CLUSTER)
-    os.environ[_SINGLE_NODE] = "0"
+    previous = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        yield
+        with _environment(_SINGLE_NODE, "0"):
+            yield
     finally:
-        if previous[0] is None:
-            os.environ.pop(_SINGLE_NODE, None)
-        else:
-            os.environ[_SINGLE_NODE] = previous[0]
-        ray_constants.ENABLE_RAY_CLUSTER = previous[1]
+        ray_constants.ENABLE_RAY_CLUSTER = previous
 
 
 _SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
