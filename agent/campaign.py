@@ -199,6 +199,9 @@ class CampaignRunner:
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, reason = CampaignStatus.INTERRUPTED, "interrupted by the user"
             raise
+        except SystemExit:  # SIGTERM (agent/runtime.py turns it into sys.exit): resumable, not a failure
+            status, reason = CampaignStatus.INTERRUPTED, "terminated (SIGTERM)"
+            raise
         except Exception as exc:
             # Whatever went wrong is the campaign's recorded reason (not "interrupted before the loop").
             status, reason = CampaignStatus.FAILED, f"unexpected error: {type(exc).__name__}: {first_line(exc)}"

@@ -73,3 +73,46 @@ def test_ctrl_c_prints_the_resume_command_exits_130_and_the_campaign_resumes(tmp
     assert again.returncode == 3, again.stderr  # the budget of 6 measurements ends it
     summary = json.loads(again.stdout.strip().splitlines()[-1])
     assert summary["campaign_id"] == campaign_id and summary["n_measurements"] == 6
+
+
+def _measurements(url: str, campaign_id: str) -> int:
+    from agent.store import Store
+
+    with Store(url, existing=True) as store:
+        return store.totals(campaign_id)[0]
+
+
+def _terminate_after(url: str, campaign_id: str, process: subprocess.Popen[str], n: int) -> None:
+    """SIGTERM the process once the campaign holds ``n`` measurements (a service manager stopping it)."""
+    end = time.monotonic() + 200
+    while _measurements(url, campaign_id) < n and time.monotonic() < end:
+        assert process.poll() is None, "the campaign ended before it was terminated"
+        time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+
+
+def test_sigterm_records_the_campaign_interrupted_on_run_and_on_resume(tmp_path: Path) -> None:
+    """SIGTERM (systemd, `kill`) ends a run or a resume as `interrupted` — resumable, not `failed`."""
+    from agent.store import Store
+
+    data = quickstart(tmp_path, policy={"name": "sobol", "options": {}}, budgets={"max_measurements": 5})
+    instrument_settings(data, realtime_factor=0.0015)
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LABPILOT_DB": ""}
+    quiet = {"cwd": tmp_path, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    run = subprocess.Popen([*CLI, "run", str(file), "--json", "--no-report"], **quiet)
+    try:
+        campaign_id = _first_measurement(data["storage"], run, 200)
+        _terminate_after(data["storage"], campaign_id, run, 1)
+        resume = subprocess.Popen([*CLI, "resume", campaign_id, "--db", data["storage"], "--json", "--no-report"], **quiet)
+        _terminate_after(data["storage"], campaign_id, resume, _measurements(data["storage"], campaign_id) + 1)
+    finally:
+        for process in (run, locals().get("resume")):
+            if process is not None and process.poll() is None:
+                process.kill()
+    with Store(data["storage"], existing=True) as store:
+        campaign = store.campaign(campaign_id)
+        assert campaign.status.value == "interrupted", campaign.stop_reason
+        assert "SIGTERM" in (campaign.stop_reason or "")
