@@ -360,6 +360,9 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
         latest = context.latest_valid()
         hypotheses = hypotheses_of(latest.details) if latest is not None else []
         model = self._instrument_model(context)
+        if windows and model is not None and latest is None:
+            # The survey is measured or in flight but not analysed yet: a second survey would repeat it.
+            return self._extension(windows, model, "analysis pending: extend the range")
         if not windows or model is None or latest is None or not hypotheses:
             return self._request(self.survey, {"rule": "survey"})
         best, *others = hypotheses

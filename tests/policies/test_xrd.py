@@ -59,6 +59,16 @@ def test_every_xrd_policy_starts_with_its_survey_or_scan(titania: XRDDriver) -> 
     assert [p.params for p in full] == [dict(zip(KEYS, (10.0, 90.0, 0.02, 1.0)))] * 2
 
 
+def test_the_planner_does_not_repeat_the_survey_while_its_analysis_is_pending(titania: XRDDriver) -> None:
+    survey = dict(zip(KEYS, (10.0, 60.0, 0.04, 0.1)))
+    in_flight = PlanningContext(unmeasured=[survey], instrument_models={"xrd": titania.planning_model()})
+    measured = _context(titania, [tuple(survey.values())], analyse=False)
+    for context in (in_flight, measured):
+        proposal = _policy("xrd_adaptive").plan(context, 1)[0]
+        assert proposal.params != survey
+        assert proposal.params["two_theta_start"] >= 60.0 and proposal.reason["rule"] == "analysis pending: extend the range"
+
+
 def test_the_planner_counts_where_the_rival_phase_sets_differ(titania: XRDDriver) -> None:
     context = _context(titania, [QUICK])
     latest = context.latest_valid()
