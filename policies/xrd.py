@@ -408,14 +408,7 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
                     if fallback is None or seconds < fallback[2]:
                         fallback = choice
         value, window, seconds, gain = best_choice or fallback  # type: ignore[misc]
-        reason = {
-            "rule": "discrimination per second", "best": best.label, "p_best": round(best.probability, 4),
-            "rivals": {r.label: round(r.probability, 4) for r in rivals},
-            "expected_gain_nats": {r.label: round(float(g), 3) for r, g in zip(rivals, gain)},
-            "needed_nats": {r.label: round(float(d), 3) for r, d in zip(rivals, needed)},
-            "seconds": round(seconds, 1), "temperature": round(temperature, 3),
-        }
-        return self._request(window, reason)
+        return self._request(window, _discrimination_reason(best, rivals, gain, needed, seconds, temperature))
 
     def _extension(self, windows: list[Window], model: XRDInstrumentModel, rule: str) -> Proposal:
         hi = max(w[1] for w in windows)
@@ -423,6 +416,18 @@ class XRDAdaptivePlanner(_HypothesisPolicy):
         if stop - hi < 2.0:
             return self._request((self.survey[0], self.survey[1], self.step, 4 * self.survey[3]), {"rule": rule + " (range exhausted)"})
         return self._request((hi, stop, self.survey[2], self.survey[3]), {"rule": rule})
+
+
+def _discrimination_reason(best: Any, rivals: list[Any], gain: np.ndarray, needed: np.ndarray, seconds: float,
+                           temperature: float) -> dict[str, Any]:
+    """Why the discrimination window was chosen, for the decision log."""
+    return {
+        "rule": "discrimination per second", "best": best.label, "p_best": round(best.probability, 4),
+        "rivals": {r.label: round(r.probability, 4) for r in rivals},
+        "expected_gain_nats": {r.label: round(float(g), 3) for r, g in zip(rivals, gain)},
+        "needed_nats": {r.label: round(float(d), 3) for r, d in zip(rivals, needed)},
+        "seconds": round(seconds, 1), "temperature": round(temperature, 3),
+    }
 
 
 def _best_probability_goal(name: str, goals: PlanningGoals) -> float:
