@@ -22,6 +22,18 @@ def test_sas_benchmark_family_has_samples_outside_the_candidates() -> None:
     assert sample["parameters"]["A_radius"] == pytest.approx(outside[0].truth["radius"]) and sample["parameters"]["B_scale"] > 0
 
 
+def test_the_sas_oracle_declares_a_sample_outside_the_candidates_unreachable_without_measuring() -> None:
+    """The oracle plans with the true model; an aggregate is none of the candidates, so it cannot be
+    planned for (its policy refuses such a truth) — the row says so instead of failing the benchmark."""
+    from agent.bench import sas
+
+    aggregate = sas.draw_family(6, seed=0)[5]
+    row = sas.run_one(aggregate, "oracle")
+    assert row["status"] == "unreachable" and row["instrument_seconds"] == 0.0 and not row["success"]
+    summary = sas.summarise([row, {**row, "policy": "adaptive", "instrument_seconds": 500.0}], 1)
+    assert summary["policies"]["oracle"]["unreachable_recognised"] == 1.0
+
+
 def test_xrd_benchmark_family_has_out_of_library_samples_and_judges_them() -> None:
     """Every fourth sample's analysis lacks its major phase; the summary says how each policy ended
     those and compares the adaptive planner with the heuristic where either went past the survey."""
