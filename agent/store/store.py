@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -166,10 +168,20 @@ class ProposedAttempt:
 # cost more than the database work itself. Executed on the session's connection with plain dicts.
 _ATTEMPT_STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("attempt_id"))
 _DECISION_ID = select(DecisionRow.id).where(DecisionRow.campaign_id == bindparam("campaign_id"), DecisionRow.seq == bindparam("seq"))
-_HAS_MEASUREMENT = select(MeasurementRow.attempt_id).where(MeasurementRow.attempt_id == bindparam("attempt_id"))
-_HAS_INTERPRETATION = select(InterpretationRow.attempt_id).where(InterpretationRow.attempt_id == bindparam("attempt_id"))
+# One look-up before a record moves its attempt: the attempt's state and whether the record exists already.
+_STATE_AND_MEASUREMENT = (select(AttemptRow.state, MeasurementRow.attempt_id).select_from(AttemptRow)
+                          .outerjoin(MeasurementRow, MeasurementRow.attempt_id == AttemptRow.id)
+                          .where(AttemptRow.id == bindparam("attempt_id")))
+_STATE_AND_INTERPRETATION = (select(AttemptRow.state, InterpretationRow.attempt_id).select_from(AttemptRow)
+                             .outerjoin(InterpretationRow, InterpretationRow.attempt_id == AttemptRow.id)
+                             .where(AttemptRow.id == bindparam("attempt_id")))
 _UPDATE_ATTEMPT = update(AttemptRow).where(AttemptRow.id == bindparam("attempt_id_"))  # SET columns come from the params
-_INSERT_DECISION = insert(DecisionRow).returning(DecisionRow.id)
+# A decision is idempotent on (campaign, seq): inserted unless there, in one statement (both dialects
+# spell ON CONFLICT DO NOTHING ... RETURNING alike; SQLite ≥ 3.35). No row back: it was there.
+_INSERT_DECISION = {
+    "sqlite": sqlite_insert(DecisionRow).on_conflict_do_nothing(index_elements=["campaign_id", "seq"]).returning(DecisionRow.id),
+    "postgresql": pg_insert(DecisionRow).on_conflict_do_nothing(index_elements=["campaign_id", "seq"]).returning(DecisionRow.id),
+}
 _INSERT_ATTEMPT = insert(AttemptRow)
 _INSERT_TRANSITION = insert(TransitionRow)
 _INSERT_MEASUREMENT = insert(MeasurementRow)
@@ -417,14 +429,13 @@ class Store(SampleRecords):
             ]
 
         def act(conn: Connection) -> int:
-            existing = conn.execute(_DECISION_ID, {"campaign_id": campaign_id, "seq": seq}).scalar()
-            if existing is not None:
-                return int(existing)
-            decision_id = conn.execute(_INSERT_DECISION, {
+            decision_id = conn.execute(_INSERT_DECISION[conn.dialect.name], {
                 "campaign_id": campaign_id, "seq": seq, "policy": policy, "fallback": fallback, "error": error,
                 "seed": seed, "n_history": n_history, "n_pending": n_pending, "reasons": json_safe(list(reasons)),
                 "decision_seconds": decision_seconds, "package_versions": versions, "created_at": now,
-            }).scalar_one()
+            }).scalar()
+            if decision_id is None:  # recorded already (a replay): nothing else is written
+                return int(conn.execute(_DECISION_ID, {"campaign_id": campaign_id, "seq": seq}).scalar_one())
             if attempt_rows:
                 conn.execute(_INSERT_ATTEMPT, [{**r, "decision_id": decision_id} for r in attempt_rows])
                 conn.execute(_INSERT_TRANSITION, transition_rows)
@@ -586,10 +597,11 @@ class Store(SampleRecords):
         note = "adopted from the instrument's records" if reconciled == "adopted" else None
 
         def act(conn: Connection) -> bool:
-            if conn.execute(_HAS_MEASUREMENT, {"attempt_id": attempt_id}).scalar() is not None:
+            state, existing = conn.execute(_STATE_AND_MEASUREMENT, {"attempt_id": attempt_id}).one_or_none() or (None, None)
+            if existing is not None:
                 return False
             # Moved first: the lifecycle check must pass before any row of the measurement is written.
-            _move_attempt(conn, attempt_id, AttemptState.MEASURED, note=note, values=values)
+            _move_attempt(conn, attempt_id, AttemptState.MEASURED, note=note, values=values, state=state)
             conn.execute(_INSERT_MEASUREMENT, {**measurement_row, "created_at": utcnow()})
             if array_rows:
                 conn.execute(_INSERT_ARRAY, array_rows)
@@ -643,9 +655,11 @@ class Store(SampleRecords):
         }
 
         def act(conn: Connection) -> bool:
-            if conn.execute(_HAS_INTERPRETATION, {"attempt_id": attempt_id}).scalar() is not None:
+            state, existing = conn.execute(_STATE_AND_INTERPRETATION, {"attempt_id": attempt_id}).one_or_none() or (None, None)
+            if existing is not None:
                 return False
-            _move_attempt(conn, attempt_id, AttemptState.ANALYSED, note=",".join(interpretation.flags) or None, values={})
+            _move_attempt(conn, attempt_id, AttemptState.ANALYSED, note=",".join(interpretation.flags) or None, values={},
+                          state=state)
             conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": utcnow()})
             if evaluation is not None:
                 _log_evaluation(conn, campaign_id, evaluation)
@@ -744,12 +758,14 @@ def _log_evaluation(conn: Connection, campaign_id: str, e: TargetEvaluation) -> 
 
 def _move_attempt(
     conn: Connection, attempt_id: str, to_state: AttemptState | str, *, note: str | None, values: dict[str, Any],
-    rerun: bool = False,
+    rerun: bool = False, state: str | None = None,
 ) -> AttemptState | None:
     """Move an attempt to ``to_state`` inside the caller's transaction: the one path every writer
     takes. Checks the edge (``lifecycle.check_transition``), logs it, sets ``values`` on the row.
-    Returns the state it left, or None (no-op) when it is already there and this is no re-run."""
-    state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
+    Returns the state it left, or None (no-op) when it is already there and this is no re-run.
+    ``state``: the attempt's state if the caller has just read it in this transaction (else looked up)."""
+    if state is None:
+        state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
     if state is None:
         raise KeyError(f"no attempt {attempt_id!r}")
     if state == to_state and not rerun:
