@@ -164,6 +164,17 @@ class ProposedAttempt:
     instrument: str | None = None  # where it was dispatched, when it was
 
 
+@dataclass(frozen=True)
+class AnalysedRecord:
+    """An interpretation to record (``analysed``) with the targets evaluated with it included and its
+    documents: what ``record_interpretation`` writes, here carried by another record's transaction
+    (``record_decision(analysed=...)``)."""
+
+    interpretation: Interpretation
+    evaluation: TargetEvaluation | None = None
+    documents: Sequence[Document] = ()
+
+
 # Hot-path statements are built once: constructing a statement per call (coercing every column)
 # cost more than the database work itself. Executed on the session's connection with plain dicts.
 _ATTEMPT_STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("attempt_id"))
@@ -409,8 +420,14 @@ class Store(SampleRecords):
         versions: dict[str, str],
         attempts: Sequence[ProposedAttempt],
         documents: Sequence[Document] = (),
+        analysed: Sequence[AnalysedRecord] = (),
     ) -> int:
-        """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq)."""
+        """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq).
+
+        ``analysed``: interpretations recorded first in the same transaction (each idempotent on its
+        attempt id, as ``record_interpretation``): the loop folds the analysis it just made into the
+        decision that follows it — one commit fewer per measurement, and write-ahead still holds (a
+        measurement whose analysis was not committed is analysed again on resume)."""
 
         now = utcnow()
         attempt_rows: list[dict[str, Any]] = []
@@ -428,7 +445,11 @@ class Store(SampleRecords):
                 for before, after in zip((None, *states), states)
             ]
 
+        rows = [_interpretation_row(campaign_id, r.interpretation) for r in analysed]
+
         def act(conn: Connection) -> int:
+            for record, row in zip(analysed, rows):
+                _write_interpretation(conn, campaign_id, record, row)
             decision_id = conn.execute(_INSERT_DECISION[conn.dialect.name], {
                 "campaign_id": campaign_id, "seq": seq, "policy": policy, "fallback": fallback, "error": error,
                 "seed": seed, "n_history": n_history, "n_pending": n_pending, "reasons": json_safe(list(reasons)),
@@ -645,28 +666,16 @@ class Store(SampleRecords):
         ``evaluation``, the targets evaluated with this interpretation included, is logged in the
         same transaction."""
 
-        attempt_id = interpretation.attempt_id
+        record = AnalysedRecord(interpretation, evaluation, documents)
+        row = _interpretation_row(campaign_id, interpretation)
+        return self._write_core(f"record the interpretation of {interpretation.attempt_id}",
+                                lambda conn: _write_interpretation(conn, campaign_id, record, row))
 
-        row = {
-            "attempt_id": attempt_id, "campaign_id": campaign_id, "sample_id": interpretation.sample_id,
-            "analysis": interpretation.analysis,
-            "estimates": {k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
-            "flags": list(interpretation.flags), "valid": interpretation.valid, "details": json_safe(interpretation.details),
-        }
-
-        def act(conn: Connection) -> bool:
-            state, existing = conn.execute(_STATE_AND_INTERPRETATION, {"attempt_id": attempt_id}).one_or_none() or (None, None)
-            if existing is not None:
-                return False
-            _move_attempt(conn, attempt_id, AttemptState.ANALYSED, note=",".join(interpretation.flags) or None, values={},
-                          state=state)
-            conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": utcnow()})
-            if evaluation is not None:
-                _log_evaluation(conn, campaign_id, evaluation)
-            _insert_documents(conn, campaign_id, documents, new_record=True)
-            return True
-
-        return self._write_core(f"record the interpretation of {interpretation.attempt_id}", act)
+    def record_analysed(self, campaign_id: str, records: Sequence[AnalysedRecord]) -> list[bool]:
+        """Several interpretations (``record_interpretation`` each) in one transaction: which were new."""
+        rows = [_interpretation_row(campaign_id, r.interpretation) for r in records]
+        return list(self._write_core(f"record {len(records)} interpretation(s)", lambda conn: [
+            _write_interpretation(conn, campaign_id, record, row) for record, row in zip(records, rows)]))
 
     def record_reanalysis(
         self, campaign_id: str, interpretation: Interpretation, evaluation: TargetEvaluation, documents: Sequence[Document] = (),
@@ -747,6 +756,29 @@ class Store(SampleRecords):
                 )
             ]
         )
+
+
+def _interpretation_row(campaign_id: str, i: Interpretation) -> dict[str, Any]:
+    return {
+        "attempt_id": i.attempt_id, "campaign_id": campaign_id, "sample_id": i.sample_id, "analysis": i.analysis,
+        "estimates": {k: v.model_dump(mode="json") for k, v in i.estimates.items()},
+        "flags": list(i.flags), "valid": i.valid, "details": json_safe(i.details),
+    }
+
+
+def _write_interpretation(conn: Connection, campaign_id: str, record: AnalysedRecord, row: dict[str, Any]) -> bool:
+    """An interpretation, its attempt moved to ``analysed``, its target log and documents, in the
+    caller's transaction; False (nothing written) if the attempt has its interpretation already."""
+    i = record.interpretation
+    state, existing = conn.execute(_STATE_AND_INTERPRETATION, {"attempt_id": i.attempt_id}).one_or_none() or (None, None)
+    if existing is not None:
+        return False
+    _move_attempt(conn, i.attempt_id, AttemptState.ANALYSED, note=",".join(i.flags) or None, values={}, state=state)
+    conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": utcnow()})
+    if record.evaluation is not None:
+        _log_evaluation(conn, campaign_id, record.evaluation)
+    _insert_documents(conn, campaign_id, record.documents, new_record=True)
+    return True
 
 
 def _log_evaluation(conn: Connection, campaign_id: str, e: TargetEvaluation) -> None:
