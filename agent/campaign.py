@@ -595,7 +595,9 @@ class CampaignRunner:
             return
         self._failures_in_a_row.pop(actor_name, None)
         failpoint("before-record-measurement")
-        self.recorder.measurement(measurement)
+        # Committed without waiting for PostgreSQL's disk flush: the next decision's commit flushes it,
+        # and a database crash before then is a killed process's case (reconciled on resume).
+        self.recorder.measurement(measurement, synchronous=False)
         self.ledger.measured(measurement)
         # The instrument is free as soon as its data is safe: analysis runs as its own task on the
         # analysis actor, so the next measurement is decided and dispatched meanwhile (an idle

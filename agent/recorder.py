@@ -98,10 +98,13 @@ class Recorder:
         self._publish(True, documents)
         return len(analysed)
 
-    def measurement(self, measurement: Measurement, *, reconciled: str | None = None) -> bool:
-        """Raw data and ``measured``; False if this attempt's measurement was recorded already."""
+    def measurement(self, measurement: Measurement, *, reconciled: str | None = None, synchronous: bool = True) -> bool:
+        """Raw data and ``measured``; False if this attempt's measurement was recorded already.
+        ``synchronous=False``: PostgreSQL may acknowledge the commit before its disk flush (see
+        ``Store._write_core``); the loop's next decision flushes it."""
         documents = [] if self.composer is None else [self.composer.measurement(measurement)]
-        recorded = self.store.record_measurement(self.campaign_id, measurement, reconciled=reconciled, documents=documents)
+        recorded = self.store.record_measurement(self.campaign_id, measurement, reconciled=reconciled, documents=documents,
+                                                 synchronous=synchronous)
         self._publish(recorded, documents)
         return recorded
 
@@ -122,7 +125,9 @@ class Recorder:
         if not self.deferred:
             return 0
         analysed, carried = self._take_deferred()
-        self.store.record_analysed(self.campaign_id, analysed)  # idempotent on the attempt ids, as one record each
+        # Idempotent on the attempt ids, as one record each; not waiting for the disk on PostgreSQL
+        # (``Store._write_core``): a lost analysis is made again on resume.
+        self.store.record_analysed(self.campaign_id, analysed, synchronous=False)
         self._publish(True, carried, counted=True)
         return len(analysed)
 
