@@ -6,7 +6,9 @@ measurement:
 
 - a decision is recorded with its attempts, the guard's verdicts and the dispatch, in one commit,
   before any instrument is asked to measure;
-- a measurement is recorded (``measured``) before it is analysed;
+- a measurement is recorded (``measured``) before it is analysed; its analysis (``analysed``) is
+  committed with the next decision, or at the end of the loop's turn if none follows — a crash
+  before that commit leaves it ``measured``, and resume analyses it again;
 - on resume, ``dispatched`` attempts without a result become ``unknown`` and are reconciled —
   adopted if the instrument reports the result, otherwise re-run once (and marked).
 
@@ -338,6 +340,7 @@ class CampaignRunner:
                 await self._fill_free_instruments()
             elif set(self._tasks.values()) <= self.approvals.waiting:
                 self._withdraw_waiting(stop[1])  # nothing else in flight: no proposal is left waiting
+            _analyses_committed(self.recorder.flush())  # analyses no decision carried this turn
             self._report()
             if not self._tasks:
                 if stop is not None:
@@ -462,13 +465,14 @@ class CampaignRunner:
             attempts.append(_proposed(attempt_id, seq + i, params, self.config.sample, verdict))
             if verdict.not_ready is not None:
                 not_ready[attempt_id] = verdict.not_ready
-        self.recorder.decision(
+        carried = self.recorder.decision(  # with the analyses made since the last commit (recorder.py)
             dseq, decision.proposals, attempts,
             policy=decision.proposals[0].policy if decision.proposals else self.policy.name,
             fallback=decision.fallback, error=decision.error, seed=self.config.seed,
             n_history=len(self.ledger.history), n_pending=len(pending), seconds=decision.seconds,
         )
         self.ledger.next_seq, self.ledger.next_decision = seq + len(attempts), dseq + 1
+        _analyses_committed(carried)
         failpoint("after-propose")
         dispatched = waiting = 0
         for a in attempts:
@@ -594,14 +598,17 @@ class CampaignRunner:
             return
         self._failures_in_a_row.pop(actor_name, None)
         failpoint("before-record-measurement")
-        self.recorder.measurement(measurement)
+        # Committed without waiting for PostgreSQL's disk flush: the next decision's commit flushes it,
+        # and a database crash before then is a killed process's case (reconciled on resume).
+        self.recorder.measurement(measurement, synchronous=False)
         self.ledger.measured(measurement)
         # The instrument is free as soon as its data is safe: analysis runs as its own task on the
         # analysis actor, so the next measurement is decided and dispatched meanwhile (an idle
         # instrument is the costliest thing in a lab); the unanalysed point counts as pending.
         self.fleet.release(actor_name)
         failpoint("after-measured")
-        self._spawn(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id))
+        # Its record waits for the next decision's commit (or the end of this turn of the loop).
+        self._spawn(attempt_id, None, self._analyse(attempt_id, request.params, request.sample_id, defer=True))
 
     def _count_failure(self, actor_name: str, error: str) -> None:
         """An instrument that fails every request must stop the campaign, not spin it (and the budget)."""
@@ -662,9 +669,10 @@ class CampaignRunner:
         await self._reconcile_unrecorded(self.store.attempt(attempt_id))
 
     async def _analyse(self, attempt_id: str, params: dict[str, ParamValue], sample_id: str | None,
-                       *, revision: int = 0) -> None:
+                       *, revision: int = 0, defer: bool = False) -> None:
         """Analyse every measurement of the attempt's sample; ``revision`` > 0: a re-analysis of an
-        attempt whose analysis had failed (its interpretation is replaced)."""
+        attempt whose analysis had failed (its interpretation is replaced). ``defer``: the record is
+        committed with the loop's next decision (``Recorder.interpretation``), not on its own."""
         assert self.fleet is not None
         self.ledger.analysing.add(attempt_id)
         sample = sample_id or attempt_id
@@ -691,9 +699,9 @@ class CampaignRunner:
         else:
             self.ledger.ingest(interpretation, params)
             # Targets are evaluated with this interpretation included and logged in the same commit.
-            self.recorder.interpretation(interpretation, self._evaluate_targets())
+            self.recorder.interpretation(interpretation, self._evaluate_targets(), defer=defer)
         self.ledger.analysing.discard(attempt_id)
-        failpoint("after-analysed")
+        failpoint("before-record-analysed" if defer else "after-analysed")
 
     # -- targets and progress ---------------------------------------------------------------------
     def _evaluate_targets(self) -> TargetEvaluation:
@@ -724,6 +732,8 @@ class CampaignRunner:
     async def _shutdown(self, status: CampaignStatus, reason: str) -> None:
         for task in self._tasks:
             task.cancel()
+        with contextlib.suppress(StoreUnavailable):  # else resume analyses them again
+            _analyses_committed(self.recorder.flush())  # before the answer is read from the store
         if self.fleet is not None:
             await self.fleet.stop(status == CampaignStatus.COMPLETED)
         with contextlib.suppress(StoreUnavailable):  # the reason then says the store is gone
@@ -748,6 +758,12 @@ class CampaignRunner:
             n_measurements=self.ledger.n_measurements, instrument_seconds=self.ledger.instrument_seconds,
             wall_seconds=self._wall_seconds(), counts=counts, answer=self._answer,
         )
+
+
+def _analyses_committed(n: int) -> None:
+    """``n`` analyses were just committed (carried by a decision, or flushed): the crash point after each."""
+    for _ in range(n):
+        failpoint("after-analysed")
 
 
 def _proposed(attempt_id: str, seq: int, params: dict[str, ParamValue], sample_id: str | None, verdict: Verdict) -> ProposedAttempt:

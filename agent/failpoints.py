@@ -10,7 +10,7 @@ import signal
 from collections import Counter
 
 POINTS = frozenset(
-    {"after-propose", "after-dispatch", "before-record-measurement", "after-measured", "after-analysed",
+    {"after-propose", "after-dispatch", "before-record-measurement", "after-measured", "before-record-analysed", "after-analysed",
      # a campaign over samples (agent/sample_campaign.py): its synthesis and the end of a sample step
      "after-synthesis-dispatch", "after-synthesised", "after-sample-finished"}
 )

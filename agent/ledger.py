@@ -7,11 +7,57 @@ ledger what was written (``decided``, ``measured``, ``ingest``, ``ended``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import Any, TypeVar
+
 from agent.store import Attempt, AttemptState, Store
 from agent.store.lifecycle import ANALYSIS_ERROR, OPEN_STATES
 from analysis.protocol import Interpretation
 from instruments.types import Measurement, ParamValue
 from policies.protocol import Observation, PlanningContext, PlanningGoals
+
+
+T = TypeVar("T")
+
+
+class Prefix(Sequence[T]):
+    """An immutable view of the first ``len`` items of an append-only list, taken in O(1).
+
+    The planning context gave each decision copies of the history and the interpretations: O(k) per
+    decision, a drift of the loop's per-measurement cost over a long campaign. The ledger only appends
+    to those lists (``load`` and ``replace`` build new ones), so a view of the items there now never
+    changes. Slices are lists; equal to any sequence with the same items."""
+
+    __slots__ = ("_items", "_n")
+
+    def __init__(self, items: list[T]) -> None:
+        self._items, self._n = items, len(items)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self._items[:self._n][index]
+        i = index + self._n if index < 0 else index
+        if not 0 <= i < self._n:
+            raise IndexError("index out of range")
+        return self._items[i]
+
+    def __iter__(self) -> Iterator[T]:
+        return islice(self._items, self._n)
+
+    def __reversed__(self) -> Iterator[T]:
+        return (self._items[i] for i in range(self._n - 1, -1, -1))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Prefix({list(self)!r})"
 
 
 class CampaignLedger:
@@ -120,11 +166,11 @@ class CampaignLedger:
         measurements = list(self.measurements_of(self.sample)) if self.sample is not None else []
         measured = {m.attempt_id for m in measurements}
         return PlanningContext(
-            history=list(self.history),
+            history=Prefix(self.history),  # O(1) views, not copies (see ``Prefix``)
             pending=self.pending(),
             unmeasured=[p for a, p in self.open.items() if a not in measured],
             measurements=measurements,
-            interpretations=list(self.interpretations),
+            interpretations=Prefix(self.interpretations),
             instrument_models=dict(instrument_models),
             goals=goals,
             remaining_instrument_seconds=remaining_instrument_seconds,

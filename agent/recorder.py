@@ -5,6 +5,12 @@ its guard verdicts and dispatch before any measurement is requested; ``measured`
 A record's event-model documents go into the store's outbox in the record's own transaction; only
 after the commit are they published (JSON lines, 0MQ) — at least once: what a crash leaves
 unpublished goes out from the outbox on resume (``open_run``).
+
+One record may wait for the next: the loop's analysis (``interpretation(..., defer=True)``) is
+committed with the decision that follows it, or on its own (``flush``) at the end of the loop's turn
+if no decision follows. Write-ahead still holds — nothing acts on an analysis but the next decision,
+and a measurement whose analysis a crash left uncommitted is analysed again on resume — at one commit
+per measurement fewer.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from agent.answer import Answer
 from agent.config import CampaignConfig
 from agent.documents import DocumentPublisher, RunComposer, composer_for
-from agent.store import CampaignStatus, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
+from agent.store import AnalysedRecord, CampaignStatus, Document, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.versions import package_versions
 from analysis.protocol import Interpretation
 from instruments.types import DataKey, Measurement
@@ -31,6 +37,8 @@ class Recorder:
         self.store, self.campaign_id = store, campaign_id
         self.composer: RunComposer | None = None  # None until the run's documents are opened
         self.publisher: DocumentPublisher | None = None
+        # Analyses waiting for the next commit (see the module doc): interpretation, targets, when.
+        self.deferred: list[tuple[Interpretation, TargetEvaluation, float]] = []
 
     # -- the run ------------------------------------------------------------------------------------
     def open_run(self, config: CampaignConfig, data_keys: Mapping[str, Mapping[str, DataKey]],
@@ -73,8 +81,10 @@ class Recorder:
     def decision(
         self, seq: int, proposals: Sequence[Proposal], attempts: Sequence[ProposedAttempt], *, policy: str,
         fallback: bool, error: str | None, seed: int, n_history: int, n_pending: int, seconds: float,
-    ) -> None:
-        """A decision, its attempts and their verdicts (refused, or validated and dispatched)."""
+    ) -> int:
+        """A decision, its attempts and their verdicts (refused, or validated and dispatched), with the
+        deferred analyses before it in the same commit; returns how many analyses it carried."""
+        analysed, carried = self._take_deferred()
         reasons = [p.reason for p in proposals]
         documents = [] if self.composer is None else [
             self.composer.decision(seq, policy, fallback, [p.params for p in proposals], reasons, seconds, time.time())
@@ -82,23 +92,57 @@ class Recorder:
         self.store.record_decision(
             self.campaign_id, seq, policy=policy, fallback=fallback, error=error, seed=seed, n_history=n_history,
             n_pending=n_pending, reasons=reasons, decision_seconds=seconds, versions=package_versions(),
-            attempts=attempts, documents=documents,
+            attempts=attempts, documents=documents, analysed=analysed,
         )
+        self._publish(True, carried, counted=True)
         self._publish(True, documents)
+        return len(analysed)
 
-    def measurement(self, measurement: Measurement, *, reconciled: str | None = None) -> bool:
-        """Raw data and ``measured``; False if this attempt's measurement was recorded already."""
+    def measurement(self, measurement: Measurement, *, reconciled: str | None = None, synchronous: bool = True) -> bool:
+        """Raw data and ``measured``; False if this attempt's measurement was recorded already.
+        ``synchronous=False``: PostgreSQL may acknowledge the commit before its disk flush (see
+        ``Store._write_core``); the loop's next decision flushes it."""
         documents = [] if self.composer is None else [self.composer.measurement(measurement)]
-        recorded = self.store.record_measurement(self.campaign_id, measurement, reconciled=reconciled, documents=documents)
+        recorded = self.store.record_measurement(self.campaign_id, measurement, reconciled=reconciled, documents=documents,
+                                                 synchronous=synchronous)
         self._publish(recorded, documents)
         return recorded
 
-    def interpretation(self, interpretation: Interpretation, evaluation: TargetEvaluation) -> bool:
-        """An analysis and ``analysed``, with the targets evaluated with it included (one commit)."""
+    def interpretation(self, interpretation: Interpretation, evaluation: TargetEvaluation, *, defer: bool = False) -> bool:
+        """An analysis and ``analysed``, with the targets evaluated with it included (one commit).
+        ``defer``: kept for the next decision's commit (or ``flush``); True then."""
+        if defer:
+            self.deferred.append((interpretation, evaluation, time.time()))
+            return True
+        self.flush()  # records commit in the order they were made
         documents = [] if self.composer is None else [self.composer.interpretation(interpretation, time.time())]
         recorded = self.store.record_interpretation(self.campaign_id, interpretation, evaluation, documents=documents)
         self._publish(recorded, documents)
         return recorded
+
+    def flush(self) -> int:
+        """Commit the deferred analyses on their own (one transaction); returns how many."""
+        if not self.deferred:
+            return 0
+        analysed, carried = self._take_deferred()
+        # Idempotent on the attempt ids, as one record each; not waiting for the disk on PostgreSQL
+        # (``Store._write_core``): a lost analysis is made again on resume.
+        self.store.record_analysed(self.campaign_id, analysed, synchronous=False)
+        self._publish(True, carried, counted=True)
+        return len(analysed)
+
+    def _take_deferred(self) -> tuple[list[AnalysedRecord], list[Document]]:
+        """The deferred analyses as records with their documents, composed now in order (each
+        counted as composed, so the next takes the next ``seq_num`` of its stream); the list empties."""
+        records, documents = [], []
+        for interpretation, evaluation, at in self.deferred:
+            docs = [] if self.composer is None else [self.composer.interpretation(interpretation, at)]
+            for d in docs:
+                self.composer.committed(d)  # type: ignore[union-attr]
+            records.append(AnalysedRecord(interpretation, evaluation, docs))
+            documents += docs
+        self.deferred = []
+        return records, documents
 
     def reanalysis(self, interpretation: Interpretation, evaluation: TargetEvaluation, revision: int) -> None:
         """A new interpretation for an attempt whose analysis had failed (on resume)."""
@@ -126,11 +170,12 @@ class Recorder:
 
         self.composer.counts = composer_for(self.store, self.campaign_id)[0].counts
 
-    def _publish(self, recorded: bool, documents: list[Document]) -> None:
-        """After a commit that carried ``documents``: count and publish them if it was a new record."""
+    def _publish(self, recorded: bool, documents: list[Document], *, counted: bool = False) -> None:
+        """After a commit that carried ``documents``: count (unless ``counted`` already) and publish
+        them if it was a new record."""
         if not recorded or self.composer is None or self.publisher is None:
             return
-        for d in documents:
+        for d in documents if not counted else ():
             self.composer.committed(d)
         try:
             self.publisher.publish(documents)

@@ -4,6 +4,7 @@ from agent.store.engine import StoreUnavailable
 from agent.store.lease import CampaignOwned
 from agent.store.lifecycle import AttemptState, CampaignStatus, InvalidTransition
 from agent.store.store import (
+    AnalysedRecord,
     Approval,
     Attempt,
     Campaign,
@@ -19,6 +20,7 @@ from agent.store.store import (
 )
 
 __all__ = [
+    "AnalysedRecord",
     "Approval",
     "Attempt",
     "AttemptState",

@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store import lease, migrate
 from agent.store.engine import StoreUnavailable, describe_url, make_engine, opening_lock, with_retry
+from agent.store.raw import RawStatement
 from agent.store.lifecycle import AttemptState, CampaignStatus, check_path, check_reanalysis, check_transition
 from agent.store.samples import SampleRecords
 from agent.store.schema import (
@@ -162,21 +165,45 @@ class ProposedAttempt:
     instrument: str | None = None  # where it was dispatched, when it was
 
 
+@dataclass(frozen=True)
+class AnalysedRecord:
+    """An interpretation to record (``analysed``) with the targets evaluated with it included and its
+    documents: what ``record_interpretation`` writes, here carried by another record's transaction
+    (``record_decision(analysed=...)``)."""
+
+    interpretation: Interpretation
+    evaluation: TargetEvaluation | None = None
+    documents: Sequence[Document] = ()
+
+
 # Hot-path statements are built once: constructing a statement per call (coercing every column)
-# cost more than the database work itself. Executed on the session's connection with plain dicts.
-_ATTEMPT_STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("attempt_id"))
+# cost more than the database work itself. Those the loop runs per measurement run on the DBAPI
+# cursor (``raw.py``: Core's per-call work cost more than the database's), the others through Core.
+_ATTEMPT_STATE = RawStatement(select(AttemptRow.state).where(AttemptRow.id == bindparam("attempt_id")))
 _DECISION_ID = select(DecisionRow.id).where(DecisionRow.campaign_id == bindparam("campaign_id"), DecisionRow.seq == bindparam("seq"))
-_HAS_MEASUREMENT = select(MeasurementRow.attempt_id).where(MeasurementRow.attempt_id == bindparam("attempt_id"))
-_HAS_INTERPRETATION = select(InterpretationRow.attempt_id).where(InterpretationRow.attempt_id == bindparam("attempt_id"))
-_UPDATE_ATTEMPT = update(AttemptRow).where(AttemptRow.id == bindparam("attempt_id_"))  # SET columns come from the params
-_INSERT_DECISION = insert(DecisionRow).returning(DecisionRow.id)
-_INSERT_ATTEMPT = insert(AttemptRow)
-_INSERT_TRANSITION = insert(TransitionRow)
-_INSERT_MEASUREMENT = insert(MeasurementRow)
-_INSERT_ARRAY = insert(ArrayRow)
-_INSERT_INTERPRETATION = insert(InterpretationRow)
+# One look-up before a record moves its attempt: the attempt's state and whether the record exists already.
+_STATE_AND_MEASUREMENT = RawStatement(select(AttemptRow.state, MeasurementRow.attempt_id).select_from(AttemptRow)
+                          .outerjoin(MeasurementRow, MeasurementRow.attempt_id == AttemptRow.id)
+                          .where(AttemptRow.id == bindparam("attempt_id")))
+_STATE_AND_INTERPRETATION = RawStatement(select(AttemptRow.state, InterpretationRow.attempt_id).select_from(AttemptRow)
+                             .outerjoin(InterpretationRow, InterpretationRow.attempt_id == AttemptRow.id)
+                             .where(AttemptRow.id == bindparam("attempt_id")))
+_UPDATE_ATTEMPT = RawStatement(update(AttemptRow).where(AttemptRow.id == bindparam("attempt_id_")))  # SET columns come from the params
+# A decision is idempotent on (campaign, seq): inserted unless there, in one statement (both dialects
+# spell ON CONFLICT DO NOTHING ... RETURNING alike; SQLite ≥ 3.35). No row back: it was there.
+_INSERT_DECISION = {
+    "sqlite": RawStatement(sqlite_insert(DecisionRow).on_conflict_do_nothing(index_elements=["campaign_id", "seq"])
+                           .returning(DecisionRow.id)),
+    "postgresql": RawStatement(pg_insert(DecisionRow).on_conflict_do_nothing(index_elements=["campaign_id", "seq"])
+                               .returning(DecisionRow.id)),
+}
+_INSERT_ATTEMPT = RawStatement(insert(AttemptRow))
+_INSERT_TRANSITION = RawStatement(insert(TransitionRow))
+_INSERT_MEASUREMENT = RawStatement(insert(MeasurementRow))
+_INSERT_ARRAY = RawStatement(insert(ArrayRow))
+_INSERT_INTERPRETATION = RawStatement(insert(InterpretationRow))
 _HAS_DOCUMENT = select(DocumentRow.uid).where(DocumentRow.uid == bindparam("uid"))
-_INSERT_DOCUMENT = insert(DocumentRow)
+_INSERT_DOCUMENT = RawStatement(insert(DocumentRow))
 
 
 def _insert_documents(conn: Connection, campaign_id: str, documents: Sequence[Document], *, new_record: bool = False) -> int:
@@ -190,9 +217,10 @@ def _insert_documents(conn: Connection, campaign_id: str, documents: Sequence[Do
         rows.append({"uid": d.uid, "campaign_id": campaign_id, "name": d.name, "stream": d.stream,
                      "doc": json_safe(d.doc), "published": False, "created_at": utcnow()})
     if rows:
-        conn.execute(_INSERT_DOCUMENT, rows)
+        _INSERT_DOCUMENT(conn, rows)
     return len(rows)
-_INSERT_EVALUATION = insert(TargetEvaluationRow)
+_INSERT_EVALUATION = RawStatement(insert(TargetEvaluationRow))
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -244,11 +272,20 @@ class Store(SampleRecords):
 
         return with_retry(run, what=what, database=self.database, attempts=self.retry_attempts)
 
-    def _write_core(self, what: str, action: Any) -> Any:
-        """Like ``_write`` but on a bare connection: no ORM session to build, for the hot path."""
+    def _write_core(self, what: str, action: Any, *, synchronous: bool = True) -> Any:
+        """Like ``_write`` but on a bare connection: no ORM session to build, for the hot path.
+
+        ``synchronous=False``: on PostgreSQL the commit returns before its WAL is flushed to disk
+        (``SET LOCAL synchronous_commit = off``, this transaction only). It is as safe as the others
+        against a killed *campaign* process (the server has it); a crash of the database *server* or
+        its machine within ~0.6 s (3 × ``wal_writer_delay``) may lose it — unless a later synchronous
+        commit (the next decision) flushed it first: the WAL is one sequence. SQLite in WAL mode with
+        ``synchronous=NORMAL`` (``engine.py``) makes that trade for every commit already."""
 
         def run() -> Any:
             with self.engine.begin() as conn:
+                if not synchronous and conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(_ASYNC_COMMIT)
                 return action(conn)
 
         return with_retry(run, what=what, database=self.database, attempts=self.retry_attempts)
@@ -397,37 +434,33 @@ class Store(SampleRecords):
         versions: dict[str, str],
         attempts: Sequence[ProposedAttempt],
         documents: Sequence[Document] = (),
+        analysed: Sequence[AnalysedRecord] = (),
     ) -> int:
-        """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq)."""
+        """Record a decision and its proposed attempts in one transaction; idempotent on (campaign, seq).
+
+        ``analysed``: interpretations recorded first in the same transaction (each idempotent on its
+        attempt id, as ``record_interpretation``): the loop folds the analysis it just made into the
+        decision that follows it — one commit fewer per measurement, and write-ahead still holds (a
+        measurement whose analysis was not committed is analysed again on resume)."""
 
         now = utcnow()
-        attempt_rows: list[dict[str, Any]] = []
-        transition_rows: list[dict[str, Any]] = []
-        for a in attempts:
-            states = check_path(a.attempt_id, AttemptState.PROPOSED, a.path)
-            attempt_rows.append({
-                "id": a.attempt_id, "campaign_id": campaign_id, "seq": a.seq, "state": states[-1].value,
-                "params": json_safe(a.params), "sample_id": a.sample_id, "reason": a.reason, "instrument": a.instrument,
-                "reconciled": None, "reruns": 0, "instrument_seconds": None, "created_at": now, "updated_at": now,
-            })
-            transition_rows += [
-                {"attempt_id": a.attempt_id, "from_state": None if before is None else before.value, "to_state": after.value,
-                 "note": a.reason if after in (AttemptState.REFUSED, AttemptState.AWAITING_APPROVAL) else None, "at": now}
-                for before, after in zip((None, *states), states)
-            ]
+        attempt_rows, transition_rows = _attempt_rows(campaign_id, attempts, now)
+        rows = [_interpretation_row(campaign_id, r.interpretation) for r in analysed]
 
         def act(conn: Connection) -> int:
-            existing = conn.execute(_DECISION_ID, {"campaign_id": campaign_id, "seq": seq}).scalar()
-            if existing is not None:
-                return int(existing)
-            decision_id = conn.execute(_INSERT_DECISION, {
+            for record, row in zip(analysed, rows):
+                _write_interpretation(conn, campaign_id, record, row)
+            inserted = _INSERT_DECISION[conn.dialect.name].first(conn, {
                 "campaign_id": campaign_id, "seq": seq, "policy": policy, "fallback": fallback, "error": error,
                 "seed": seed, "n_history": n_history, "n_pending": n_pending, "reasons": json_safe(list(reasons)),
                 "decision_seconds": decision_seconds, "package_versions": versions, "created_at": now,
-            }).scalar_one()
+            })
+            decision_id = None if inserted is None else inserted[0]
+            if decision_id is None:  # recorded already (a replay): nothing else is written
+                return int(conn.execute(_DECISION_ID, {"campaign_id": campaign_id, "seq": seq}).scalar_one())
             if attempt_rows:
-                conn.execute(_INSERT_ATTEMPT, [{**r, "decision_id": decision_id} for r in attempt_rows])
-                conn.execute(_INSERT_TRANSITION, transition_rows)
+                _INSERT_ATTEMPT(conn, [{**r, "decision_id": decision_id} for r in attempt_rows])
+                _INSERT_TRANSITION(conn, transition_rows)
             _insert_documents(conn, campaign_id, documents, new_record=True)
             return int(decision_id)
 
@@ -556,12 +589,16 @@ class Store(SampleRecords):
 
     # -- measurements ---------------------------------------------------------------------------
     def record_measurement(
-        self, campaign_id: str, measurement: Measurement, *, reconciled: str | None = None, documents: Sequence[Document] = ()
+        self, campaign_id: str, measurement: Measurement, *, reconciled: str | None = None, documents: Sequence[Document] = (),
+        synchronous: bool = True,
     ) -> bool:
         """Store raw data and move the attempt to ``measured`` in one transaction.
 
         Idempotent: a second record of the same attempt id changes nothing and returns False.
         Non-finite data is stored as measured (bit-exact) and marked ``finite=False``.
+        ``synchronous=False``: see ``_write_core`` (the loop's choice: a measured record that a
+        database-server crash took is reconciled on resume as a killed process's is — adopted from
+        the driver's records, else re-run once).
         """
 
         attempt_id = measurement.attempt_id
@@ -586,17 +623,18 @@ class Store(SampleRecords):
         note = "adopted from the instrument's records" if reconciled == "adopted" else None
 
         def act(conn: Connection) -> bool:
-            if conn.execute(_HAS_MEASUREMENT, {"attempt_id": attempt_id}).scalar() is not None:
+            state, existing = _STATE_AND_MEASUREMENT.first(conn, {"attempt_id": attempt_id}) or (None, None)
+            if existing is not None:
                 return False
             # Moved first: the lifecycle check must pass before any row of the measurement is written.
-            _move_attempt(conn, attempt_id, AttemptState.MEASURED, note=note, values=values)
-            conn.execute(_INSERT_MEASUREMENT, {**measurement_row, "created_at": utcnow()})
+            _move_attempt(conn, attempt_id, AttemptState.MEASURED, note=note, values=values, state=state)
+            _INSERT_MEASUREMENT(conn, {**measurement_row, "created_at": utcnow()})
             if array_rows:
-                conn.execute(_INSERT_ARRAY, array_rows)
+                _INSERT_ARRAY(conn, array_rows)
             _insert_documents(conn, campaign_id, documents, new_record=True)
             return True
 
-        return self._write_core(f"record the measurement of {measurement.attempt_id}", act)
+        return self._write_core(f"record the measurement of {measurement.attempt_id}", act, synchronous=synchronous)
 
     def measurement(self, attempt_id: str) -> Measurement | None:
         return self._read(lambda s: _measurement(s, s.get(MeasurementRow, attempt_id)))
@@ -633,26 +671,18 @@ class Store(SampleRecords):
         ``evaluation``, the targets evaluated with this interpretation included, is logged in the
         same transaction."""
 
-        attempt_id = interpretation.attempt_id
+        record = AnalysedRecord(interpretation, evaluation, documents)
+        row = _interpretation_row(campaign_id, interpretation)
+        return self._write_core(f"record the interpretation of {interpretation.attempt_id}",
+                                lambda conn: _write_interpretation(conn, campaign_id, record, row))
 
-        row = {
-            "attempt_id": attempt_id, "campaign_id": campaign_id, "sample_id": interpretation.sample_id,
-            "analysis": interpretation.analysis,
-            "estimates": {k: v.model_dump(mode="json") for k, v in interpretation.estimates.items()},
-            "flags": list(interpretation.flags), "valid": interpretation.valid, "details": json_safe(interpretation.details),
-        }
-
-        def act(conn: Connection) -> bool:
-            if conn.execute(_HAS_INTERPRETATION, {"attempt_id": attempt_id}).scalar() is not None:
-                return False
-            _move_attempt(conn, attempt_id, AttemptState.ANALYSED, note=",".join(interpretation.flags) or None, values={})
-            conn.execute(_INSERT_INTERPRETATION, {**row, "created_at": utcnow()})
-            if evaluation is not None:
-                _log_evaluation(conn, campaign_id, evaluation)
-            _insert_documents(conn, campaign_id, documents, new_record=True)
-            return True
-
-        return self._write_core(f"record the interpretation of {interpretation.attempt_id}", act)
+    def record_analysed(self, campaign_id: str, records: Sequence[AnalysedRecord], *, synchronous: bool = True) -> list[bool]:
+        """Several interpretations (``record_interpretation`` each) in one transaction: which were new.
+        ``synchronous``: see ``_write_core``."""
+        rows = [_interpretation_row(campaign_id, r.interpretation) for r in records]
+        return list(self._write_core(f"record {len(records)} interpretation(s)", lambda conn: [
+            _write_interpretation(conn, campaign_id, record, row) for record, row in zip(records, rows)],
+            synchronous=synchronous))
 
     def record_reanalysis(
         self, campaign_id: str, interpretation: Interpretation, evaluation: TargetEvaluation, documents: Sequence[Document] = (),
@@ -662,7 +692,7 @@ class Store(SampleRecords):
         attempt_id = interpretation.attempt_id
 
         def act(conn: Connection) -> None:
-            state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
+            state = (_ATTEMPT_STATE.first(conn, {"attempt_id": attempt_id}) or (None,))[0]
             flags = conn.execute(select(InterpretationRow.flags).where(InterpretationRow.attempt_id == attempt_id)).scalar()
             check_reanalysis(attempt_id, state or "missing", flags or [])
             conn.execute(update(InterpretationRow).where(InterpretationRow.attempt_id == attempt_id).values(
@@ -735,8 +765,50 @@ class Store(SampleRecords):
         )
 
 
+def _attempt_rows(campaign_id: str, attempts: Sequence[ProposedAttempt], now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A decision's attempt rows (without their decision id) and their transitions' rows."""
+    attempt_rows: list[dict[str, Any]] = []
+    transition_rows: list[dict[str, Any]] = []
+    for a in attempts:
+        states = check_path(a.attempt_id, AttemptState.PROPOSED, a.path)
+        attempt_rows.append({
+            "id": a.attempt_id, "campaign_id": campaign_id, "seq": a.seq, "state": states[-1].value,
+            "params": json_safe(a.params), "sample_id": a.sample_id, "reason": a.reason, "instrument": a.instrument,
+            "reconciled": None, "reruns": 0, "instrument_seconds": None, "created_at": now, "updated_at": now,
+        })
+        transition_rows += [
+            {"attempt_id": a.attempt_id, "from_state": None if before is None else before.value, "to_state": after.value,
+             "note": a.reason if after in (AttemptState.REFUSED, AttemptState.AWAITING_APPROVAL) else None, "at": now}
+            for before, after in zip((None, *states), states)
+        ]
+    return attempt_rows, transition_rows
+
+
+def _interpretation_row(campaign_id: str, i: Interpretation) -> dict[str, Any]:
+    return {
+        "attempt_id": i.attempt_id, "campaign_id": campaign_id, "sample_id": i.sample_id, "analysis": i.analysis,
+        "estimates": {k: v.model_dump(mode="json") for k, v in i.estimates.items()},
+        "flags": list(i.flags), "valid": i.valid, "details": json_safe(i.details),
+    }
+
+
+def _write_interpretation(conn: Connection, campaign_id: str, record: AnalysedRecord, row: dict[str, Any]) -> bool:
+    """An interpretation, its attempt moved to ``analysed``, its target log and documents, in the
+    caller's transaction; False (nothing written) if the attempt has its interpretation already."""
+    i = record.interpretation
+    state, existing = _STATE_AND_INTERPRETATION.first(conn, {"attempt_id": i.attempt_id}) or (None, None)
+    if existing is not None:
+        return False
+    _move_attempt(conn, i.attempt_id, AttemptState.ANALYSED, note=",".join(i.flags) or None, values={}, state=state)
+    _INSERT_INTERPRETATION(conn, {**row, "created_at": utcnow()})
+    if record.evaluation is not None:
+        _log_evaluation(conn, campaign_id, record.evaluation)
+    _insert_documents(conn, campaign_id, record.documents, new_record=True)
+    return True
+
+
 def _log_evaluation(conn: Connection, campaign_id: str, e: TargetEvaluation) -> None:
-    conn.execute(_INSERT_EVALUATION, {
+    _INSERT_EVALUATION(conn, {
         "campaign_id": campaign_id, "n_measurements": e.n_measurements, "instrument_seconds": e.instrument_seconds,
         "wall_seconds": e.wall_seconds, "results": json_safe(e.results), "all_met": e.all_met, "created_at": utcnow(),
     })
@@ -744,12 +816,14 @@ def _log_evaluation(conn: Connection, campaign_id: str, e: TargetEvaluation) -> 
 
 def _move_attempt(
     conn: Connection, attempt_id: str, to_state: AttemptState | str, *, note: str | None, values: dict[str, Any],
-    rerun: bool = False,
+    rerun: bool = False, state: str | None = None,
 ) -> AttemptState | None:
     """Move an attempt to ``to_state`` inside the caller's transaction: the one path every writer
     takes. Checks the edge (``lifecycle.check_transition``), logs it, sets ``values`` on the row.
-    Returns the state it left, or None (no-op) when it is already there and this is no re-run."""
-    state = conn.execute(_ATTEMPT_STATE, {"attempt_id": attempt_id}).scalar()
+    Returns the state it left, or None (no-op) when it is already there and this is no re-run.
+    ``state``: the attempt's state if the caller has just read it in this transaction (else looked up)."""
+    if state is None:
+        state = (_ATTEMPT_STATE.first(conn, {"attempt_id": attempt_id}) or (None,))[0]
     if state is None:
         raise KeyError(f"no attempt {attempt_id!r}")
     if state == to_state and not rerun:
@@ -759,12 +833,12 @@ def _move_attempt(
     _log_transition(conn, attempt_id, state, to, note)
     if rerun:
         conn.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(reruns=AttemptRow.reruns + 1))
-    conn.execute(_UPDATE_ATTEMPT, {"attempt_id_": attempt_id, **values, "state": to, "updated_at": utcnow()})
+    _UPDATE_ATTEMPT(conn, {"attempt_id_": attempt_id, **values, "state": to, "updated_at": utcnow()})
     return AttemptState(state)
 
 
 def _log_transition(conn: Connection, attempt_id: str, from_state: str | None, to_state: str, note: str | None) -> None:
-    conn.execute(_INSERT_TRANSITION, {"attempt_id": attempt_id, "from_state": from_state, "to_state": to_state, "note": note, "at": utcnow()})
+    _INSERT_TRANSITION(conn, {"attempt_id": attempt_id, "from_state": from_state, "to_state": to_state, "note": note, "at": utcnow()})
 
 
 def _campaign(r: CampaignRow) -> Campaign:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.ledger import CampaignLedger
+from agent.ledger import CampaignLedger, Prefix
 from agent.store import AttemptState, ProposedAttempt, Store
 from analysis.protocol import Estimate, Interpretation
 from instruments.types import Measurement, Timing
@@ -81,3 +81,19 @@ def test_what_the_loop_tells_it_keeps_it_in_step_with_the_store(store: Store) ->
     ledger.decided("c-6", {"x": 6.0})
     ledger.ended("c-6", AttemptState.REFUSED)
     assert ledger.pending() == [{"x": 3.0}] and ledger.refused == 2
+
+
+def test_a_planning_context_holds_the_history_as_it_was_when_taken() -> None:
+    """The context's history and interpretations are O(1) views of the ledger's append-only lists
+    (copies cost O(k) per decision): what is appended later is not in a view taken before."""
+    items = [1, 2, 3]
+    view = Prefix(items)
+    items.append(4)
+    assert len(view) == 3 and list(view) == [1, 2, 3] and view == [1, 2, 3] and view == (1, 2, 3) and view != [1, 2, 3, 4]
+    assert view[-1] == 3 and view[0] == 1 and view[1:] == [2, 3] and list(reversed(view)) == [3, 2, 1]
+    assert 4 not in view and 2 in view and view.index(3) == 2
+    with pytest.raises(IndexError):
+        view[3]
+    with pytest.raises(IndexError):
+        view[-4]
+    assert [i for i in view if i > 1][-1:] == [3] and not Prefix([])

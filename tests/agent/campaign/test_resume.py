@@ -35,15 +35,16 @@ FAILPOINTS = [
     None,  # killed from outside while a measurement is running
     "before-record-measurement:1",
     "after-measured:2",
+    "before-record-analysed:3",  # analysed, its record waiting for the next decision's commit
     "after-analysed:2",
 ]
 #: PostgreSQL runs a representative subset, to keep the suite's time down (each kill point is one
 #: `labpilot` process with its own Ray, ~12 s): every point above still runs on SQLite, and the subset
 #: covers each way a kill meets the store — an attempt left `dispatched` (reconciled on resume), a
-#: measurement cut while running (rerun), one taken but never recorded (adopted), and a kill after an
-#: analysis was committed. The points left out differ from these in where the loop stands, not in
+#: measurement cut while running (rerun), one taken but never recorded (adopted), a kill after an
+#: analysis was made but before its record was committed (with the next decision), and one after it was. The points left out differ from these in where the loop stands, not in
 #: what the store must do. Every point of the subset must be reached.
-PG_FAILPOINTS = ["after-dispatch:1", None, "before-record-measurement:1", "after-analysed:2"]
+PG_FAILPOINTS = ["after-dispatch:1", None, "before-record-measurement:1", "before-record-analysed:2", "after-analysed:2"]
 
 
 def _cli(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
