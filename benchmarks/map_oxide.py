@@ -20,25 +20,21 @@ map learner on the *same* truth, without Ray, instruments or XRD:
   accuracy on the system's dense grid (``dense_grid(10)``: 726 recipes) against its noiseless
   labels, calibration = of test points labelled with p ≥ 0.95, the fraction right.
 
-    python -m benchmarks.map_oxide [--truths 4] [--samples 8,12,16,24,32] [--policies phase_map,map_random,map_grid] [--json]
+    python -m benchmarks.map_oxide [--truths 4] [--first-truth 0] [--samples 8,12,16,24,32] [--policies phase_map,map_random,map_grid] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
-import time
 from functools import cache
 from typing import Any
 
 import numpy as np
 
+from benchmarks.map_common import compare, learning_curve, score_map
 from policies.map_baselines import MapGridPolicy, MapRandomPolicy
-from policies.map_targets import calibration, map_accuracy, map_confidence, predicted_labels
 from policies.phase_map import PhaseMapPolicy
-from policies.protocol import PlanningContext, SampleOutcome
+from policies.protocol import SampleOutcome
 from policies.space import DesignSpace
 from simulators.materials.oxide import OxideSystem, OxideSystemSettings
 
@@ -113,67 +109,28 @@ def make_policy(name: str, seed: int) -> Any:
 def score(truth: int, samples: list[SampleOutcome]) -> dict[str, Any]:
     """The shared learner's map of ``samples`` on the test grid: accuracy, calibration, confidence."""
     grid, truths = test_grid(truth)
-    phase_map = PhaseMapPolicy(SPACE).fit(samples)
-    p = phase_map.probabilities_at(grid)
-    c = calibration(p, phase_map.labels, truths, 0.95)
-    return {"accuracy": map_accuracy(predicted_labels(p, phase_map.labels), truths),
-            "confident": c.count, "confident_right": round((c.fraction_right or 0.0) * c.count),
-            "map_confidence_095": map_confidence(p, 0.95)}
+    return score_map(PhaseMapPolicy(SPACE).fit(samples), grid, truths)
 
 
 def run(name: str, truth: int, seed: int, checkpoints: list[int]) -> list[dict[str, Any]]:
     """One run: ``max(checkpoints)`` samples chosen by ``name``, scored at each checkpoint."""
-    policy = make_policy(name, seed)
-    samples: list[SampleOutcome] = []
-    rows = []
-    for k in range(max(checkpoints)):
-        proposals = policy.plan(PlanningContext(samples=samples), 1)
-        if not proposals:
-            break
-        samples.append(outcome(truth, seed, k, dict(proposals[0].params)))
-        if k + 1 in checkpoints:
-            rows.append({"samples": k + 1, **score(truth, samples)})
-    return rows
-
-
-def summary(runs: list[list[dict[str, Any]]], checkpoints: list[int]) -> list[dict[str, Any]]:
-    """Per checkpoint: accuracy median and worst over runs, pooled calibration at p ≥ 0.95."""
-    out = []
-    for i, n in enumerate(checkpoints):
-        at = [r[i] for r in runs if len(r) > i]
-        confident = sum(a["confident"] for a in at)
-        out.append({
-            "samples": n, "accuracy_median": statistics.median(a["accuracy"] for a in at),
-            "accuracy_min": min(a["accuracy"] for a in at), "accuracies": [round(a["accuracy"], 3) for a in at],
-            "confident": confident, "calibration_095": sum(a["confident_right"] for a in at) / confident if confident else None,
-            "map_confidence_095_median": statistics.median(a["map_confidence_095"] for a in at),
-        })
-    return out
+    return learning_curve(make_policy(name, seed), lambda k, recipe: outcome(truth, seed, k, recipe), checkpoints,
+                          lambda samples: score(truth, samples))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--truths", type=int, default=4, help="hidden truths 0 … N−1 (the system's seeds)")
+    parser.add_argument("--first-truth", type=int, default=0, help="first truth (seed) of the range")
     parser.add_argument("--seeds", type=int, default=1, help="policy seeds per truth")
     parser.add_argument("--samples", default="8,12,16,24,32", help="checkpoints (sample counts)")
     parser.add_argument("--policies", default="phase_map,map_random,map_grid")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     checkpoints = sorted(int(v) for v in args.samples.split(","))
-    results: dict[str, Any] = {}
-    for name in args.policies.split(","):
-        start = time.perf_counter()
-        runs = [run(name, truth, seed, checkpoints) for truth in range(args.truths) for seed in range(args.seeds)]
-        results[name] = summary(runs, checkpoints)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return
-    for name, rows in results.items():
-        for row in rows:
-            cal = "—" if row["calibration_095"] is None else f"{row['calibration_095']:.3f}"
-            print(f"{name:10s} n={row['samples']:3d}  accuracy median {row['accuracy_median']:.3f} (min {row['accuracy_min']:.3f}) "
-                  f"{row['accuracies']}  right at p≥0.95 {cal} of {row['confident']}  confident {row['map_confidence_095_median']:.2f}")
+    truths = range(args.first_truth, args.first_truth + args.truths)
+    compare(args.policies.split(","), lambda name: [run(name, truth, seed, checkpoints) for truth in truths for seed in range(args.seeds)],
+            checkpoints, args.json)
 
 
 if __name__ == "__main__":

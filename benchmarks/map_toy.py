@@ -17,17 +17,14 @@ time rather than sample counts) is built elsewhere; this one isolates the policy
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
-import time
+from typing import Any
 
 import numpy as np
 
+from benchmarks.map_common import compare, learning_curve, score_map
 from policies.map_baselines import MapGridPolicy, MapRandomPolicy
-from policies.map_targets import calibration, map_accuracy, map_confidence, predicted_labels
 from policies.phase_map import PhaseMapOptions, PhaseMapPolicy
-from policies.protocol import PlanningContext, SampleOutcome
+from policies.protocol import SampleOutcome
 from policies.space import DesignSpace
 
 SPACE = DesignSpace.model_validate({
@@ -50,32 +47,17 @@ def _policy(name: str, seed: int) -> object:
     return MapRandomPolicy(SPACE, seed=seed)
 
 
-def run(name: str, seed: int, n_samples: int, checkpoints: list[int]) -> list[dict[str, float | None]]:
+def run(name: str, seed: int, n_samples: int, checkpoints: list[int]) -> list[dict[str, Any]]:
     """One seeded run of ``name``: the map's measures at each checkpoint."""
     learner = PhaseMapPolicy(SPACE, seed=seed)
     grid = SPACE.sample(600, 1234, "sobol")
     truths = [truth(g) for g in grid]
-    policy = _policy(name, seed)
-    samples: list[SampleOutcome] = []
-    out = []
-    for k in range(n_samples):
-        proposals = policy.plan(PlanningContext(samples=samples), 1)  # type: ignore[attr-defined]
-        if not proposals:
-            break
-        recipe = proposals[0].params
-        samples.append(SampleOutcome(sample_id=f"s{k}", recipe=recipe, label_probabilities={truth(recipe): 0.95}, seconds=100.0))
-        if k + 1 in checkpoints:
-            phase_map = learner.fit(samples)
-            p = phase_map.probabilities_at(grid)
-            c = calibration(p, phase_map.labels, truths, 0.95)
-            out.append({
-                "samples": k + 1,
-                "accuracy": map_accuracy(predicted_labels(p, phase_map.labels), truths),
-                "calibration_095": c.fraction_right,
-                "confident_points": c.count,
-                "map_confidence_095": map_confidence(p, 0.95),
-            })
-    return out
+
+    def outcome(k: int, recipe: dict[str, Any]) -> SampleOutcome:
+        return SampleOutcome(sample_id=f"s{k}", recipe=recipe, label_probabilities={truth(recipe): 0.95}, seconds=100.0)
+
+    return learning_curve(_policy(name, seed), outcome, [c for c in checkpoints if c <= n_samples],
+                          lambda samples: score_map(learner.fit(samples), grid, truths))
 
 
 def main() -> None:
@@ -86,30 +68,8 @@ def main() -> None:
     seeds = range(2) if args.quick else range(6)
     n_samples = 12 if args.quick else 24
     checkpoints = [6, 9, 12] if args.quick else [6, 9, 12, 16, 20, 24]
-    results: dict[str, list[dict[str, float | None]]] = {}
-    for name in ("phase_map", "map_random", "map_grid"):
-        start = time.perf_counter()
-        runs = [run(name, seed, n_samples, checkpoints) for seed in seeds]
-        rows = []
-        for i, n in enumerate(checkpoints):
-            at = [r[i] for r in runs if len(r) > i]
-            calibrations = [a["calibration_095"] for a in at if a["calibration_095"] is not None]
-            rows.append({
-                "samples": n,
-                "accuracy_median": statistics.median(a["accuracy"] for a in at),
-                "accuracy_min": min(a["accuracy"] for a in at),
-                "calibration_095_min": min(calibrations) if calibrations else None,
-                "map_confidence_095_median": statistics.median(a["map_confidence_095"] for a in at),
-            })
-        results[name] = rows
-        print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return
-    for name, rows in results.items():
-        for row in rows:
-            print(f"{name:11s} n={row['samples']:3d}  accuracy median {row['accuracy_median']:.3f} (min {row['accuracy_min']:.3f})  "
-                  f"calibration@0.95 min {row['calibration_095_min']}  confident fraction {row['map_confidence_095_median']:.2f}")
+    compare(("phase_map", "map_random", "map_grid"), lambda name: [run(name, seed, n_samples, checkpoints) for seed in seeds],
+            checkpoints, args.json)
 
 
 if __name__ == "__main__":

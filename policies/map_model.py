@@ -98,6 +98,10 @@ EXTENT_FACTOR = 2.0
 #: 0.938 right at p ≥ 0.95, hence 2.0.
 PRESENCE_LABEL_NOISE = 2.0
 
+#: Warp of the composition columns seen by the presence latents (:func:`presence_inputs`):
+#: "sqrt" or None (the encoded fractions as they are).
+COMPOSITION_WARP: str | None = "sqrt"
+
 #: Shortest correlation length (encoded units), BoTorch's default floor.
 MIN_LENGTHSCALE = 0.025
 
@@ -196,6 +200,29 @@ def labelled(samples: Sequence[SampleOutcome]) -> list[SampleOutcome]:
     return [s for s in samples if s.status in LABELLED_STATUSES]
 
 
+def presence_inputs(space: DesignSpace, coding: LabelCoding, X: np.ndarray) -> np.ndarray:
+    """What the latents see of encoded points ``X (N, n_columns)``: for the presence coding, every
+    composition fraction's square root (:data:`COMPOSITION_WARP`); otherwise ``X`` unchanged.
+
+    Why: a phase is absent only within a band along the simplex edge where its component is scarce
+    (its absence is the other phases' solubility of it: a few per cent to tens of per cent), and
+    present everywhere else. In the fractions themselves that is a step a few hundredths from 0
+    and flat elsewhere — no single RBF lengthscale fits both, and a stationary GP either blurs the
+    band or carries "absent" from edge samples deep into the three-phase interior. The square root
+    stretches the scarce end (0.01 → 0.1, 0.05 → 0.22, 0.25 → 0.5), so the band and the interior
+    need similar lengthscales.
+    """
+    if COMPOSITION_WARP is None or not isinstance(coding, PresenceCoding) or not space.compositions:
+        return X
+    slices = space.column_slices()
+    out = np.array(X, dtype=float, copy=True)
+    for group in space.compositions:
+        for name in group.parameters:
+            column = slices[name].start
+            out[:, column] = np.sqrt(np.clip(out[:, column], 0.0, 1.0))
+    return out
+
+
 class PhaseMap:
     """A fitted map: latent GPs and their class probabilities anywhere in the space.
 
@@ -228,6 +255,7 @@ class PhaseMap:
     def joint_latent(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Joint posterior of the latents at encoded points ``X (N, n_columns)``: means ``(M, N)`` and
         covariances ``(M, N, N)``, standardised units (latents are independent a posteriori)."""
+        X = presence_inputs(self.space, self.coding, X)
         Xt = torch.as_tensor(X, dtype=torch.float64).unsqueeze(0).expand(self.n_latents, -1, -1)
         with torch.no_grad(), recorded_model_warnings(), warnings.catch_warnings(), single_threaded_torch():
             warnings.simplefilter("ignore", GPInputWarning)  # evaluating at the training points is intended
@@ -237,6 +265,7 @@ class PhaseMap:
     def latent(self, X: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Marginal latent means and variances at ``X (N, n_columns)``, each ``(N, M)``."""
         means, variances = [], []
+        X = presence_inputs(self.space, self.coding, X)
         for start in range(0, len(X), chunk):
             Xt = torch.as_tensor(X[start:start + chunk], dtype=torch.float64)
             Xt = Xt.unsqueeze(0).expand(self.n_latents, -1, -1)
@@ -284,11 +313,13 @@ def fit_phase_map(
     y, var = transform.targets(coding.latent_mass(label_matrix(data, coding.labels)))
     offset = float(y.mean())
     scale = float(y.std()) or 1.0
-    train_X = torch.as_tensor(space.encode([s.recipe for s in data]), dtype=torch.float64)
+    encoded = space.encode([s.recipe for s in data])
+    train_X = torch.as_tensor(encoded, dtype=torch.float64)
+    model_X = torch.as_tensor(presence_inputs(space, coding, encoded), dtype=torch.float64)
     train_Y = torch.as_tensor((y - offset) / scale)
     train_Yvar = torch.as_tensor(var / scale**2)
-    longest = presence_lengthscale_caps(train_X) if isinstance(coding, PresenceCoding) else MAX_LENGTHSCALE
-    model = _fit_latent_gps(train_X, train_Y, train_Yvar, longest)
+    longest = presence_lengthscale_caps(model_X) if isinstance(coding, PresenceCoding) else MAX_LENGTHSCALE
+    model = _fit_latent_gps(model_X, train_Y, train_Yvar, longest)
     return PhaseMap(space, coding, model, transform, offset, scale, train_X)
 
 

@@ -26,3 +26,17 @@ def test_default_then_median_then_a_model_where_costs_vary() -> None:
     cheap, dear = model.expected_seconds(X)
     assert model.kind == "gp" and cheap < 250 < 600 < dear, (cheap, dear)
     assert np.isfinite(model.expected_seconds(space.encode(space.sample(32, 0)))).all()
+
+
+def test_a_failed_synthesis_does_not_make_its_neighbourhood_look_cheap() -> None:
+    """Made samples cost the same everywhere; one failed synthesis (no characterisation: half the
+    time) is a chance event, not a cheap recipe. Fitted with the rest, it made the model predict
+    about half the cost around it (so a cost-aware acquisition favoured recipes next to a failure)."""
+    space = ternary()
+    made = [outcome(i, point(a, b), seconds=7000.0) for i, (a, b) in enumerate(
+        [(0.1, 0.1), (0.1, 0.7), (0.4, 0.3), (0.7, 0.1), (0.2, 0.4), (0.5, 0.1), (0.3, 0.6), (0.8, 0.15)])]
+    failed = outcome(9, point(0.33, 0.05), {}, seconds=3500.0, status="failed")
+    model = CostModel(space, [*made, failed])
+    near_the_failure = model.expected_seconds(space.encode([point(0.33, 0.06)]))[0]
+    assert near_the_failure > 0.9 * 7000.0, (model.kind, near_the_failure)
+    assert CostModel(space, [failed]).expected_seconds(space.encode([point(0.3, 0.3)]))[0] == 3500.0  # only failures: their cost

@@ -75,3 +75,20 @@ def test_active_learning_maps_better_than_random_for_the_same_samples() -> None:
         active += _learning_curve(PhaseMapPolicy(ternary(), seed=seed, options=SMALL), seed, 10, checkpoints)
         random += _learning_curve(MapRandomPolicy(ternary(), seed=seed), seed, 10, checkpoints)
     assert np.mean(active) > np.mean(random) + 0.02, (active, random)
+
+
+def test_a_failed_synthesis_does_not_draw_the_next_recipe() -> None:
+    """Every made sample costs the same; one synthesis failed (half the time: no characterisation).
+    A failure is chance, not a cheap recipe: the next recipe is the one chosen had the failure cost
+    as much as a made sample, at the made samples' cost. Before (failures in the cost GP), the
+    acquisition per second rose around the failure and the next recipe was one the model expected
+    to take 4 300 s (measured)."""
+    space = ternary()
+    recipes = [point(0.9, 0.05), point(0.1, 0.8), point(0.1, 0.1), point(0.0, 0.5), point(0.7, 0.1), point(0.3, 0.3)]
+    made = [outcome(i, r, seconds=7000.0) for i, r in enumerate(recipes)]
+    proposals = []
+    for seconds in (3500.0, 7000.0):
+        failed = outcome(9, point(0.5, 0.4), {}, seconds=seconds, status="failed")
+        proposals.append(PhaseMapPolicy(space, seed=0, options=SMALL).plan(PlanningContext(samples=[*made, failed]), 1)[0])
+    assert proposals[0].reason["expected_seconds"] == pytest.approx(7000.0), proposals[0].reason
+    assert proposals[0].params == proposals[1].params
