@@ -611,14 +611,19 @@ bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchm
 app.add_typer(bench_app, name="bench")
 
 
-def _run_bench(module: Any, label: str, n: int, seed: int, total: int | None = None,
+def _run_bench(module: Any, label: str, n: int, seed: int, total: int | None = None, *, out: Path, resume: bool,
                **options: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every campaign of a benchmark module on local Ray, with a progress bar (log lines when stderr
-    is not a terminal). ``total``: the number of campaigns (default n × the module's policies);
-    ``options`` go to the module's ``run_benchmark``."""
+    is not a terminal), each finished run kept in ``out/<bench>_runs.jsonl`` as it finishes (``resume``:
+    the runs already there are not run again). ``total``: the number of campaigns (default n × the
+    module's policies); ``options`` go to the module's ``run_benchmark``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from agent.bench.checkpoint import RunCheckpoint
     from agent.runtime import ray_runtime
+
+    bench_name = module.__name__.rsplit(".", 1)[-1]
+    options["checkpoint"] = RunCheckpoint(out / f"{bench_name}_runs.jsonl", reuse=resume)
 
     total = total if total is not None else n * len(module.POLICIES)
     if not err.is_terminal:
@@ -660,12 +665,13 @@ def bench_sas(
     seed: int = typer.Option(0, "--seed", help="seed of the sample family"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figure"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    resume: bool = typer.Option(False, "--resume", help="after a crash: keep the runs already in --out's <bench>_runs.jsonl"),
 ) -> None:
     """Adaptive SAS planning vs fixed protocol, round robin, random and the oracle, on a sample family."""
     from agent.bench import sas
 
     n = samples if samples is not None else (6 if quick else 30)
-    summary, results = _run_bench(sas, "SAS campaigns", n, seed)
+    summary, results = _run_bench(sas, "SAS campaigns", n, seed, out=out, resume=resume)
     paths = sas.write(summary, results, out)
     if as_json:
         _print_json(summary)
@@ -688,12 +694,13 @@ def bench_xrd(
     seed: int = typer.Option(0, "--seed", help="seed of the sample family"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figure"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    resume: bool = typer.Option(False, "--resume", help="after a crash: keep the runs already in --out's <bench>_runs.jsonl"),
 ) -> None:
     """Adaptive XRD scan steering vs the full slow scan and an AdaptiveXRD-style heuristic."""
     from agent.bench import xrd
 
     n = samples if samples is not None else (9 if quick else 50)
-    summary, results = _run_bench(xrd, "XRD campaigns", n, seed)
+    summary, results = _run_bench(xrd, "XRD campaigns", n, seed, out=out, resume=resume)
     paths = xrd.write(summary, results, out)
     if as_json:
         _print_json(summary)
@@ -719,6 +726,7 @@ def bench_map(
     policies: str = typer.Option("phase_map,cameo,grid,random", "--policies", help="comma-separated subset of the policies"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figures"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    resume: bool = typer.Option(False, "--resume", help="after a crash: keep the runs already in --out's <bench>_runs.jsonl"),
 ) -> None:
     """Phase-map campaigns over samples: nested adaptive vs CAMEO-style, grid and random, on both materials systems."""
     from agent.bench import map as bench
@@ -726,7 +734,7 @@ def bench_map(
     chosen_systems, chosen_policies = _bench_map_choices(systems, policies)
     n = truths if truths is not None else (2 if quick else 10)
     summary, results = _run_bench(bench, "map campaigns", n, seed, bench.n_runs(n, chosen_policies, chosen_systems),
-                                  quick=quick, policies=chosen_policies, systems=chosen_systems)
+                                  out=out, resume=resume, quick=quick, policies=chosen_policies, systems=chosen_systems)
     paths = bench.write(summary, results, out)
     if as_json:
         _print_json(summary)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.bench.checkpoint import RunCheckpoint
 from analysis.protocol import Interpretation
 
 
@@ -33,18 +34,29 @@ def run_campaign(document: Callable[[Path], dict[str, Any]], label: str) -> tupl
 
 def run_tasks(
     function: Callable[..., dict[str, Any]], arguments: Sequence[tuple[Any, ...]],
-    on_done: Callable[[int, int], None] | None = None,
+    on_done: Callable[[int, int], None] | None = None, checkpoint: RunCheckpoint | None = None,
 ) -> list[dict[str, Any]]:
     """``function(*args)`` for every args as a Ray task (one CPU each); Ray must be initialised.
-    Results in completion order; ``on_done(done, total)`` after each."""
+    Results in completion order (runs ``checkpoint`` already holds first, not run again; each new
+    one recorded there as it finishes); ``on_done(done, total)`` after each."""
     import ray
 
     task = ray.remote(num_cpus=1, max_retries=0)(function)
-    pending = [task.remote(*args) for args in arguments]
-    total, results = len(pending), []
+    results, pending = [], {}
+    for args in arguments:
+        stored = checkpoint.finished(args) if checkpoint is not None else None
+        if stored is not None:
+            results.append(stored)
+        else:
+            pending[task.remote(*args)] = args
+    total = len(arguments)
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        results.extend(ray.get(done))
+        done, _ = ray.wait(list(pending), num_returns=1)
+        result = ray.get(done[0])
+        if checkpoint is not None:
+            checkpoint.record(pending[done[0]], result)
+        del pending[done[0]]
+        results.append(result)
         if on_done is not None:
             on_done(len(results), total)
     return results
@@ -52,11 +64,11 @@ def run_tasks(
 
 def run_family(
     samples: Sequence[Any], policies: Sequence[str], run_one: Callable[..., dict[str, Any]], budget_seconds: float,
-    on_done: Callable[[int, int], None] | None = None,
+    on_done: Callable[[int, int], None] | None = None, checkpoint: RunCheckpoint | None = None,
 ) -> list[dict[str, Any]]:
-    """``run_one(sample, policy, budget_seconds)`` for every sample and policy as Ray tasks; the runs
-    sorted by sample, then policy in the given order."""
-    results = run_tasks(run_one, [(s, p, budget_seconds) for s in samples for p in policies], on_done)
+    """``run_one(sample, policy, budget_seconds)`` for every sample and policy as Ray tasks (see
+    ``run_tasks`` for ``checkpoint``); the runs sorted by sample, then policy in the given order."""
+    results = run_tasks(run_one, [(s, p, budget_seconds) for s in samples for p in policies], on_done, checkpoint)
     results.sort(key=lambda r: (r["sample"], list(policies).index(r["policy"])))
     return results
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.bench.checkpoint import RunCheckpoint
 from agent.bench.map_campaigns import POLICIES, SYSTEMS, campaign
 from agent.bench.map_score import run_figures
 
@@ -175,7 +176,8 @@ def _goals(systems: dict[str, Any]) -> dict[str, Any]:
 
 def run_benchmark(n_truths: int, seed: int = 0, on_done: Callable[[int, int], None] | None = None, *,
                   quick: bool = False, policies: tuple[str, ...] = POLICIES,
-                  systems: tuple[str, ...] = SYSTEMS, samples: dict[str, int] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                  systems: tuple[str, ...] = SYSTEMS, samples: dict[str, int] | None = None,
+                  checkpoint: RunCheckpoint | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every (system, truth, policy) campaign as a Ray task (Ray must be initialised); truths are the
     seeds ``seed … seed + n_truths − 1``. Returns (summary, runs)."""
     from agent.bench.common import run_tasks
@@ -184,7 +186,7 @@ def run_benchmark(n_truths: int, seed: int = 0, on_done: Callable[[int, int], No
         raise ValueError(f"n_truths: at least 1, not {n_truths}")
     budget = samples or (QUICK_SAMPLES if quick else SAMPLES)
     arguments = [(s, t, p, budget[s]) for s in systems for t in range(seed, seed + n_truths) for p in policies]
-    results = run_tasks(run_one, arguments, on_done)
+    results = run_tasks(run_one, arguments, on_done, checkpoint)
     results.sort(key=lambda r: (SYSTEMS.index(r["system"]), r["truth"], POLICIES.index(r["policy"])))
     return summarise(results), results
 

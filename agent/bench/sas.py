@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.bench.checkpoint import RunCheckpoint
 from agent.bench.common import futility_columns, run_campaign, run_family, write_results
 
 POLICIES = ("adaptive", "fixed", "round_robin", "random", "oracle")
@@ -277,9 +278,10 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
 def run_benchmark(
     n_samples: int, seed: int = 0, policies: tuple[str, ...] = POLICIES,
     on_done: Callable[[int, int], None] | None = None, budget_seconds: float = BUDGET_SECONDS,
+    checkpoint: RunCheckpoint | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
-    results = run_family(draw_family(n_samples, seed), policies, run_one, budget_seconds, on_done)
+    results = run_family(draw_family(n_samples, seed), policies, run_one, budget_seconds, on_done, checkpoint)
     return summarise(results, n_samples, budget_seconds), results
 
 
