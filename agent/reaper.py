@@ -13,7 +13,7 @@ files they inherit, then their own; the command lines name it until Ray retitles
 reaper's stdin closes — the campaign closed it at shutdown, or the kernel did as the campaign died — it
 SIGKILLs every process that holds a file in (or names) that folder. After a crash it sweeps again until
 nothing has turned up for ``SETTLE_SECONDS``: a raylet that was starting an agent at the kill may fork
-it a moment later.
+it a moment later; the folder (Ray's logs) is kept. After a clean end the folder is removed.
 
 Why not note the campaign's process tree by polling (the earlier design): on a loaded machine the
 reaper could be descheduled for over a second while Ray started, note nothing, and the agents of a
@@ -27,6 +27,7 @@ Usage: ``python agent/reaper.py <campaign pid> <the node's temp folder>`` with a
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 
@@ -117,7 +118,12 @@ def watch(campaign_pid: int, folder: str) -> int:
         pass
     crashed = _ended(campaign)
     _log(f"EOF; campaign {campaign_pid} ended: {crashed}")
-    return sweep_until_settled(folder, campaign_pid) if crashed else sweep(folder, campaign_pid)
+    if crashed:
+        return sweep_until_settled(folder, campaign_pid)  # the node's logs stay: they say what happened
+    killed = sweep(folder, campaign_pid)
+    # A node that ended well leaves nothing worth reading; kept, these folders piled up (~200 KB each).
+    shutil.rmtree(folder, ignore_errors=True)
+    return killed
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,14 +88,28 @@ def test_a_reaper_starved_while_ray_started_still_leaves_nothing_behind(tmp_path
         _until(lambda: {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names(), 90)
         descendants = [p for p in campaign.children(recursive=True) if p.pid != reaper.pid]
         assert {"raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= {p.name() for p in descendants}
+        folder = Path(reaper.cmdline()[-1])
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         reaper.resume()
         _, alive = psutil.wait_procs(descendants, timeout=15)
         assert not alive, [(p.pid, p.name()) for p in alive]
+        reaper.wait(timeout=30)
+        assert (folder / "session_latest").exists()  # a crashed node's logs are kept for whoever looks into it
+        shutil.rmtree(folder)
     finally:
         if reaper is not None:
             with contextlib.suppress(psutil.Error):
                 reaper.resume()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # whatever a failing run left: not into the next test
+
+
+def test_a_node_that_ended_well_leaves_no_temp_folder_behind() -> None:
+    script = ("import ray\nfrom agent.runtime import ray_runtime\nwith ray_runtime():\n"
+              "    print(ray._private.worker._global_node.get_temp_dir_path())\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=100, check=True).stdout
+    folder = Path(out.strip().splitlines()[-1])
+    assert folder.name.startswith("lp-")
+    assert not folder.exists()
