@@ -126,6 +126,20 @@ class _Stop(Exception):
         self.status, self.reason = status, reason
 
 
+def how_it_ended(exc: BaseException) -> tuple[CampaignStatus, str]:
+    """The status and reason a campaign (of measurements or of samples) records when ``exc`` ends its run."""
+    if isinstance(exc, _Stop):
+        return exc.status, exc.reason
+    if isinstance(exc, StoreUnavailable):
+        return CampaignStatus.FAILED, f"store unavailable: {exc}"
+    if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+        return CampaignStatus.INTERRUPTED, "interrupted by the user"
+    if isinstance(exc, SystemExit):  # SIGTERM (agent/runtime.py turns it into sys.exit): resumable, not a failure
+        return CampaignStatus.INTERRUPTED, "terminated (SIGTERM)"
+    # Whatever went wrong is the campaign's recorded reason (not "interrupted before the loop").
+    return CampaignStatus.FAILED, f"unexpected error: {type(exc).__name__}: {first_line(exc)}"
+
+
 @dataclass(frozen=True)
 class _Decision:
     """What the policy (or the fallback) proposed, and how the decision went."""
@@ -194,20 +208,10 @@ class CampaignRunner:
         try:
             await self._start(resume)
             status, reason = await self._loop()
-        except _Stop as stop:
-            status, reason = stop.status, stop.reason
-        except StoreUnavailable as exc:
-            status, reason = CampaignStatus.FAILED, f"store unavailable: {exc}"
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, reason = CampaignStatus.INTERRUPTED, "interrupted by the user"
-            raise
-        except SystemExit:  # SIGTERM (agent/runtime.py turns it into sys.exit): resumable, not a failure
-            status, reason = CampaignStatus.INTERRUPTED, "terminated (SIGTERM)"
-            raise
-        except Exception as exc:
-            # Whatever went wrong is the campaign's recorded reason (not "interrupted before the loop").
-            status, reason = CampaignStatus.FAILED, f"unexpected error: {type(exc).__name__}: {first_line(exc)}"
-            raise
+        except BaseException as exc:  # noqa: BLE001 - every ending is recorded; all but a stop are raised again
+            status, reason = how_it_ended(exc)
+            if not isinstance(exc, (_Stop, StoreUnavailable)):
+                raise
         finally:
             heartbeat.cancel()
             await self._shutdown(status, reason)

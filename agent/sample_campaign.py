@@ -45,6 +45,7 @@ from agent.campaign import (
     Progress,
     _Decision,
     _Stop,
+    how_it_ended,
 )
 from agent.errors import first_line
 from agent.failpoints import failpoint
@@ -115,19 +116,10 @@ class SampleCampaignRunner:
             if resume:
                 await self._reconcile()
             status, reason = await self._loop()
-        except _Stop as stop:
-            status, reason = stop.status, stop.reason
-        except StoreUnavailable as exc:
-            status, reason = CampaignStatus.FAILED, f"store unavailable: {exc}"
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, reason = CampaignStatus.INTERRUPTED, "interrupted by the user"
-            raise
-        except SystemExit:  # SIGTERM (agent/runtime.py turns it into sys.exit): resumable, not a failure
-            status, reason = CampaignStatus.INTERRUPTED, "terminated (SIGTERM)"
-            raise
-        except Exception as exc:
-            status, reason = CampaignStatus.FAILED, f"unexpected error: {type(exc).__name__}: {first_line(exc)}"
-            raise
+        except BaseException as exc:  # noqa: BLE001 - every ending is recorded; all but a stop are raised again
+            status, reason = how_it_ended(exc)
+            if not isinstance(exc, (_Stop, StoreUnavailable)):
+                raise
         finally:
             heartbeat.cancel()
             await self._shutdown(status, reason)
