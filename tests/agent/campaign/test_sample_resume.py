@@ -74,3 +74,47 @@ def test_kill_during_synthesis_and_measurement_and_resume_loses_and_repeats_noth
         assert [x.state for x in second] == ["analysed"] and second[0].reconciled in ("adopted", "rerun")
         events = [d.stream for _, d in store.documents(cid) if d.name == "event"]
         assert events.count("primary") == 2 and events.count("interpretations") == 2  # each record once
+
+
+#: A furnace that makes two samples at once: killed while the batch is being made (its first member
+#: dispatched), then after the first member's record but before the second's; then resumed to the end.
+BATCH_RUNS = [("run", "after-synthesis-dispatch:1"), ("resume", "after-synthesised:1"), ("resume", None)]
+
+
+def test_kill_in_the_middle_of_a_batch_and_resume_makes_each_member_once(tmp_path: Path) -> None:
+    data = small_campaign(tmp_path, samples=2, measurements=1, realtime_factor=0.0003, batch_capacity=2)
+    data["sample_step"]["instruments"][0]["settings"]["realtime_factor"] = 0.01
+    campaign_file = tmp_path / "campaign.yaml"
+    campaign_file.write_text(yaml.safe_dump(data))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    cid: str | None = None
+    for command, point in BATCH_RUNS:
+        args = ["run", str(campaign_file)] if cid is None else ["resume", cid]
+        code, out, err = _reap(_cli([*args, "--db", url, "--json", "--no-report"],
+                                    {"LABPILOT_FAILPOINT": point} if point else {}, tmp_path))
+        if point is None:
+            assert code == 3, err[-3000:]
+            break
+        assert code == -signal.SIGKILL, f"{point}: exit {code}\n{err[-3000:]}"
+        with Store(url) as store:
+            cid = cid or store.campaigns()[0].id
+    assert cid is not None
+    with Store(url) as store:
+        attempts = store.attempts(cid)
+        assert [a.state for a in attempts] == ["analysed", "analysed"]
+        assert len({a.decision_id for a in attempts}) == 1  # one decision filled the batch; none was added
+        # The batch died with the campaign: each member was made again alone, taking one recipe's time.
+        assert [a.reconciled for a in attempts] == ["rerun", "rerun"]
+        assert [a.instrument_seconds for a in attempts] == pytest.approx(
+            [3600.0 + 3.0 * float(a.params["anneal_c"]) for a in attempts])
+        samples = store.samples(cid)
+        assert [s.sample_id for s in samples] == [sample_id_for(a.id) for a in attempts]
+        assert all(s.finished and s.outcome is not None for s in samples)
+        data_dir = Path(store.campaign(cid).data_dir)
+        made = MeasurementJournal(data_dir / cid / "instruments" / "furnace").acquisitions()
+        assert Counter(made) == Counter(a.id for a in attempts), made  # each member made once
+        for a in attempts:
+            step = step_campaign_id(a.id)
+            measured = [m.attempt_id for m in store.measurements(step)]
+            journal = MeasurementJournal(data_dir / step / "instruments" / "diffractometer").acquisitions()
+            assert len(measured) == 1 and Counter(journal) == Counter(measured), (step, journal, measured)
