@@ -278,9 +278,11 @@ class DesignSpace(Record):
     def sample(self, n: int, seed: int, method: Literal["sobol", "random"] = "sobol") -> list[dict[str, ParamValue]]:
         """``n`` feasible points, space-filling (scrambled Sobol) or uniform random, reproducible by seed.
 
-        Composition groups are filled by the uniform-spacings construction on the simplex, then
-        clipped to bounds; inequality constraints by rejection. Raises if no feasible point is
-        found in a generous number of draws (the constraints leave no room).
+        Composition groups are filled uniformly on their bounded simplex: the uniform-spacings
+        construction over what the lower bounds leave, points above an upper bound rejected (clipping
+        them instead piled every draw of a tightly bounded group onto one vertex); inequality
+        constraints by rejection. Raises if no feasible point is found in a generous number of draws
+        (the constraints leave no room).
         """
         if n <= 0:
             return []
@@ -298,7 +300,8 @@ class DesignSpace(Record):
             batch = 1 << max(2 * (n - len(found)), 16).bit_length()
             u = sobol.random(batch) if sobol is not None else rng.random((batch, d))
             draws += batch
-            for params in self.decode(self._project(u)):
+            projected, inside = self._project(u)
+            for params in self.decode(projected[inside]):
                 if not self.violations(params):
                     found.append(params)
                     if len(found) == n:
@@ -310,9 +313,11 @@ class DesignSpace(Record):
                 )
         return found
 
-    def _project(self, u: np.ndarray) -> np.ndarray:
-        """Map unit-cube draws onto the composition simplices (and one-hot the categoricals)."""
+    def _project(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map unit-cube draws onto the composition simplices (and one-hot the categoricals); also
+        which rows keep every component within its bounds."""
         u = u.copy()
+        inside = np.ones(len(u), dtype=bool)
         slices = self.column_slices()
         for p in self.categorical:
             s = slices[p.name]
@@ -322,10 +327,12 @@ class DesignSpace(Record):
         for g in self.compositions:
             cols = [slices[n].start for n in g.parameters]
             # Uniform spacings: sorted uniforms with 0 and 1 give a uniform point on the simplex.
+            # Spread over what the lower bounds leave, so a group with lower bounds is not rejected wholesale.
             cuts = np.sort(u[:, cols[:-1]], axis=1)
             edges = np.hstack([np.zeros((len(u), 1)), cuts, np.ones((len(u), 1))])
-            fractions = np.diff(edges, axis=1) * g.total
-            for j, n in enumerate(g.parameters):
-                p = self.parameter(n)
-                u[:, cols[j]] = (fractions[:, j] - p.low) / (p.high - p.low)  # type: ignore[union-attr]
-        return u
+            lows = np.array([self.parameter(n).low for n in g.parameters])  # type: ignore[union-attr]
+            highs = np.array([self.parameter(n).high for n in g.parameters])  # type: ignore[union-attr]
+            fractions = lows + np.diff(edges, axis=1) * (g.total - lows.sum())
+            inside &= np.all(fractions <= highs + 1e-12, axis=1)
+            u[:, cols] = (fractions - lows) / (highs - lows)
+        return u, inside
