@@ -50,13 +50,18 @@ _PD = {"value": 0.1, "bounds": [0, 0.35]}
 # over orientations, costs 46 ms per evaluation at 11 points and 93 ms at 21 (80 q points), and a
 # fit takes ~10³ evaluations; 11 points gave χ²_red 1.0 (30 s) to 1.3 (3 × 600 s, 240 points). Its
 # length has no fringes in orientation-averaged I(q), so only the radius sets the scan's fringe count.
+# Its length is bounded by what the instrument resolves: 2π/q_min of the 15 m configuration (0.0015/Å)
+# ≈ 4200 Å — a longer rod scatters as q⁻¹ over the whole measured range. The bound is also what
+# keeps a fit affordable: sasmodels integrates a cylinder's orientations over 20, 76, 500 or 5000
+# points as q·max(R, L/2) passes 10, 100, 750; at q = 0.35/Å a length above 4286 Å takes 5000 points
+# (a wrong-model fit of a lamellar sample: 641 evaluations, 163 s with the bound at 20 000 Å).
 SAS_CANDIDATES: list[dict[str, Any]] = [
     {"name": "sphere", "model": "sphere", "fixed": {**_SLDS, "radius_pd_type": "schulz", "radius_pd_n": 21},
      "parameters": {"radius": {"value": 40, "bounds": [10, 300]}, "radius_pd": _PD, **_SAS_SCALE_BG}},
     {"name": "cylinder", "model": "cylinder", "fixed": {**_SLDS, "radius_pd_type": "schulz", "radius_pd_n": 11},
      "fringe_parameters": ["radius"],
      "parameters": {"radius": {"value": 40, "bounds": [10, 300]}, "radius_pd": _PD,
-                    "length": {"value": 800, "bounds": [50, 20000]}, **_SAS_SCALE_BG}},
+                    "length": {"value": 800, "bounds": [50, 4200]}, **_SAS_SCALE_BG}},
     {"name": "lamellar", "model": "lamellar", "fixed": {**_SLDS, "thickness_pd_type": "schulz", "thickness_pd_n": 21},
      "parameters": {"thickness": {"value": 80, "bounds": [10, 400]}, "thickness_pd": _PD, **_SAS_SCALE_BG}},
 ]
