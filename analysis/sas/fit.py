@@ -228,12 +228,16 @@ def _fit(
 
 def _fringes(candidate: CandidateModel, problem: _ProjectedProblem, q_max: float) -> float:
     """Σ (hi − lo)·q_max/π over the non-linear parameters measured in Å: the form-factor fringes the
-    search must not skip (a fringe of a size L is Δq ≈ π/L, so of L at fixed q it is ΔL ≈ π/q)."""
+    search must not skip (a fringe of a size L is Δq ≈ π/L, so of L at fixed q it is ΔL ≈ π/q).
+    Only the candidate's ``fringe_parameters`` when it names them."""
     units = {name: entry[2] for name, entry in parameter_table(candidate.model).fittable.items()}
     total = 0.0
     for j, i in enumerate(problem.nl):
-        spec = candidate.parameters[problem.names[i]]
-        if (spec.units or units.get(problem.names[i], "")) in ("Ang", "Å", "A"):
+        name = problem.names[i]
+        if candidate.fringe_parameters is not None and name not in candidate.fringe_parameters:
+            continue
+        spec = candidate.parameters[name]
+        if (spec.units or units.get(name, "")) in ("Ang", "Å", "A"):
             total += (problem.hi_nl[j] - problem.lo_nl[j]) * q_max / math.pi
     return total
 

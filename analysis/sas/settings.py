@@ -77,12 +77,22 @@ class CandidateModel(Record):
     model: str = Field(min_length=1, description="sasmodels model name or expression")
     parameters: dict[str, FitParameter] = Field(min_length=1, description="fitted parameters")
     fixed: dict[str, float | int | str] = Field(default_factory=dict)
+    fringe_parameters: list[str] | None = Field(
+        default=None,
+        description="fitted lengths (Å) whose form-factor fringes the start scan must resolve; None: every fitted "
+        "length. An orientation-averaged I(q) has no fringes from a cylinder's length (only from its radius), "
+        "so counting it would spend the scan on fringes that are not there",
+    )
 
     @model_validator(mode="after")
     def _check_against_sasmodels(self) -> CandidateModel:
         candidate_model_info(self.model)  # raises naming an unknown model
         table = parameter_table(self.model)
         self._check_fitted(table)
+        unknown = [p for p in self.fringe_parameters or [] if p not in self.parameters]
+        if unknown:
+            raise ValueError(f"candidate {self.name!r}: fringe_parameters {unknown} are not fitted parameters; "
+                             f"fitted: {sorted(self.parameters)}")
         for pname, value in self.fixed.items():
             self._check_fixed(table, pname, value)
         return self

@@ -95,3 +95,28 @@ def test_summary_pairs_times_to_accuracy_and_judges_the_map_target_by_when_it_he
     assert oxide["map_target"] | {"median_ratio": None} == {"n_runs": 4, "n_judged": 3, "within_20pct": 1, "early": 1, "late": 1,
                                                            "never_met_though_accurate": 0, "median_ratio": None}
     assert oxide["policies"]["cameo"]["calibration_095"] == pytest.approx(57 / 60)
+
+
+@pytest.mark.timeout(600)
+def test_the_formulation_candidates_describe_what_the_system_makes() -> None:
+    # The system gives every structure a Schulz size spread; candidates without one fitted these
+    # concentrated samples with χ²_red 300–2400, so every sample was "poor-fit" and carried no label.
+    from agent.bench.map_campaigns import SAS_CANDIDATES, _formulation_step
+    from agent.sample_outcome import label_probabilities
+    from analysis.sas import SASFitAnalysis
+    from analysis.sas.settings import SASFitSettings
+    from instruments.types import MeasurementRequest
+    from simulators.sas import SASDriver, SASSettings
+
+    driver = SASDriver("sans", SASSettings.model_validate(_formulation_step(0)["instruments"][0]["settings"]))
+    analysis = SASFitAnalysis(SASFitSettings.model_validate({"evidence": "laplace", "candidates": SAS_CANDIDATES}))
+    # A cylinder sample (truth 0), measured as the adaptive planner starts: 1.5 m, 30 s.
+    recipe = {"amphiphile": 0.0955, "cosurfactant": 0.0452, "water": 0.8593}
+    request = MeasurementRequest(attempt_id="s-0", params={"configuration": "1.5m", "exposure_seconds": 30.0},
+                                 recipe=recipe, sample_id="s")
+    truth = driver.sample_truth(request)
+    assert truth.label == "cylinder"
+    interpretation = analysis.interpret([driver.measure(request)])
+    assert "poor-fit" not in interpretation.flags, interpretation.flags
+    labels = label_probabilities([interpretation])
+    assert labels and max(labels, key=labels.__getitem__) == "cylinder" and labels["cylinder"] > 0.95, labels

@@ -9,6 +9,7 @@ import pytest
 
 from analysis.sas import SASFitAnalysis
 from tests.analysis.sas.data import (
+    CLEAR_CASES,
     CORE_SHELL,
     CYLINDER,
     SPHERE,
@@ -98,3 +99,19 @@ def test_a_near_equivalent_second_minimum_is_flagged_and_covered_by_the_sigma():
     own = float(np.sqrt(fit.covariance[0, 0]))
     assert radius.sigma > 5 * own  # widened from the best minimum's own curvature …
     assert abs(radius.value - 100.0) < 1.96 * radius.sigma  # … so that it covers the truth
+
+
+def test_fringe_parameters_leave_a_cylinders_length_out_of_the_scan_and_fit_as_well():
+    # Orientation-averaged I(q) has fringes from a cylinder's radius, none from its length: counting
+    # the length's 10–3000 Å range as fringes fills the start scan to its cap for nothing (up to
+    # q = 0.15/Å: 3 × 143 length fringes against 3 × 14 radius ones).
+    model, pars = CLEAR_CASES["cylinder"]
+    data = simulate(model, pars, np.random.default_rng(21), configs=("low", "mid"), n=40, flux=2000.0)
+    every = SASFitAnalysis(settings(CYLINDER)).fit(data).fits["cylinder"]
+    radius_only = SASFitAnalysis(settings({**CYLINDER, "fringe_parameters": ["radius"]})).fit(data).fits["cylinder"]
+    assert radius_only.n_evaluations < 0.85 * every.n_evaluations, (radius_only.n_evaluations, every.n_evaluations)
+    assert radius_only.chi2 <= every.chi2 + 0.1
+    for name in ("radius", "length"):
+        assert abs(radius_only.params[name] - pars[name]) < 3 * radius_only.sigmas[name], name
+    with pytest.raises(ValueError, match="fringe_parameters"):
+        settings({**CYLINDER, "fringe_parameters": ["radius_pd"]})
