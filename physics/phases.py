@@ -58,6 +58,9 @@ class Phase:
     """Unit-cell volume, Å³."""
     structure: object
     """The pymatgen ``Structure``."""
+    b_iso: float | None = None
+    """Mean isotropic Debye–Waller B of the CIF's atom sites, Å² (``_atom_site_B_iso_or_equiv``, or
+    8π² × ``_atom_site_U_iso_or_equiv``); None when the CIF gives neither."""
 
     def reflections(self, d_min: float) -> Reflections:
         """Reflections with d ≥ ``d_min`` (Å)."""
@@ -75,6 +78,22 @@ class Phase:
         """Unit Cartesian normal of the plane (hkl)."""
         g = np.asarray(hkl, dtype=float) @ self.structure.lattice.reciprocal_lattice_crystallographic.matrix  # type: ignore[attr-defined]
         return g / np.linalg.norm(g)
+
+    def has_unique_axis(self) -> bool:
+        """True for a cell with a = b and α = β = 90° (tetragonal, hexagonal, trigonal in the hexagonal
+        setting): its c axis can strain apart from a (``axial_fraction``)."""
+        lat = self.structure.lattice  # type: ignore[attr-defined]
+        return (abs(lat.a - lat.b) < 1e-4 * lat.a and abs(lat.alpha - 90) < 1e-3 and abs(lat.beta - 90) < 1e-3
+                and not (abs(lat.c - lat.a) < 1e-4 * lat.a and abs(lat.gamma - 90) < 1e-3))
+
+    def axial_fraction(self, d_min: float) -> np.ndarray:
+        """Per reflection with d ≥ ``d_min``: the fraction of 1/d² along c*, (l c*)² d² — what a
+        strain of c alone acts on (a cell with ``has_unique_axis``)."""
+        reflections = self.reflections(d_min)
+        lat = self.structure.lattice  # type: ignore[attr-defined]
+        c_star = 1.0 / lat.c  # α = β = 90°: c* ∥ c, |c*| = 1/c
+        l_index = np.array([families[0][0][2] for families in reflections.hkls], dtype=float)
+        return np.clip((l_index * c_star * reflections.d) ** 2, 0.0, 1.0)
 
     def distinct_poles(self) -> list[tuple[int, int, int]]:
         """The low-index poles (100, 010, 001, 110, 101, 011, 111 and their signed variants) that
@@ -112,7 +131,37 @@ def _read(path: Path, mtime: float) -> Phase:
         density=float(structure.density),
         volume=float(structure.volume),
         structure=structure,
+        b_iso=cif_b_iso(path),
     )
+
+
+def cif_b_iso(path: Path) -> float | None:
+    """Mean isotropic B (Å²) of a CIF's atom sites, or None when it lists no B_iso nor U_iso.
+
+    Read from the CIF text because pymatgen's ``Structure`` drops thermal parameters."""
+    from pymatgen.io.cif import CifParser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        blocks = CifParser(str(path)).as_dict()
+    for block in blocks.values():
+        for key, factor in (("_atom_site_B_iso_or_equiv", 1.0), ("_atom_site_U_iso_or_equiv", 8 * math.pi**2)):
+            raw = block.get(key)
+            if raw is None:
+                continue
+            values = [_cif_number(v) for v in (raw if isinstance(raw, list) else [raw])]
+            finite = [v for v in values if v is not None and math.isfinite(v) and v >= 0]
+            if finite:
+                return factor * sum(finite) / len(finite)
+    return None
+
+
+def _cif_number(text: str) -> float | None:
+    """A CIF number without its esd, ``0.52(3)`` → 0.52; None for ``?`` or ``.``."""
+    try:
+        return float(str(text).split("(")[0])
+    except ValueError:
+        return None
 
 
 def read_phase(path: str | Path) -> Phase:

@@ -10,9 +10,17 @@ Peak of reflection *hkl* of a phase, for each wavelength line (λ, relative weig
     position   2θ = 2 asin(λ / (2 d (1 + ε_lattice))) + zero − (180/π) · 2 s cos θ / R
                (ε_lattice: lattice strain; zero: zero shift; s: sample displacement, mm; R: radius, mm)
     area       w · |F|²·m · LP(2θ) · PO / V²     LP = (1 + cos² 2θ) / (sin² θ cos θ), V cell volume Å³
+    DW         exp(−B / (2 d²))   isotropic Debye–Waller factor, B in Å² (= exp(−2B sin²θ/λ²))
     shape      pseudo-Voigt of unit area, Thompson–Cox–Hastings mix of
                H_G² = U tan² θ + V tan θ + W + ((180/π) · 4 ε_micro tan θ)²     (Caglioti + microstrain)
                H_L  = (180/π) · K λ / (L cos θ)                                   (Scherrer, K = 0.9, L size)
+
+Asymmetry (axial divergence) is a *split* pseudo-Voigt: the low-angle half has FWHM H(1 + a), the
+high-angle half H(1 − a), with a = A / tan 2θ clipped to ±0.8 (A ≥ 0: the instrument's asymmetry).
+Chosen over the Finger–Cox–Jephcoat convolution because it costs one profile evaluation per peak
+(the identification refines dozens of phase sets per pattern) and still reproduces what matters for
+identification — the low-angle tail below 2θ ≈ 90° growing as 1/tan 2θ and changing side above
+90° — while keeping unit area and the peak maximum at the Bragg position.
 
 The rate of a phase at 2θ is ``scale`` times the sum over its peaks; 1/V² makes ``scale``
 proportional to the phase's volume fraction (intensity diffracted per unit volume ∝ |F|²/V²), so
@@ -88,9 +96,11 @@ def _tch(h_g: np.ndarray, h_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def peak_shapes(
-    two_theta: np.ndarray, wavelength: float, caglioti: tuple[float, float, float], size_nm: float | None, microstrain: float
+    two_theta: np.ndarray, wavelength: float, caglioti: tuple[float, float, float], size_nm: float | np.ndarray | None,
+    microstrain: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(FWHM degrees, Lorentzian fraction η) of peaks at ``two_theta`` (degrees)."""
+    """(FWHM degrees, Lorentzian fraction η) of peaks at ``two_theta`` (degrees); ``size_nm`` one
+    crystallite size or one per peak (anisotropic), nm."""
     theta = np.radians(two_theta / 2)
     tan = np.tan(theta)
     u, v, w = caglioti
@@ -125,6 +135,28 @@ def lorentz_polarisation(two_theta: np.ndarray) -> np.ndarray:
     return (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
 
 
+def debye_waller(d: np.ndarray, b_iso: float) -> np.ndarray:
+    """Isotropic Debye–Waller intensity factor exp(−B/(2d²)) of reflections of spacing ``d`` (Å); B in Å²."""
+    return np.exp(-b_iso / (2.0 * np.asarray(d, dtype=float) ** 2))
+
+
+def axial_asymmetry(two_theta: np.ndarray, asymmetry: float) -> np.ndarray:
+    """Split fraction a = A / tan 2θ of peaks at ``two_theta`` (degrees), clipped to ±0.8 (see module docstring)."""
+    if asymmetry == 0.0:
+        return np.zeros_like(np.asarray(two_theta, dtype=float))
+    return np.clip(asymmetry / np.tan(np.radians(two_theta)), -0.8, 0.8)
+
+
+def split_pseudo_voigt(delta: np.ndarray, fwhm: np.ndarray, eta: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Unit-area split pseudo-Voigt at ``delta`` = 2θ − centre (degrees): FWHM ``fwhm``·(1 + split) below
+    the centre, ``fwhm``·(1 − split) above; each half scaled so the two join at the maximum."""
+    side = np.where(delta < 0, 1.0 + split, 1.0 - split)
+    width = fwhm * side
+    # A unit-area pseudo-Voigt of FWHM f peaks at ∝ 1/f: the factor 2·f_side/(f_low + f_high) joins
+    # the halves and gives (f_low/2 + f_high/2)·2/(f_low + f_high) = 1 for the area.
+    return side * pseudo_voigt(delta, width, eta)
+
+
 def pseudo_voigt(delta: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Unit-area pseudo-Voigt (per degree) at ``delta`` = 2θ − centre, degrees."""
     x2 = (delta / fwhm) ** 2
@@ -149,17 +181,21 @@ def phase_rate(
     lines: Sequence[tuple[float, float]],
     caglioti: tuple[float, float, float],
     *,
-    size_nm: float | None = None,
+    size_nm: float | np.ndarray | None = None,
     microstrain: float = 0.0,
     lattice_strain: float = 0.0,
     zero_shift_deg: float = 0.0,
     displacement_mm: float = 0.0,
     radius_mm: float = 240.0,
     orientation: np.ndarray | None = None,
+    b_iso: float = 0.0,
+    asymmetry: float = 0.0,
 ) -> np.ndarray:
     """Diffracted rate of one phase at ``two_theta`` (degrees, any order) per unit scale.
 
-    ``orientation``: a per-reflection intensity factor (preferred orientation), 1 when None. The
+    ``orientation``: a per-reflection intensity factor (preferred orientation), 1 when None;
+    ``b_iso``: the phase's isotropic Debye–Waller B, Å²; ``asymmetry``: the instrument's A (see
+    the module docstring). The
     result has units of electrons² Å⁻⁶ per degree; times a phase scale it is counts per second.
     """
     # Overlapping windows repeat 2θ values: evaluate each distinct one once.
@@ -167,14 +203,18 @@ def phase_rate(
     total = np.zeros_like(xs)
     lo_x, hi_x = (float(xs[0]), float(xs[-1])) if xs.size else (0.0, 0.0)
     factor = reflections.f2m / volume**2 * (1.0 if orientation is None else orientation)
+    if b_iso != 0.0:
+        factor = factor * debye_waller(reflections.d, b_iso)
     for wavelength, weight in lines:
         centre = peak_positions(reflections.d, wavelength, lattice_strain, zero_shift_deg, displacement_mm, radius_mm)
         ok = np.isfinite(centre) & (centre > 0) & (centre < 180)
-        fwhm, eta = peak_shapes(centre[ok], wavelength, caglioti, size_nm, microstrain)
+        sizes = size_nm[ok] if isinstance(size_nm, np.ndarray) else size_nm
+        fwhm, eta = peak_shapes(centre[ok], wavelength, caglioti, sizes, microstrain)
         c, amp = centre[ok], weight * factor[ok] * lorentz_polarisation(centre[ok])
-        reach = PROFILE_REACH_FWHM * fwhm
+        split = axial_asymmetry(c, asymmetry)
+        reach = PROFILE_REACH_FWHM * fwhm * (1.0 + np.abs(split))
         near = (c + reach >= lo_x) & (c - reach <= hi_x) & (amp >= WEAKEST_PEAK * float(amp.max(initial=0.0)))
-        c, amp, fwhm, eta, reach = c[near], amp[near], fwhm[near], eta[near], reach[near]
+        c, amp, fwhm, eta, reach, split = c[near], amp[near], fwhm[near], eta[near], reach[near], split[near]
         lo = np.searchsorted(xs, c - reach, side="left")
         hi = np.searchsorted(xs, c + reach, side="right")
         counts = hi - lo
@@ -185,7 +225,10 @@ def phase_rate(
         peak = np.repeat(np.arange(c.size), counts)
         offsets = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
         idx = lo[peak] + offsets
-        values = amp[peak] * pseudo_voigt(xs[idx] - c[peak], fwhm[peak], eta[peak])
+        if asymmetry == 0.0:
+            values = amp[peak] * pseudo_voigt(xs[idx] - c[peak], fwhm[peak], eta[peak])
+        else:
+            values = amp[peak] * split_pseudo_voigt(xs[idx] - c[peak], fwhm[peak], eta[peak], split[peak])
         total += np.bincount(idx, weights=values, minlength=xs.size)
     return total[inverse.reshape(-1)]
 
@@ -194,6 +237,15 @@ def chebyshev_background(two_theta: np.ndarray, coefficients: Sequence[float], l
     """Σ c_k T_k(u), u = 2θ mapped from [low, high] onto [−1, 1]."""
     u = (2 * np.asarray(two_theta, dtype=float) - (low + high)) / (high - low)
     return np.polynomial.chebyshev.chebval(u, np.asarray(coefficients, dtype=float))
+
+
+def diffuse_basis(two_theta: np.ndarray, low: float, high: float, fwhm: float) -> np.ndarray:
+    """(n_points, k) Gaussian humps of unit height and FWHM ``fwhm`` (degrees), centres 0.75 FWHM
+    apart from ``low`` to ``high``: diffuse scattering (amorphous content, stacking faults) that a
+    low-order background cannot follow and that a broad crystalline phase must not be invented for."""
+    centres = np.arange(low, high + 1e-9, 0.75 * fwhm)
+    x = np.asarray(two_theta, dtype=float)[:, None]
+    return np.exp(-4 * math.log(2) * ((x - centres[None, :]) / fwhm) ** 2)
 
 
 def chebyshev_basis(two_theta: np.ndarray, n_terms: int, low: float, high: float) -> np.ndarray:

@@ -40,7 +40,6 @@ from analysis.xrd.hypotheses import PhaseSetHypothesis, hypotheses_of, predict_r
 from analysis.xrd.settings import XRDPhaseIDSettings
 from instruments.types import Record
 from instruments.xrd import REQUEST_FIELDS, XRDInstrumentModel
-from physics.xrd import chebyshev_background
 from policies.futility import REASON_KEY, HypothesisNeed, forecast, probability_cap
 from policies.protocol import PlanningContext, PlanningGoals, Proposal
 from policies.space import ContinuousParameter, DesignSpace
@@ -187,7 +186,7 @@ class _HypothesisPolicy(_XRDPolicy):
         """Rates of each hypothesis on ``grid``; one background (the best's, held flat outside the
         measured range, where its polynomial would be an extrapolation)."""
         best = hypotheses[0]
-        background = np.maximum(chebyshev_background(np.clip(grid, *covered), best.background, *self.settings.two_theta_range), 1e-3)
+        background = np.maximum(self.settings.optics().background_rate(np.clip(grid, *covered), best.background), 1e-3)
         out = []
         for h in hypotheses:
             no_bg = PhaseSetHypothesis(**{**h.__dict__, "background": (0.0,)})

@@ -16,7 +16,14 @@ Counting model, per step at 2θ_i with dwell t::
     N_i        ~ Poisson(t · rate(2θ_i))                                     counts, σ_i = sqrt(max(N_i, 1))
 
 (no microabsorption or absorption contrast between phases: the intensity of a phase is
-proportional to its volume fraction). A request is one window: ``two_theta_start``,
+proportional to its volume fraction).
+
+Model mismatch — physics the analysis does not share, or starts from elsewhere, so benchmarks are
+no inverse crime: per phase an isotropic Debye–Waller B (``b_iso``); per sample an amorphous hump
+(a broad Gaussian, ``amorphous``), thin-sample absorption 1 − exp(−2 μt / sin θ) (``mu_t``) and
+Suortti surface roughness 1 − p e^(−q) + p e^(−q / sin θ) (``roughness_p``, ``roughness_q``); per
+instrument the axial-divergence asymmetry A (``asymmetry``) and its own U, V, W. A phase outside the
+analysis' library is simply a sample phase from a library (``library``) the analysis does not use. A request is one window: ``two_theta_start``,
 ``two_theta_stop``, ``two_theta_step`` (degrees) and ``dwell_seconds`` per step. Its instrument
 time is set-up + slew from where the goniometer stands + steps × (dwell + dead time), on a
 virtual clock.
@@ -73,11 +80,24 @@ class SamplePhase(Record):
     microstrain: float = Field(default=0.0, ge=0, le=0.02, description="root-mean-square strain ε (dimensionless)")
     lattice_strain: float = Field(default=0.0, ge=-0.03, le=0.03, description="relative change of every d-spacing")
     preferred_orientation: PreferredOrientation | None = None
+    b_iso: float = Field(default=0.0, ge=0, le=10, description="isotropic Debye–Waller B, Å²")
+
+
+class AmorphousHump(Record):
+    """Diffuse scattering of an amorphous component: a Gaussian in 2θ."""
+
+    centre_deg: float = Field(gt=0, lt=180, description="degrees 2θ")
+    fwhm_deg: float = Field(gt=0.5, le=40, description="degrees")
+    rate: float = Field(ge=0, description="counts/s at the maximum")
 
 
 class XRDSample(Record):
     phases: list[SamplePhase] = Field(min_length=1)
     displacement_mm: float = Field(default=0.0, ge=-1, le=1, description="sample height error, mm (shifts peaks ∝ cos θ)")
+    amorphous: AmorphousHump | None = None
+    mu_t: float | None = Field(default=None, gt=0, description="linear absorption × thickness of a thin sample; None: infinitely thick")
+    roughness_p: float = Field(default=0.0, ge=0, lt=1, description="Suortti surface-roughness p (0: smooth)")
+    roughness_q: float = Field(default=0.5, gt=0, le=10, description="Suortti surface-roughness q")
 
     @model_validator(mode="after")
     def _fractions(self) -> XRDSample:
@@ -108,6 +128,7 @@ class XRDSettings(Record):
         description="Chebyshev coefficients of the background over the goniometer range, counts/s",
     )
     zero_shift_deg: float = Field(default=0.0, ge=-0.5, le=0.5, description="goniometer zero error, degrees 2θ")
+    asymmetry: float = Field(default=0.0, ge=0, le=1, description="axial-divergence asymmetry A (physics.xrd split pseudo-Voigt)")
     flux: float = Field(default=10.0, gt=0, description="counts/s per unit of phase_rate (source, optics, detector)")
     goniometer_min_deg: float = Field(default=5.0, ge=0.5, description="degrees 2θ")
     goniometer_max_deg: float = Field(default=140.0, le=170.0, description="degrees 2θ")
@@ -168,6 +189,18 @@ def sample_from_truth(truth: SampleTruth) -> XRDSample:
                     lattice_strain=p.lattice_strain)
         for p in truth.phases
     ])
+
+
+def _sample_factor(two_theta: np.ndarray, sample: XRDSample) -> np.ndarray:
+    """Angle-dependent intensity factor of ``sample``: thin-sample absorption × surface roughness, (n,)."""
+    sin_theta = np.sin(np.radians(np.clip(two_theta, 0.5, 179.5) / 2))
+    factor = np.ones_like(sin_theta)
+    if sample.mu_t is not None:
+        factor = factor * (1.0 - np.exp(-2.0 * sample.mu_t / sin_theta))
+    if sample.roughness_p > 0:
+        p, q = sample.roughness_p, sample.roughness_q
+        factor = factor * (1.0 - p * math.exp(-q) + p * np.exp(-q / sin_theta))
+    return factor
 
 
 class XRDDriver(JournalledDriver):
@@ -235,14 +268,19 @@ class XRDDriver(JournalledDriver):
         sample = self._sample_for(request)
         x = np.asarray(two_theta, dtype=float)
         rate = chebyshev_background(x, s.background, s.goniometer_min_deg, s.goniometer_max_deg)
+        hump = sample.sample.amorphous
+        if hump is not None:
+            rate = rate + hump.rate * np.exp(-4 * math.log(2) * ((x - hump.centre_deg) / hump.fwhm_deg) ** 2)
+        diffracted = np.zeros_like(x)
         for p, ph in sample.phases:
-            rate = rate + s.flux * sample.volume_fractions[p.phase] * phase_rate(
+            diffracted = diffracted + s.flux * sample.volume_fractions[p.phase] * phase_rate(
                 x, ph.reflections(self._d_min), ph.volume, self._lines, self._model.caglioti,
                 size_nm=p.crystallite_size_nm, microstrain=p.microstrain, lattice_strain=p.lattice_strain,
                 zero_shift_deg=s.zero_shift_deg, displacement_mm=sample.sample.displacement_mm,
-                radius_mm=s.goniometer_radius_mm, orientation=sample.orientation[p.phase],
+                radius_mm=s.goniometer_radius_mm, orientation=sample.orientation[p.phase], b_iso=p.b_iso,
+                asymmetry=s.asymmetry,
             )
-        return np.maximum(rate, 0.0)
+        return np.maximum(rate + diffracted * _sample_factor(x, sample.sample), 0.0)
 
     # -- the driver protocol -----------------------------------------------------------------------
     def describe(self) -> dict[str, DataKey]:

@@ -1,7 +1,8 @@
 """Powder-XRD phase identification: which library phases a sample holds, with probabilities and
 weight fractions ± σ.
 
-``settings`` (``XRDPhaseIDSettings``), ``pattern`` (the measured windows concatenated), ``fit``
+``settings`` (``XRDPhaseIDSettings``), ``pattern`` (the measured windows concatenated), ``residuals`` (missing
+phase or too-simple profile), ``fit``
 (the mixture model and its refinement), ``search`` (screen, shortlist, rank, refine), ``identify``
 (posterior over phase sets, the analysis protocol), ``hypotheses`` (what a planner predicts from).
 """

@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.xrd.fit import PER_PHASE, SetFit, rate_on
+from analysis.xrd.fit import GLOBAL, INSTRUMENT, PER_PHASE, SetFit, rate_on
 from analysis.xrd.settings import XRDPhaseIDSettings
-from physics.xrd import chebyshev_background
 
 SET_SEPARATOR = "+"
 """Joins the phase names of a set into its label (names sorted)."""
@@ -35,9 +34,17 @@ class PhaseSetHypothesis:
     scale_sigmas: tuple[float, ...]
     refined: dict[str, tuple[float, ...]]
     poles: tuple[tuple[int, int, int], ...]
-    zero: float
-    displacement: float
+    common: dict[str, float]
+    """The ``GLOBAL`` parameters: zero (deg), displacement (mm), the instrument profile."""
     background: tuple[float, ...]
+
+    @property
+    def zero(self) -> float:
+        return self.common["zero"]
+
+    @property
+    def displacement(self) -> float:
+        return self.common["displacement"]
 
     @property
     def label(self) -> str:
@@ -48,14 +55,13 @@ class PhaseSetHypothesis:
         return cls(
             phases=fit.phases, probability=probability, scales=tuple(map(float, fit.scales)),
             scale_sigmas=tuple(map(float, fit.scale_sigmas * math.sqrt(temperature))),
-            refined={k: tuple(map(float, v)) for k, v in fit.refined.items()}, poles=fit.poles, zero=fit.zero,
-            displacement=fit.displacement,
-            background=tuple(map(float, fit.background)),
+            refined={k: tuple(map(float, v)) for k, v in fit.refined.items()}, poles=fit.poles,
+            common=dict(fit.common), background=tuple(map(float, fit.background)),
         )
 
     def to_details(self, i: int) -> dict[str, float | str]:
-        out: dict[str, float | str] = {f"hyp:{i}:set": self.label, f"hyp:{i}:p": self.probability,
-                                       f"hyp:{i}:zero": self.zero, f"hyp:{i}:displacement": self.displacement}
+        out: dict[str, float | str] = {f"hyp:{i}:set": self.label, f"hyp:{i}:p": self.probability}
+        out |= {f"hyp:{i}:{k}": self.common[k] for k in GLOBAL}
         for j, name in enumerate(self.phases):
             out |= {f"hyp:{i}:scale:{name}": self.scales[j], f"hyp:{i}:scale_sigma:{name}": self.scale_sigmas[j],
                     f"hyp:{i}:pole:{name}": " ".join(map(str, self.poles[j]))}
@@ -78,7 +84,7 @@ class PhaseSetHypothesis:
             scale_sigmas=tuple(float(details[f"hyp:{i}:scale_sigma:{n}"]) for n in phases),
             refined={key: tuple(float(details[f"hyp:{i}:{key}:{n}"]) for n in phases) for key in PER_PHASE},
             poles=tuple(tuple(int(v) for v in str(details[f"hyp:{i}:pole:{n}"]).split()) for n in phases),  # type: ignore[misc]
-            zero=float(details[f"hyp:{i}:zero"]), displacement=float(details[f"hyp:{i}:displacement"]),
+            common={k: float(details[f"hyp:{i}:{k}"]) for k in GLOBAL},
             background=tuple(float(details[f"hyp:{i}:bg:{j}"]) for j in range(k)),
         )
 
@@ -97,9 +103,11 @@ def predict_rate(settings: XRDPhaseIDSettings, hypothesis: PhaseSetHypothesis, t
     """Expected counts per second of ``hypothesis`` at ``two_theta`` (degrees, (n,)), (n,);
     ``scales`` override the hypothesis's."""
     library, optics = settings.phase_library(), settings.optics()
-    rate = chebyshev_background(two_theta, hypothesis.background, *optics.two_theta_range)
+    rate = optics.background_rate(two_theta, hypothesis.background)
     for j, (name, s) in enumerate(zip(hypothesis.phases, scales or hypothesis.scales)):
         v = {k: hypothesis.refined[k][j] for k in PER_PHASE}
         rate = rate + s * rate_on(library.phase(name), optics, two_theta, settings.d_min(), v["strain"], v["inverse_size"],
-                                  hypothesis.zero, v["microstrain"], hypothesis.poles[j], v["log_r"], hypothesis.displacement)
+                                  hypothesis.zero, v["microstrain"], hypothesis.poles[j], v["log_r"], hypothesis.displacement,
+                                  v["b_iso"], {k: hypothesis.common[k] for k in INSTRUMENT}, v["axial_strain"],
+                                  v["axial_inverse_size"])
     return np.maximum(rate, 1e-9)

@@ -10,12 +10,21 @@ The candidate space is searched, not enumerated (``analysis.xrd.search``: screen
 add to the best, shortlist, rank the shortlist's subsets, refine the best sets); then evidences,
 posterior over sets, each phase's marginal probability, weight fractions ± σ of the best set.
 
+Open world. The library may lack a phase the sample holds. Two kinds of evidence say so, and
+both enter the probability as an explicit alternative "a phase outside the library" whose log odds
+against the best set are computed, not assumed (``missing_log_odds``): intensity clustered where no
+phase of the best set has a peak (``analysis.xrd.residuals``), and a phase whose lattice strain
+ends on its bound (the best set refitted with that bound three times wider: the likelihood gained,
+tempered, against log 3 for the wider prior and the prior cost of a phase). p(missing) scales every
+set probability and marginal down; p(missing) ≥ 0.5 → ``not-identified``, and the weight fractions
+are reported without values (``fractions-unusable``). Misfit spread over the best set's own peaks
+is flagged ``profile-misfit`` and handled by tempering, not as a missing phase.
+
 Calibration: when the best set still misfits (Poisson deviance per degree of freedom T > 1 —
 texture, microstrain or an unlisted phase the model lacks), the likelihood is tempered by T (all
 σ inflated by √T, the Birge-ratio correction), so model probabilities are not over-confident on
-data the model cannot describe. Intensity that no library phase accounts for — a run of residuals
-above ``unexplained_sigma`` σ over about one peak width — sets the flag ``unexplained-peaks`` and
-its 2θ in ``details["unexplained_two_theta"]``.
+data the model cannot describe. Intensity no phase of the best set accounts for sets the flag
+``unexplained-peaks`` and its 2θ in ``details["unexplained_two_theta"]`` (see the open world above).
 
 Interpretation estimates: ``p(best)`` (probability of the most probable set), ``n_phases``,
 ``p:<phase>`` (marginal probability of every candidate), ``w:<phase>`` (weight fraction ± σ; 0
@@ -25,21 +34,25 @@ the top hypotheses (``hyp:<i>:…``, ``analysis.xrd.hypotheses``), which the sca
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import signal
 
 from analysis.laplace import posterior_probabilities
 from analysis.protocol import Estimate, Interpretation
-from analysis.xrd.fit import PhaseProfiles, SetFit
+from analysis.xrd.fit import PhaseProfiles, SetFit, refine_set
+from analysis.xrd.residuals import ResidualVerdict, missing_log_odds, residual_verdict
 from analysis.xrd.hypotheses import SET_SEPARATOR, PhaseSetHypothesis
 from analysis.xrd.pattern import Pattern, collect, smoothed
 from analysis.xrd.search import search
 from analysis.xrd.settings import XRDPhaseIDSettings
 from instruments.types import Measurement
 from physics.phases import Phase
-from physics.xrd import chebyshev_background, peak_shapes
+from physics.xrd import peak_shapes
 
 
 @dataclass
@@ -54,6 +67,13 @@ class PhaseIDReport:
     unexplained: list[float]
     n_points: int
     n_sets_screened: int
+    p_missing: float = 0.0
+    """Probability that the sample holds a phase outside the library (module docstring)."""
+    verdict: ResidualVerdict = field(default_factory=ResidualVerdict)
+
+    @property
+    def identified(self) -> bool:
+        return self.best is not None and self.p_missing < 0.5
 
     @property
     def best(self) -> SetFit | None:
@@ -71,32 +91,27 @@ class XRDPhaseIdentification:
         self.phases: dict[str, Phase] = {n: library.phase(n) for n in settings.candidate_names()}
 
     def identify(self, pattern: Pattern) -> PhaseIDReport:
-        """Search the phase sets (module docstring). If the best set leaves peaks unexplained, the
-        search runs again with twice the shortlist and twice the refined sets; if peaks are still
-        unexplained, the data hold intensity the candidates do not account for (an unlisted
-        phase, or one beyond the refinements' bounds): the open-world rule then keeps at least
-        half the probability for "none of these", so no set is reported with more than 0.5."""
+        """Search the phase sets (module docstring). If the best set leaves intensity unexplained,
+        the search runs again with twice the shortlist and twice the refined sets; what is still
+        unexplained then is evidence of a phase outside the library (``p_missing``)."""
         s = self.settings
         profiles = PhaseProfiles(self.phases, s.optics(), pattern, s.d_min())
         weight = 1.0 / np.sqrt(np.maximum(smoothed(pattern.counts), 0.5))
         fits, n_sets = search(s, profiles, weight, s.shortlist, s.refine_sets)
         report = self._report(pattern, fits, n_sets)
-        if report.unexplained:
+        if report.verdict.unexplained:
             more, n_more = search(s, profiles, weight, min(2 * s.shortlist, 12), 2 * s.refine_sets)
             known = {f.label for f in fits}
             report = self._report(pattern, fits + [f for f in more if f.label not in known], n_sets + n_more)
             report.flags.append("search-widened")
-            if report.unexplained:
-                report.probabilities = {k: 0.5 * v for k, v in report.probabilities.items()}
-                report.marginals = {k: 0.5 * v for k, v in report.marginals.items()}
-                report.flags.append("open-world: p halved")
+        self._open_world(profiles, report)
         return report
 
     def _report(self, pattern: Pattern, fits: list[SetFit], n_sets: int) -> PhaseIDReport:
-        """Posterior over the refined sets (tempered by the best set's misfit), marginals, flags."""
+        """Posterior over the refined sets (tempered by the best set's misfit), marginals, residual tests."""
         s = self.settings
         flags = [f"fit-not-converged:{f.label}: {f.message}" for f in fits if not f.converged]
-        usable = [f for f in fits if np.isfinite(f.log_likelihood) and np.isfinite(f.log_occam)]
+        usable = [f for f in fits if np.isfinite(f.log_likelihood) and np.isfinite(f.log_occam) and not self._has_empty_phase(f)]
         temperature = 1.0
         if usable and s.temper:
             temperature = self._misfit_temperature(pattern, min(usable, key=lambda f: f.deviance))
@@ -107,38 +122,95 @@ class XRDPhaseIdentification:
                                flags=flags, unexplained=[], n_points=pattern.n, n_sets_screened=n_sets)
         best = report.best
         if best is not None:
-            report.unexplained = self._unexplained(pattern, best)
-            if report.unexplained:
-                report.flags.append("unexplained-peaks")
+            report.verdict = self._residual_verdict(pattern, best)
+            report.unexplained = [x for x, _, _ in report.verdict.unexplained]
         return report
 
+    @staticmethod
+    def _has_empty_phase(fit: SetFit) -> bool:
+        """A phase whose scale ended on zero (below 10⁻³ of the set's largest scale × density ratio,
+        or under half its σ): the set is its subset in disguise, and no answer lists a phase at weight 0."""
+        if len(fit.phases) < 2:
+            return False
+        top = float(np.max(fit.scales))
+        return bool(np.any((fit.scales <= 1e-3 * top) | (fit.scales < 0.5 * fit.scale_sigmas)))
+
+    def _residual_verdict(self, pattern: Pattern, fit: SetFit) -> ResidualVerdict:
+        s = self.settings
+        background = pattern.dwell * s.optics().background_rate(pattern.two_theta, fit.background)
+        width = float(np.median(peak_shapes(pattern.two_theta, s.lines()[0][0], s.optics().caglioti, None, 0.0)[0]))
+        return residual_verdict(pattern.two_theta, pattern.counts, fit.mu, background, max(width, 0.05),
+                                s.unexplained_min_fraction)
+
+    def _open_world(self, profiles: PhaseProfiles, report: PhaseIDReport) -> None:
+        """p(a phase outside the library) from the residual clusters and strains at their bound;
+        scales the probabilities down and sets the flags (module docstring)."""
+        best, s = report.best, self.settings
+        if best is None:
+            return
+        verdict = report.verdict
+        odds = [missing_log_odds(verdict, report.temperature, s.phase_log_prior()),
+                self._strain_bound_log_odds(profiles, best, report.temperature)]
+        log_odds = max(odds)
+        report.p_missing = 0.0 if log_odds == -math.inf else 1.0 / (1.0 + math.exp(-min(log_odds, 700.0)))
+        keep = 1.0 - report.p_missing
+        report.probabilities = {k: keep * v for k, v in report.probabilities.items()}
+        report.marginals = {k: keep * v for k, v in report.marginals.items()}
+        report.flags += [f"at-bound:{name}" for name in best.at_bound]
+        if verdict.unexplained:
+            report.flags.append("unexplained-peaks")
+        if verdict.traces:
+            report.flags.append("trace-peaks")
+        if verdict.profile_misfit:
+            report.flags.append("profile-misfit")
+        if odds[1] > 0:
+            report.flags.append("strain-at-bound: a phase outside the library?")
+        if not report.identified:
+            report.flags += ["not-identified", "fractions-unusable"]
+
+    def _strain_bound_log_odds(self, profiles: PhaseProfiles, best: SetFit, temperature: float) -> float:
+        """log odds of "the phase at its strain bound is a related phase outside the library": the
+        best set refitted with the strain bounds three times wider (−inf when no strain is at its bound)."""
+        pinned = [name for name in best.at_bound if name.split(":")[0] in ("strain", "axial_strain")]
+        if not pinned or best.bounds is None:
+            return -math.inf
+        wide = dataclasses.replace(best.bounds, strain=3 * best.bounds.strain, axial_strain=3 * best.bounds.axial_strain)
+        start = {k: list(map(float, v)) for k, v in best.refined.items()}
+        refit = refine_set(profiles, best.phases, best.poles, start, wide, np.maximum(best.mu, 0.5))
+        gain = (refit.log_likelihood - best.log_likelihood) / temperature
+        return gain - len(pinned) * math.log(3.0) + self.settings.phase_log_prior()
+
     def _misfit_temperature(self, pattern: Pattern, fit: SetFit) -> float:
-        """T ≥ 1: the best set's Poisson deviance per degree of freedom, over all steps and over the
-        steps where its peaks stand above the background (≥ 20 of them) — the larger. Misfit from
-        what the model lacks concentrates on the peaks; averaged with the background steps it
-        would be diluted away, and the set probabilities would be over-confident."""
+        """T ≥ 1: how much the best set's misfit inflates χ² differences — the larger of its Poisson
+        deviance per degree of freedom over all steps, and the *block* dispersion on its peaks: the
+        mean square of sums of Pearson residuals over blocks of two fitted FWHM (``_block_steps``),
+        divided by the block length (batch means). Misfit from what the model lacks (a peak
+        shape, anisotropic broadening) is correlated along a peak; step by step it looks like
+        T ≈ 1.5, yet a rival set can buy hundreds of χ² by patching it, and the set
+        probabilities would be over-confident. On independent residuals both are ≈ 1."""
         mu = np.maximum(fit.mu, 1e-9)
         n = pattern.counts
         deviance = 2 * (np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0) - (n - mu))
-        background = pattern.dwell * chebyshev_background(pattern.two_theta, fit.background, *self.settings.two_theta_range)
+        background = pattern.dwell * self.settings.optics().background_rate(pattern.two_theta, fit.background)
         peaks = (mu - background) > 2 * np.sqrt(np.maximum(background, 1.0))
         overall = float(deviance.sum()) / max(pattern.n - fit.n_parameters, 1)
-        on_peaks = float(deviance[peaks].sum()) / int(peaks.sum()) if int(peaks.sum()) >= 20 else 1.0
+        w = self._block_steps(mu - background, background)
+        k = pattern.n // w
+        r = ((n - mu) / np.sqrt(mu))[: k * w].reshape(k, w)
+        on_peak = peaks[: k * w].reshape(k, w).mean(axis=1) > 0.5
+        if int(on_peak.sum()) < 5:
+            on_peaks = float(deviance[peaks].sum()) / int(peaks.sum()) if int(peaks.sum()) >= 20 else 1.0
+        else:
+            on_peaks = float(np.mean(r[on_peak].sum(axis=1) ** 2)) / w
         return max(1.0, overall, on_peaks)
 
-    def _unexplained(self, pattern: Pattern, fit: SetFit) -> list[float]:
-        """2θ of runs of positive residuals above ``unexplained_sigma`` over about a peak width."""
-        r = (pattern.counts - fit.mu) / np.sqrt(np.maximum(fit.mu, 1.0))
-        lines = self.settings.lines()
-        width = float(np.median(peak_shapes(pattern.two_theta, lines[0][0], self.settings.optics().caglioti, None, 0.0)[0]))
-        bins = np.floor(pattern.two_theta / width).astype(int)
-        sums = np.bincount(bins - bins.min(), weights=r)
-        counts = np.bincount(bins - bins.min())
-        z = np.divide(sums, np.sqrt(np.maximum(counts, 1)))
-        # Pairs of neighbouring bins too, so a peak split across two bins is not diluted.
-        z2 = (sums[:-1] + sums[1:]) / np.sqrt(np.maximum(counts[:-1] + counts[1:], 1))
-        hits = set(np.flatnonzero(z > self.settings.unexplained_sigma)) | set(np.flatnonzero(z2 > self.settings.unexplained_sigma))
-        return sorted({round((h + bins.min() + 0.5) * width, 2) for h in hits})
+    @staticmethod
+    def _block_steps(diffracted: np.ndarray, background: np.ndarray) -> int:
+        """Twice the median FWHM, in steps, of the fitted peaks (``diffracted``: the model's counts above
+        ``background``, (n,)), at least 2: the block length of ``_misfit_temperature``."""
+        floor = 2 * float(np.sqrt(max(float(np.median(background)), 1.0)))
+        _, props = signal.find_peaks(diffracted, height=floor, width=1, rel_height=0.5)
+        return max(int(round(2 * float(np.median(props["widths"])))), 2) if len(props["widths"]) else 2
 
     # -- the analysis protocol ----------------------------------------------------------------------
     def interpret(self, measurements: Sequence[Measurement]) -> Interpretation:
@@ -162,7 +234,9 @@ class XRDPhaseIdentification:
             estimates[f"p:{n}"] = Estimate(value=report.marginals.get(n, 0.0), units="probability")
             estimates[f"w:{n}"] = Estimate(value=0.0, sigma=None, units="weight fraction")
         for n, w, sw in zip(best.phases, *self.weight_fractions(best, report.temperature)):
-            estimates[f"w:{n}"] = Estimate(value=w, sigma=sw, units="weight fraction")
+            # Not identified: the fractions of a set that cannot explain the data mean nothing.
+            estimates[f"w:{n}"] = (Estimate(value=w, sigma=sw, units="weight fraction") if report.identified
+                                   else Estimate(value=None, units="weight fraction"))
         ranked = sorted(report.fits, key=lambda f: -report.probabilities[SET_SEPARATOR.join(f.phases)])
         details: dict[str, float | str | bool | None] = {
             "best_set": label, "temperature": report.temperature,
@@ -170,6 +244,10 @@ class XRDPhaseIdentification:
             "n_points": float(report.n_points), "n_sets_screened": float(report.n_sets_screened),
             "n_sets_refined": float(len(report.fits)),
             "unexplained_two_theta": ",".join(f"{x:g}" for x in report.unexplained) or None,
+            "trace_two_theta": ",".join(f"{x:g}" for x, _, _ in report.verdict.traces) or None,
+            "p_missing_phase": report.p_missing, "identified": report.identified,
+            "profile_misfit_ratio": report.verdict.profile_ratio,
+            "at_bound": ",".join(best.at_bound) or None,
         }
         for i, f in enumerate(ranked[: self.settings.hypotheses_reported]):
             details |= PhaseSetHypothesis.of(f, report.probabilities[f.label], report.temperature).to_details(i)

@@ -152,3 +152,43 @@ def test_scan_points_run_from_start_to_stop_inclusive() -> None:
     # The last step is the one nearest the stop, within half a step either side.
     np.testing.assert_allclose(scan_points(10.0, 10.11, 0.04), [10.0, 10.04, 10.08, 10.12])
     np.testing.assert_allclose(scan_points(10.0, 10.09, 0.04), [10.0, 10.04, 10.08])
+
+
+def test_debye_waller_factor_matches_pymatgens_structure_factor_with_thermal_motion() -> None:
+    """exp(−B/(2d²)) per reflection equals the ratio of pymatgen's intensities with and without B."""
+    import warnings
+
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    from physics.phases import PhaseLibrary
+    from physics.xrd import debye_waller
+
+    structure = PhaseLibrary().phase("si").structure
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = XRDCalculator(wavelength=1.0).get_pattern(structure, scaled=False, two_theta_range=(10, 120))
+        warm = XRDCalculator(wavelength=1.0, debye_waller_factors={"Si": 0.8}).get_pattern(
+            structure, scaled=False, two_theta_range=(10, 120))
+    ratio = np.asarray(warm.y) / np.asarray(plain.y)
+    np.testing.assert_allclose(debye_waller(np.asarray(plain.d_hkls), 0.8), ratio, rtol=1e-6)
+
+
+def test_split_pseudo_voigt_has_unit_area_and_the_asked_half_widths() -> None:
+    from physics.xrd import split_pseudo_voigt
+
+    x = np.linspace(-60, 60, 1_200_001)
+    f, a = 0.3, 0.4
+    y = split_pseudo_voigt(x, np.full(x.size, f), np.zeros(x.size), np.full(x.size, a))  # Gaussian: exact tails
+    assert np.trapezoid(y, x) == pytest.approx(1.0, abs=1e-6)
+    half = y.max() / 2
+    above = x[y >= half]
+    assert -above[0] == pytest.approx(f * (1 + a) / 2, abs=1e-4)
+    assert above[-1] == pytest.approx(f * (1 - a) / 2, abs=1e-4)
+
+
+def test_axial_asymmetry_tails_low_below_90_degrees_and_high_above() -> None:
+    from physics.xrd import axial_asymmetry
+
+    split = axial_asymmetry(np.array([20.0, 60.0, 120.0]), 0.05)
+    assert split[0] > split[1] > 0 > split[2]
+    np.testing.assert_allclose(split[:2], 0.05 / np.tan(np.radians([20.0, 60.0])))

@@ -24,7 +24,8 @@ SPACE = DesignSpace.model_validate({"parameters": [
     {"name": "two_theta_step", "type": "continuous", "low": 0.005, "high": 0.2},
     {"name": "dwell_seconds", "type": "continuous", "low": 0.02, "high": 20.0},
 ]})
-ANALYSIS = {"kind": "xrd", "settings": {}}
+ANALYSIS = {"kind": "xrd", "settings": {"refine_instrument": False}}
+"""The simulated diffractometer's U, V, W are the analysis' defaults (a LaB6 calibration): held, not refined."""
 GOALS = PlanningGoals(best_probability=0.95)
 KEYS = ("two_theta_start", "two_theta_stop", "two_theta_step", "dwell_seconds")
 QUICK = (10.0, 60.0, 0.04, 0.05)
@@ -38,7 +39,8 @@ def _policy(name: str, **options: Any) -> Any:
 def _context(driver: XRDDriver, windows: list[tuple[float, ...]], analyse: bool = True) -> PlanningContext:
     measurements = [driver.measure(MeasurementRequest(attempt_id=f"w{i}", params=dict(zip(KEYS, w)), sample_id="s"))
                     for i, w in enumerate(windows)]
-    interpretations = [XRDPhaseIdentification(XRDPhaseIDSettings()).interpret(measurements)] if analyse and measurements else []
+    analysis = XRDPhaseIdentification(XRDPhaseIDSettings.model_validate(ANALYSIS["settings"]))
+    interpretations = [analysis.interpret(measurements)] if analyse and measurements else []
     return PlanningContext(measurements=measurements, interpretations=interpretations,
                            instrument_models={"xrd": driver.planning_model()})
 
@@ -76,7 +78,10 @@ def test_the_planner_counts_where_the_rival_phase_sets_differ(titania: XRDDriver
     proposal = _policy("xrd_adaptive").plan(context, 1)[0]
     reason = proposal.reason
     assert reason["rule"] == "discrimination per second" and reason["rivals"]
-    assert all(g > 0 for g in reason["expected_gain_nats"].values())
+    # The window serves the rivals by their probability: the leading one (anatase + brookite) gains there; a
+    # trace rival at p ~ 0.002 (graphite beside anatase) may have no line in it.
+    leading = max(reason["rivals"], key=reason["rivals"].get)
+    assert leading == "tio2_anatase+tio2_brookite" and reason["expected_gain_nats"][leading] > 0
     # The window holds a brookite line that no anatase line overlaps: where the hypotheses differ.
     start, stop = proposal.params["two_theta_start"], proposal.params["two_theta_stop"]
     library = PhaseLibrary()

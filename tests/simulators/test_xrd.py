@@ -235,3 +235,35 @@ def test_settings_take_a_sample_or_an_oxide_system_but_not_both_nor_neither() ->
             {"name": "A", "phase": "unobtainium", "solubility": [0.1, 0.2]},
             {"name": "B", "phase": "zno_zincite", "solubility": [0.1, 0.2]},
             {"name": "C", "phase": "cuo_tenorite", "solubility": [0.1, 0.2]}]}})
+
+
+# -- model mismatch ----------------------------------------------------------------------------------
+
+def _net_peak(driver: XRDDriver, centre: float) -> float:
+    x = np.arange(centre - 1.0, centre + 1.0, 0.002)
+    bare = XRDDriver("bg", XRDSettings.model_validate({**driver.settings.model_dump(), "sample": {
+        **driver.settings.sample.model_dump(), "phases": [{"phase": "si", "weight_fraction": 1.0, "crystallite_size_nm": 200.0}],
+        "amorphous": None}, "flux": 1e-12}))
+    return float(np.trapezoid(driver.true_rate(x) - bare.true_rate(x), x))
+
+
+def test_mismatch_options_act_as_their_physics_says() -> None:
+    """Debye–Waller B scales a peak by exp(−B/(2d²)); thin-sample absorption by 1 − exp(−2μt/sin θ);
+    an amorphous hump adds its height at its centre; asymmetry moves area to the low-angle side."""
+    si = {"phase": "si", "weight_fraction": 1.0, "crystallite_size_nm": 200.0}
+    plain = _driver([si], wavelength="CuKa1", background=[0.0])
+    d = PhaseLibrary().phase("si").structure.lattice.a / math.sqrt(11)  # Si (311), Å
+    two_theta = 2 * math.degrees(math.asin(1.5405929 / (2 * d)))
+    warm = _driver([{**si, "b_iso": 1.2}], wavelength="CuKa1", background=[0.0])
+    assert _net_peak(warm, two_theta) / _net_peak(plain, two_theta) == pytest.approx(math.exp(-1.2 / (2 * d * d)), rel=1e-3)
+    thin = _driver([si], wavelength="CuKa1", background=[0.0], sample={"phases": [si], "mu_t": 0.05})
+    expected = 1 - math.exp(-2 * 0.05 / math.sin(math.radians(two_theta / 2)))
+    assert _net_peak(thin, two_theta) / _net_peak(plain, two_theta) == pytest.approx(expected, rel=2e-2)
+    hump = _driver([si], wavelength="CuKa1", background=[0.0],
+                   sample={"phases": [si], "amorphous": {"centre_deg": 22.0, "fwhm_deg": 8.0, "rate": 30.0}})
+    assert hump.true_rate(np.array([22.0]))[0] - plain.true_rate(np.array([22.0]))[0] == pytest.approx(30.0, rel=1e-6)
+    skew = _driver([si], wavelength="CuKa1", background=[0.0], asymmetry=0.1)
+    x = np.arange(27.4, 29.4, 0.002)
+    centre = 28.44
+    low = lambda drv: float(np.trapezoid(np.where(x < centre, drv.true_rate(x), 0.0), x))  # noqa: E731
+    assert low(skew) > 1.05 * low(plain)

@@ -44,9 +44,11 @@ def test_a_campaign_naming_an_unknown_phase_is_refused_with_the_library_listed(t
 def test_xrd_benchmark_runs_every_policy_at_a_tiny_size() -> None:
     from agent.bench.xrd import POLICIES, run_benchmark
 
-    summary, runs = run_benchmark(2, seed=3)
-    assert summary["n_samples"] == 2 and set(summary["policies"]) == set(POLICIES)
-    assert {r["policy"] for r in runs} == set(POLICIES) and len(runs) == 2 * len(POLICIES)
+    # One sample: every campaign identifies over all 48 library phases (the full scan's 4 000 steps ~1 min alone),
+    # and two samples took 270–320 s against the 300 s limit on a loaded machine.
+    summary, runs = run_benchmark(1, seed=3)
+    assert summary["n_samples"] == 1 and set(summary["policies"]) == set(POLICIES)
+    assert {r["policy"] for r in runs} == set(POLICIES) and len(runs) == len(POLICIES)
     full = [r for r in runs if r["policy"] == "full_scan"]
     assert all(r["n_measurements"] == 1 and r["instrument_seconds"] == pytest.approx(4016.0) for r in full)
     for name, row in summary["policies"].items():
