@@ -225,8 +225,28 @@ def linear_fit(profiles: PhaseProfiles, columns: Sequence[np.ndarray], weight: n
     return nonnegative_lstsq(design * weight[:, None], p.counts * weight, len(columns))
 
 
+class SetView:
+    """What a refined set and the hypothesis reported from it both answer: the global zero (deg) and
+    displacement (mm), and the set's label (phase names joined by "+")."""
+
+    common: dict[str, float]
+    phases: tuple[str, ...]
+
+    @property
+    def zero(self) -> float:
+        return self.common["zero"]
+
+    @property
+    def displacement(self) -> float:
+        return self.common["displacement"]
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.phases)
+
+
 @dataclass
-class SetFit:
+class SetFit(SetView):
     """A refined fit of one phase set. Per-phase arrays follow ``phases``; ``refined`` maps each
     name of ``PER_PHASE`` to its values; ``poles`` the texture pole of each phase."""
 
@@ -258,17 +278,6 @@ class SetFit:
     scale_prior: float = 0.0
     """The scales' prior part of ``log_occam`` (``scale_log_prior``)."""
 
-    @property
-    def zero(self) -> float:
-        return self.common["zero"]
-
-    @property
-    def displacement(self) -> float:
-        return self.common["displacement"]
-
-    @property
-    def label(self) -> str:
-        return "+".join(self.phases)
 
     def log_evidence(self, temperature: float) -> float:
         """Laplace log evidence of the likelihood tempered by ``temperature`` (L^(1/T)).

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.xrd.fit import GLOBAL, INSTRUMENT, PER_PHASE, SetFit, rate_on
+from analysis.xrd.fit import GLOBAL, INSTRUMENT, PER_PHASE, SetFit, SetView, rate_on
 from analysis.xrd.settings import XRDPhaseIDSettings
 
 SET_SEPARATOR = "+"
@@ -23,7 +23,7 @@ SET_SEPARATOR = "+"
 
 
 @dataclass(frozen=True)
-class PhaseSetHypothesis:
+class PhaseSetHypothesis(SetView):
     """A refined phase set: enough to predict its pattern anywhere on the goniometer.
 
     Per-phase tuples follow ``phases``; ``refined`` maps each of ``PER_PHASE`` to them."""
@@ -38,17 +38,6 @@ class PhaseSetHypothesis:
     """The ``GLOBAL`` parameters: zero (deg), displacement (mm), the instrument profile."""
     background: tuple[float, ...]
 
-    @property
-    def zero(self) -> float:
-        return self.common["zero"]
-
-    @property
-    def displacement(self) -> float:
-        return self.common["displacement"]
-
-    @property
-    def label(self) -> str:
-        return SET_SEPARATOR.join(self.phases)
 
     @classmethod
     def of(cls, fit: SetFit, probability: float, temperature: float) -> PhaseSetHypothesis:
