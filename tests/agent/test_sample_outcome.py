@@ -23,7 +23,11 @@ def _interpretations(candidates: list[str]) -> list:  # type: ignore[type-arg]
     driver = XRDDriver("xrd", XRDSettings.model_validate({"sample": {"phases": PHASES}, "seed": 3}))
     request = MeasurementRequest(attempt_id="s-1", sample_id="s", params={
         "two_theta_start": 20.0, "two_theta_stop": 60.0, "two_theta_step": 0.04, "dwell_seconds": 0.5})
-    analysis = XRDPhaseIdentification(XRDPhaseIDSettings(candidates=candidates))
+    # The instrument profile held, as the shipped campaign over samples holds it (experiments/sdl_oxide_map.yaml):
+    # the simulator's profile is the diffractometer's calibration. Refined, the extra freedom lets a 1.3 ± 2.0 wt %
+    # quartz ride on the right pair at p 0.73 (not confident; the pair 0.27) — a soft label says so, but this
+    # test is about the label's mechanics.
+    analysis = XRDPhaseIdentification(XRDPhaseIDSettings(candidates=candidates, refine_instrument=False))
     return [analysis.interpret([driver.measure(request)])]
 
 
