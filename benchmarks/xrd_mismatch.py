@@ -122,12 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diffuse", type=float, default=8.0,
                         help="the analysis' diffuse_fwhm_deg (amorphous humps in the background), degrees; 0: off")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rows", help="append each finished sample's row to this JSON-lines file as it finishes")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     diffuse = args.diffuse if args.diffuse > 0 else None
     cases = [{**draw_sample(rng, i), "index": i, "diffuse_fwhm_deg": diffuse} for i in range(args.samples)]
+    rows = []
     with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-        rows = pool.map(run_one, cases)
+        # Rows are kept as they finish: a 30-sample run takes half an hour, and a kill should not lose it all.
+        for row in pool.imap_unordered(run_one, cases):
+            rows.append(row)
+            if args.rows:
+                with open(args.rows, "a") as f:
+                    f.write(json.dumps(row, default=str) + "\n")
+    rows.sort(key=lambda r: r["index"])
     summary = summarise(rows)
     if args.json:
         print(json.dumps({"summary": summary, "rows": rows}, indent=2, default=str))
