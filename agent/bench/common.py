@@ -50,6 +50,8 @@ def run_tasks(
         else:
             pending[task.remote(*args)] = args
     total = len(arguments)
+    if results and on_done is not None:
+        on_done(len(results), total)  # the stored runs show at once: a resume with nothing left still ends at 100 %
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         result = ray.get(done[0])
