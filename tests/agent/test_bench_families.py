@@ -137,3 +137,16 @@ def test_a_mismatch_campaign_is_set_as_a_user_would_and_judged_honestly(tmp_path
     assert (columns["clean_accuracy"], columns["impurity_flagged"], columns["false_alarm"]) == (0.5, 0.5, 0.5)
     assert "in_library_set_accuracy" not in xrd.summarise([{k: v for k, v in r.items() if k not in (
         "in_library_set_right", "flagged", "impurity")} for r in runs], 4)["policies"]["adaptive"]
+
+
+def test_bench_xrd_refuses_an_unknown_family_or_policy_before_starting_ray(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "xrd", "--family", "mismatched", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "mismatch" in result.output and "--family" in result.output
+    result = runner.invoke(app, ["bench", "xrd", "--policies", "adaptive,bogus", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "bogus" in result.output
+    assert not (tmp_path / "xrd_runs.jsonl").exists()
