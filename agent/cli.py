@@ -691,7 +691,10 @@ def bench_sas(
 def bench_xrd(
     quick: bool = typer.Option(False, "--quick", help="9 samples instead of 50 (a smoke run, minutes)"),
     samples: int | None = typer.Option(None, "--samples", min=1, help="number of samples (overrides --quick)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the sample family"),
+    seed: int | None = typer.Option(None, "--seed", help="seed of the sample family; default: the family's (0; mismatch: 11)"),
+    family: str = typer.Option("default", "--family", help="sample family: default, or mismatch (the model-mismatch "
+                               "family of benchmarks.xrd_mismatch, its analysis refining the instrument profile)"),
+    policies: str = typer.Option("adaptive,full_scan,heuristic", "--policies", help="comma-separated subset of the policies"),
     out: Path = typer.Option(Path("bench-results"), "--out", help="folder for the JSON results and the figure"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     resume: bool = typer.Option(False, "--resume", help="after a crash: keep the runs already in --out's <bench>_runs.jsonl"),
@@ -699,8 +702,12 @@ def bench_xrd(
     """Adaptive XRD scan steering vs the full slow scan and an AdaptiveXRD-style heuristic."""
     from agent.bench import xrd
 
+    chosen = _parse_names(policies, xrd.POLICIES, "--policies")
+    if family not in xrd.SAMPLE_FAMILIES:
+        raise typer.BadParameter(f"{family!r}: choose from {', '.join(xrd.SAMPLE_FAMILIES)}", param_hint="--family")
     n = samples if samples is not None else (9 if quick else 50)
-    summary, results = _run_bench(xrd, "XRD campaigns", n, seed, out=out, resume=resume)
+    summary, results = _run_bench(xrd, "XRD campaigns", n, xrd.DEFAULT_SEEDS[family] if seed is None else seed,
+                                  n * len(chosen), out=out, resume=resume, policies=chosen, family=family)
     paths = xrd.write(summary, results, out)
     if as_json:
         _print_json(summary)
@@ -714,7 +721,21 @@ def bench_xrd(
             "—" if precision is None else f"{precision:.2f} ({row['n_decisions_at_0.95']})", *_futility_cells(row),
         )
     err.print(table)
+    if family == "mismatch":
+        _print_mismatch_table(summary)
     _print_goals(summary, paths)
+
+
+def _print_mismatch_table(summary: dict[str, Any]) -> None:
+    """The model-mismatch family's columns (``agent.bench.xrd``'s docstring), '—' when undefined."""
+    def share(value: float | None, n: int | None = None) -> str:
+        return "—" if value is None else f"{value:.2f}" + ("" if n is None else f" (n {n})")
+
+    table = Table("policy", "in-library set right", "clean: set right", "impurity: flagged", "clean: false alarm")
+    for name, row in summary["policies"].items():
+        table.add_row(name, share(row.get("in_library_set_accuracy")), share(row.get("clean_accuracy"), row.get("n_clean")),
+                      share(row.get("impurity_flagged"), row.get("n_impurity")), share(row.get("false_alarm")))
+    err.print(table)
 
 
 @bench_app.command("map")
@@ -756,14 +777,16 @@ def _bench_map_choices(systems: str, policies: str) -> tuple[tuple[str, ...], tu
     """The ``--systems`` and ``--policies`` lists, each name checked (a usage error names the bad one)."""
     from agent.bench.map_campaigns import POLICIES, SYSTEMS
 
-    def parse(text: str, known: tuple[str, ...], option: str) -> tuple[str, ...]:
-        names = tuple(n.strip() for n in text.split(",") if n.strip())
-        unknown = [n for n in names if n not in known]
-        if unknown or not names:
-            raise typer.BadParameter(f"{unknown or 'nothing'}: choose from {', '.join(known)}", param_hint=option)
-        return names
+    return _parse_names(systems, SYSTEMS, "--systems"), _parse_names(policies, POLICIES, "--policies")
 
-    return parse(systems, SYSTEMS, "--systems"), parse(policies, POLICIES, "--policies")
+
+def _parse_names(text: str, known: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """A comma-separated list of names, each one of ``known`` (a usage error names the bad one)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise typer.BadParameter(f"{unknown or 'nothing'}: choose from {', '.join(known)}", param_hint=option)
+    return names
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ its Clopper–Pearson 95 % interval; ``missing_detection`` — samples with an o
 that are flagged (``p_missing_phase`` ≥ 0.5, ``unexplained-peaks`` or a strain at its bound), and
 ``false_alarm`` — clean samples flagged alike.
 
+The family itself (``draw_sample``, ``LIBRARY``, ``OUTSIDE``, ``START``) is defined in
+``agent.bench.xrd_mismatch_family``, shared with ``labpilot bench xrd --family mismatch``, which runs
+real campaigns (adaptive, full scan, heuristic) on the same samples.
+
     python -m benchmarks.xrd_mismatch [--samples N] [--seed S] [--json]
 """
 
@@ -28,40 +32,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-LIBRARY = ("si", "al2o3_corundum", "tio2_rutile", "tio2_anatase", "zno_zincite", "mgo_periclase", "caf2_fluorite",
-           "fe2o3_hematite", "sio2_quartz", "caco3_calcite", "nacl_halite", "ceo2_cerianite")
-"""The analysis' candidates."""
-OUTSIDE = ("zro2_monoclinic", "cu2o_cuprite", "sno2_cassiterite", "y2o3_bixbyite", "w", "srtio3")
-"""Impurities the analysis does not know."""
+from agent.bench.xrd_mismatch_family import LIBRARY, START, draw_sample
+
 SCAN = {"two_theta_start": 10.0, "two_theta_stop": 90.0, "two_theta_step": 0.02, "dwell_seconds": 0.5}
-START = {"caglioti_u": 0.010, "caglioti_v": -0.003, "caglioti_w": 0.004}
-"""The analysis' starting instrument profile."""
-
-
-def draw_sample(rng: np.random.Generator, index: int) -> dict[str, Any]:
-    """Simulator settings of sample ``index`` and its truth: {'settings', 'truth', 'impurity'}."""
-    majors = list(rng.choice(LIBRARY, size=1 + index % 2, replace=False))
-    impurity = str(rng.choice(OUTSIDE)) if index % 4 >= 2 else None
-    w_imp = float(rng.uniform(0.05, 0.15)) if impurity else 0.0
-    shares = rng.dirichlet(np.ones(len(majors)) * 3) * (1 - w_imp)
-    phases = [{"phase": str(n), "weight_fraction": float(w), "crystallite_size_nm": float(np.exp(rng.uniform(np.log(40), np.log(300)))),
-               "b_iso": float(rng.uniform(0.2, 1.5)), "lattice_strain": float(rng.uniform(-0.001, 0.001))}
-              for n, w in zip(majors, shares)]
-    if impurity:
-        phases.append({"phase": impurity, "weight_fraction": w_imp, "crystallite_size_nm": 150.0, "b_iso": 0.5})
-    total = sum(p["weight_fraction"] for p in phases)
-    for p in phases:
-        p["weight_fraction"] /= total
-    sample: dict[str, Any] = {"phases": phases, "displacement_mm": float(rng.uniform(-0.05, 0.05))}
-    if rng.random() < 0.5:
-        sample["amorphous"] = {"centre_deg": float(rng.uniform(20, 35)), "fwhm_deg": float(rng.uniform(6, 12)),
-                               "rate": float(rng.uniform(10, 40))}
-    if rng.random() < 0.5:
-        sample |= {"mu_t": float(rng.uniform(0.2, 1.0)), "roughness_p": float(rng.uniform(0.05, 0.3))}
-    settings = {"sample": sample, "wavelength": "CuKa", "asymmetry": float(rng.uniform(0.02, 0.1)),
-                "seed": int(rng.integers(1 << 30)), "background": [40.0, -15.0, 8.0], "flux": 10.0,
-                **{k: float(v * np.exp(rng.uniform(np.log(0.5), np.log(2)))) for k, v in START.items()}}
-    return {"settings": settings, "truth": "+".join(sorted(majors)), "impurity": impurity}
 
 
 def run_one(case: dict[str, Any]) -> dict[str, Any]:

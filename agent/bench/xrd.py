@@ -21,6 +21,19 @@ reported probability vs. fraction right; the futility columns (``agent.bench.com
 and, over the out-of-library samples, ``out_of_library_unreachable`` (the fraction ended
 ``unreachable``) and the median / longest time spent on them; and the median time of the adaptive
 planner and the heuristic over the samples where either went past the survey.
+
+``family="mismatch"`` (``labpilot bench xrd --family mismatch``): the model-mismatch family of
+``agent.bench.xrd_mismatch_family`` instead (default seed 11, as ``benchmarks.xrd_mismatch``), run
+through the same campaigns. Its analysis is set as a user would for such samples: the 12-phase
+library as candidates, the instrument profile refined from the family's starting U, V, W (the
+diffractometer's is not that calibration), 8° diffuse humps in the background (amorphous content).
+A sample's ``true_set`` is its in-library phases. A run is ``correct`` when it is an honest answer:
+on a clean sample the reported set is the true set; on a sample with an out-of-library impurity the
+run is *flagged* — the campaign ended ``unreachable`` or its answer is "not identified", or the final
+analysis gives p(missing phase) ≥ 0.5, ``unexplained-peaks`` or a strain at its bound (as
+``benchmarks.xrd_mismatch`` flags). Per policy also ``in_library_set_accuracy`` (reported set = the
+in-library truth, every sample), ``clean_accuracy``, ``impurity_flagged`` (fraction of impurity
+samples flagged) and ``false_alarm`` (clean samples flagged).
 """
 
 from __future__ import annotations
@@ -37,6 +50,10 @@ from scipy import stats
 
 from agent.bench.checkpoint import RunCheckpoint
 from agent.bench.common import futility_columns, run_campaign, run_family, write_results
+from agent.bench.xrd_mismatch_family import LIBRARY as MISMATCH_LIBRARY
+from agent.bench.xrd_mismatch_family import START as MISMATCH_START
+from agent.bench.xrd_mismatch_family import draw_sample as draw_mismatch_sample
+from analysis.protocol import Interpretation
 
 POLICIES = ("adaptive", "full_scan", "heuristic")
 TARGET = 0.95
@@ -62,6 +79,12 @@ FAMILIES = (
 MINOR = 0.10
 """A phase at or below this weight fraction is a minor phase."""
 RELIABILITY_BINS = (0.0, 0.5, 0.8, 0.95, 0.99, 1.0000001)
+SAMPLE_FAMILIES = ("default", "mismatch")
+"""``draw_family``'s families: this module's (docstring) and the model-mismatch one."""
+DEFAULT_SEEDS = {"default": 0, "mismatch": 11}
+"""Each family's default seed (mismatch: ``benchmarks.xrd_mismatch``'s, so both draw the same samples)."""
+MISMATCH_DIFFUSE_FWHM_DEG = 8.0
+"""The mismatch family's analysis: diffuse humps of this FWHM in the background (amorphous content), degrees."""
 
 INSTRUMENT = {
     "wavelength": "CuKa", "caglioti_u": 0.010, "caglioti_v": -0.003, "caglioti_w": 0.004,
@@ -90,9 +113,72 @@ class BenchSample:
     def minor(self) -> list[str]:
         return [n for n, w in self.phases.items() if w <= MINOR]
 
+    def analysis_settings(self) -> dict[str, Any]:
+        """The campaign's ``analysis.settings``."""
+        return {
+            **{k: INSTRUMENT[k] for k in ("wavelength", "caglioti_u", "caglioti_v", "caglioti_w")},
+            # The simulated diffractometer's profile is this calibration: held, as a calibrated lab would
+            # (refining U, V, W and the asymmetry as well makes every identification ~6x slower).
+            "refine_instrument": False,
+            **({} if self.candidates is None else {"candidates": list(self.candidates)})}
 
-def draw_family(n: int, seed: int = 0) -> list[BenchSample]:
-    """``n`` random samples as in the module docstring."""
+    def judge(self, reported: str | None, status: str, final: Interpretation | None,
+              answer_status: str | None) -> dict[str, Any]:
+        """The run's verdict: ``correct`` (the reported set is the true one)."""
+        return {"correct": reported == self.true_set}
+
+
+@dataclass(frozen=True)
+class MismatchSample(BenchSample):
+    """A sample of the model-mismatch family; ``phases`` are its in-library phases."""
+
+    impurity: str | None = None
+    """Its out-of-library impurity (in the simulated sample, not in ``phases``), if any."""
+
+    @property
+    def out_of_library(self) -> bool:
+        return self.impurity is not None
+
+    def analysis_settings(self) -> dict[str, Any]:
+        # What a user would set for such samples: the diffractometer's profile is not the calibrated
+        # start, so it is refined; the amorphous content needs the diffuse humps.
+        return {"wavelength": "CuKa", **MISMATCH_START, "refine_instrument": True,
+                "diffuse_fwhm_deg": MISMATCH_DIFFUSE_FWHM_DEG, "candidates": list(MISMATCH_LIBRARY)}
+
+    def judge(self, reported: str | None, status: str, final: Interpretation | None,
+              answer_status: str | None) -> dict[str, Any]:
+        """``correct``: an honest answer (module docstring) — the true set on a clean sample, flagged
+        with an impurity; ``in_library_set_right`` and ``flagged`` beside it."""
+        flags = [] if final is None else list(final.flags)
+        p_missing = None if final is None else final.details.get("p_missing_phase")
+        flagged = (status == "unreachable" or answer_status not in (None, "answered")
+                   or float(p_missing or 0.0) >= 0.5 or "unexplained-peaks" in flags
+                   or any(f.startswith("strain-at-bound") for f in flags))
+        right = reported == self.true_set
+        return {"correct": flagged if self.impurity else right, "in_library_set_right": right, "flagged": flagged,
+                "impurity": self.impurity, "p_missing": p_missing}
+
+
+def draw_mismatch_family(n: int, seed: int = DEFAULT_SEEDS["mismatch"]) -> list[MismatchSample]:
+    """``n`` samples of the model-mismatch family, the same as ``benchmarks.xrd_mismatch`` draws from ``seed``;
+    the instrument is the simulated diffractometer's settings plus this bench's set-up and motion times."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        case = draw_mismatch_sample(rng, i)
+        settings = case["settings"]
+        phases = {p["phase"]: p["weight_fraction"] for p in settings["sample"]["phases"] if p["phase"] != case["impurity"]}
+        instrument = {**settings, **{k: INSTRUMENT[k] for k in ("setup_seconds", "motion_deg_per_second")}}
+        out.append(MismatchSample(i, phases, instrument, tuple(MISMATCH_LIBRARY), case["impurity"]))
+    return out
+
+
+def draw_family(n: int, seed: int = 0, family: str = "default") -> list[BenchSample]:
+    """``n`` random samples as in the module docstring (``family``: one of ``SAMPLE_FAMILIES``)."""
+    if family == "mismatch":
+        return list(draw_mismatch_family(n, seed))
+    if family != "default":
+        raise ValueError(f"unknown XRD sample family {family!r}; known: {', '.join(SAMPLE_FAMILIES)}")
     from physics.phases import PhaseLibrary
 
     library = PhaseLibrary()
@@ -164,12 +250,7 @@ def campaign(sample: BenchSample, policy: str, folder: Path, budget_seconds: flo
             {"name": "dwell_seconds", "type": "continuous", "low": 0.02, "high": 20.0, "units": "s"},
         ]},
         "instruments": [{"name": "xrd", "kind": "xrd", "settings": sample.instrument}],
-        "analysis": {"kind": "xrd", "settings": {
-            **{k: INSTRUMENT[k] for k in ("wavelength", "caglioti_u", "caglioti_v", "caglioti_w")},
-            # The simulated diffractometer's profile is this calibration: held, as a calibrated lab would
-            # (refining U, V, W and the asymmetry as well makes every identification ~6x slower).
-            "refine_instrument": False,
-            **({} if sample.candidates is None else {"candidates": list(sample.candidates)})}},
+        "analysis": {"kind": "xrd", "settings": sample.analysis_settings()},
         "objective": {"estimate": "p(best)", "direction": "maximize"},
         "policy": _policy(policy),
         "targets": [{"name": "phases_known", "kind": "estimate_threshold", "estimate": "p(best)", "at_least": TARGET}],
@@ -185,12 +266,13 @@ def run_one(sample: BenchSample, policy: str, budget_seconds: float = BUDGET_SEC
     reported = None if final is None else final.details.get("best_set")
     p_best = None if final is None else final.estimates["p(best)"].value
     found = set(str(reported).split("+")) if reported else set()
+    verdict = sample.judge(reported, result.status, final, None if result.answer is None else result.answer.status)
+    targets_met = all(r.met for r in result.targets.values())
     return {
         "sample": sample.index, "policy": policy, "true_set": sample.true_set, "reported_set": reported,
-        "p_best": p_best, "correct": reported == sample.true_set, "status": result.status,
-        "targets_met": all(r.met for r in result.targets.values()),
-        # Solved: the true set reported at the target probability (what "unsolvable by any policy" negates).
-        "solved": reported == sample.true_set and all(r.met for r in result.targets.values()),
+        "p_best": p_best, **verdict, "status": result.status, "targets_met": targets_met,
+        # Solved: a right answer at the target probability (what "unsolvable by any policy" negates).
+        "solved": verdict["correct"] and targets_met,
         "instrument_seconds": result.instrument_seconds, "n_measurements": result.n_measurements,
         "out_of_library": sample.out_of_library,
         "minor_phases": sample.minor, "minor_found": [m for m in sample.minor if m in found],
@@ -226,6 +308,21 @@ def _out_of_library_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _mismatch_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model-mismatch family's figures (module docstring); none for a family without impurities."""
+    if not rows or "flagged" not in rows[0]:
+        return {}
+    clean = [r for r in rows if r["impurity"] is None]
+    dirty = [r for r in rows if r["impurity"] is not None]
+
+    def share(subset: list[dict[str, Any]], key: str) -> float | None:
+        return sum(bool(r[key]) for r in subset) / len(subset) if subset else None
+
+    return {"in_library_set_accuracy": share(rows, "in_library_set_right"), "clean_accuracy": share(clean, "in_library_set_right"),
+            "n_clean": len(clean), "impurity_flagged": share(dirty, "flagged"), "n_impurity": len(dirty),
+            "false_alarm": share(clean, "flagged")}
+
+
 def _past_survey_goal(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Median time of the adaptive planner and the heuristic over the samples where either went past
     the survey (the shared survey settles the rest for both)."""
@@ -241,7 +338,20 @@ def _past_survey_goal(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"n_samples": len(samples), "adaptive_s": adaptive, "heuristic_s": heuristic, "met": adaptive < heuristic}
 
 
-def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: float = BUDGET_SECONDS) -> dict[str, Any]:
+def _reliability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reported probability vs the fraction right, per bin of ``RELIABILITY_BINS``."""
+    reliability = []
+    for lo, hi in zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:]):
+        in_bin = [r for r in rows if r["p_best"] is not None and lo <= r["p_best"] < hi]
+        if in_bin:
+            reliability.append({"reported": [lo, min(hi, 1.0)], "n": len(in_bin),
+                                "mean_reported": statistics.fmean(r["p_best"] for r in in_bin),
+                                "fraction_right": sum(r["correct"] for r in in_bin) / len(in_bin)})
+    return reliability
+
+
+def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: float = BUDGET_SECONDS,
+              family: str = "default") -> dict[str, Any]:
     """The per-policy figures of the module docstring, the reliability table and the goals' verdicts."""
     policies: dict[str, dict[str, Any]] = {}
     for name in POLICIES:
@@ -251,13 +361,6 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
         minors = sum(len(r["minor_phases"]) for r in rows)
         confident = [r for r in rows if r["p_best"] is not None and r["p_best"] >= TARGET]
         k = sum(r["correct"] for r in confident)
-        reliability = []
-        for lo, hi in zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:]):
-            in_bin = [r for r in rows if r["p_best"] is not None and lo <= r["p_best"] < hi]
-            if in_bin:
-                reliability.append({"reported": [lo, min(hi, 1.0)], "n": len(in_bin),
-                                    "mean_reported": statistics.fmean(r["p_best"] for r in in_bin),
-                                    "fraction_right": sum(r["correct"] for r in in_bin) / len(in_bin)})
         policies[name] = {
             "n_runs": len(rows),
             "accuracy": sum(r["correct"] for r in rows) / len(rows),
@@ -268,9 +371,10 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
             "precision_at_0.95_interval": list(_clopper_pearson(k, len(confident))),
             "n_decisions_at_0.95": len(confident),
             "targets_reached": sum(r["targets_met"] for r in rows) / len(rows),
-            "reliability": reliability,
+            "reliability": _reliability(rows),
             **futility_columns(results, name, budget_seconds, "solved"),
             **_out_of_library_columns(rows),
+            **_mismatch_columns(rows),
         }
     goals: dict[str, Any] = {}
     full, adaptive, heuristic = (policies.get(p) for p in ("full_scan", "adaptive", "heuristic"))
@@ -286,7 +390,8 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
         goals["time_vs_heuristic"] = {"adaptive_s": adaptive["median_scan_seconds"], "heuristic_s": heuristic["median_scan_seconds"],
                                       "met": adaptive["median_scan_seconds"] < heuristic["median_scan_seconds"]}
         goals["time_vs_heuristic_past_survey"] = _past_survey_goal(results)
-    if adaptive and adaptive["n_out_of_library"]:
+    # The mismatch family's impurity samples have an honest end short of "unreachable" (flagged): no such goal there.
+    if adaptive and adaptive["n_out_of_library"] and family == "default":
         limit = OUT_OF_LIBRARY_SURVEYS * survey_seconds()
         goals["out_of_library_unreachable"] = {
             "unreachable": adaptive["out_of_library_unreachable"], "max_seconds": adaptive["max_seconds_out_of_library"],
@@ -297,18 +402,19 @@ def summarise(results: list[dict[str, Any]], n_samples: int, budget_seconds: flo
         lo, hi = adaptive["precision_at_0.95_interval"]
         goals["calibration_at_0.95"] = {"precision": adaptive["precision_at_0.95"], "interval_95": [lo, hi],
                                         "required": TARGET, "met": adaptive["precision_at_0.95"] is not None and hi >= TARGET}
-    return {"benchmark": "xrd", "n_samples": n_samples, "budget_instrument_seconds": budget_seconds,
+    return {"benchmark": "xrd", "family": family, "n_samples": n_samples, "budget_instrument_seconds": budget_seconds,
             "target_probability": TARGET, "policies": policies, "goals": goals}
 
 
 def run_benchmark(
     n_samples: int, seed: int = 0, policies: tuple[str, ...] = POLICIES,
     on_done: Callable[[int, int], None] | None = None, budget_seconds: float = BUDGET_SECONDS,
-    checkpoint: RunCheckpoint | None = None,
+    checkpoint: RunCheckpoint | None = None, family: str = "default",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Every (sample, policy) campaign as a Ray task; Ray must be initialised. Returns (summary, runs)."""
-    results = run_family(draw_family(n_samples, seed), policies, run_one, budget_seconds, on_done, checkpoint)
-    return summarise(results, n_samples, budget_seconds), results
+    """Every (sample, policy) campaign of ``family``'s first ``n_samples`` as a Ray task; Ray must be
+    initialised. Returns (summary, runs)."""
+    results = run_family(draw_family(n_samples, seed, family), policies, run_one, budget_seconds, on_done, checkpoint)
+    return summarise(results, n_samples, budget_seconds, family), results
 
 
 def write(summary: dict[str, Any], results: list[dict[str, Any]], folder: Path) -> dict[str, Path]:

@@ -58,6 +58,24 @@ def test_xrd_benchmark_runs_every_policy_at_a_tiny_size() -> None:
                                      "time_vs_heuristic_past_survey", "calibration_at_0.95"}
 
 
+@pytest.mark.timeout(150)
+def test_xrd_benchmark_runs_the_mismatch_family_through_its_campaigns() -> None:
+    """One clean mismatch sample, the adaptive policy, a budget of one survey (~40 s unloaded: one
+    identification refining the instrument profile): a real campaign through Ray, judged and summarised."""
+    from agent.bench.xrd import run_benchmark, survey_seconds
+
+    budget = survey_seconds() + 10.0  # about one survey (the planner fits its survey to the budget): one identification
+    summary, runs = run_benchmark(1, seed=11, policies=("adaptive",), budget_seconds=budget, family="mismatch")
+    assert summary["family"] == "mismatch" and len(runs) == 1
+    run = runs[0]
+    assert run["true_set"] == "al2o3_corundum" and run["impurity"] is None and run["n_measurements"] == 1
+    assert 0 < run["instrument_seconds"] <= budget and run["reported_set"]
+    assert run["correct"] == (run["reported_set"] == "al2o3_corundum")
+    row = summary["policies"]["adaptive"]
+    assert row["in_library_set_accuracy"] == row["clean_accuracy"] == float(run["correct"])
+    assert row["n_impurity"] == 0 and row["impurity_flagged"] is None and "out_of_library_unreachable" not in summary["goals"]
+
+
 def test_a_window_beyond_the_goniometer_is_refused_before_dispatch_and_recorded(tmp_path: Path) -> None:
     from agent.campaign import run_campaign
     from agent.store import Store
