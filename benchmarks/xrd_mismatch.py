@@ -18,7 +18,7 @@ The family itself (``draw_sample``, ``LIBRARY``, ``OUTSIDE``, ``START``) is defi
 ``agent.bench.xrd_mismatch_family``, shared with ``labpilot bench xrd --family mismatch``, which runs
 real campaigns (adaptive, full scan, heuristic) on the same samples.
 
-    python -m benchmarks.xrd_mismatch [--samples N] [--seed S] [--json]
+    python -m benchmarks.xrd_mismatch [--samples N] [--seed S] [--only I,J,…] [--rows FILE] [--json]
 """
 
 from __future__ import annotations
@@ -96,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the analysis' diffuse_fwhm_deg (amorphous humps in the background), degrees; 0: off")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--rows", help="append each finished sample's row to this JSON-lines file as it finishes")
+    parser.add_argument("--only", help="comma-separated sample indices to run (of the --samples drawn); default: all")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     diffuse = args.diffuse if args.diffuse > 0 else None
     cases = [{**draw_sample(rng, i), "index": i, "diffuse_fwhm_deg": diffuse} for i in range(args.samples)]
+    if args.only:
+        # The same draws (the generator runs through every sample), a subset run: split over machines or resume.
+        chosen = {int(i) for i in args.only.split(",")}
+        cases = [c for c in cases if c["index"] in chosen]
     rows = []
     with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
         # Rows are kept as they finish: a 30-sample run takes half an hour, and a kill should not lose it all.

@@ -79,8 +79,8 @@ def residual_verdict(two_theta: np.ndarray, counts: np.ndarray, mu: np.ndarray, 
     verdict.n_windows = max(int(covered.sum()) // w, 1)
     verdict.z_threshold = float(stats.norm.isf(ALPHA / verdict.n_windows))
     diffracted = float(np.sum(np.maximum(m - bg, 0.0)))
-    clusters = _clusters(x, n - m, z, outside, verdict.z_threshold, w)
-    _classify(verdict, clusters, [bool(beside[min(int(np.searchsorted(x, c)), x.size - 1)]) for c, _, _ in clusters],
+    found = _clusters(n - m, z, outside, verdict.z_threshold, w)
+    _classify(verdict, [(round(float(x[i]), 3), net, zmax) for i, net, zmax in found], [bool(beside[i]) for i, _, _ in found],
               min_fraction * diffracted)
     return verdict
 
@@ -104,18 +104,18 @@ def _classify(verdict: ResidualVerdict, clusters: list[tuple[float, float, float
     verdict.traces.sort()
 
 
-def _clusters(x: np.ndarray, excess: np.ndarray, z: np.ndarray, outside: np.ndarray, z_threshold: float,
-              w: int) -> list[tuple[float, float, float]]:
-    """Runs of window sums above ``z_threshold``: (centre 2θ of the largest z, deg; net excess counts
-    outside the set's peaks within one window of the run; largest z), those with a positive net."""
+def _clusters(excess: np.ndarray, z: np.ndarray, outside: np.ndarray, z_threshold: float,
+              w: int) -> list[tuple[int, float, float]]:
+    """Runs of window sums above ``z_threshold``: (step of the largest z; net excess counts outside the
+    set's peaks within one window of the run; largest z), those with a positive net."""
     labels, n_runs = ndimage.label(z > z_threshold)
     found = []
     for k in range(1, n_runs + 1):
         run = np.flatnonzero(labels == k)
-        span = slice(max(run[0] - w, 0), min(run[-1] + w + 1, x.size))
+        span = slice(max(run[0] - w, 0), min(run[-1] + w + 1, z.size))
         net = float(np.sum(excess[span][outside[span]]))
         if net > 0:
-            found.append((round(float(x[run[np.argmax(z[run])]]), 3), net, float(z[run].max())))
+            found.append((int(run[np.argmax(z[run])]), net, float(z[run].max())))
     return found
 
 
