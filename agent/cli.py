@@ -742,6 +742,8 @@ def _print_mismatch_table(summary: dict[str, Any]) -> None:
 def bench_map(
     quick: bool = typer.Option(False, "--quick", help="2 truths per system and smaller sample budgets, instead of 10 (tens of minutes)"),
     truths: int | None = typer.Option(None, "--truths", min=1, help="hidden truths per system (overrides --quick)"),
+    samples: int | None = typer.Option(None, "--samples", min=1, help="sample budget per campaign for every chosen system "
+                                       "(overrides --quick's and the default budgets)"),
     seed: int = typer.Option(0, "--seed", help="first truth's seed (truths are seed, seed + 1, …)"),
     systems: str = typer.Option("oxide,formulation", "--systems", help="comma-separated: oxide, formulation"),
     policies: str = typer.Option("phase_map,cameo,grid,random", "--policies", help="comma-separated subset of the policies"),
@@ -755,7 +757,8 @@ def bench_map(
     chosen_systems, chosen_policies = _bench_map_choices(systems, policies)
     n = truths if truths is not None else (2 if quick else 10)
     summary, results = _run_bench(bench, "map campaigns", n, seed, bench.n_runs(n, chosen_policies, chosen_systems),
-                                  out=out, resume=resume, quick=quick, policies=chosen_policies, systems=chosen_systems)
+                                  out=out, resume=resume, quick=quick, policies=chosen_policies, systems=chosen_systems,
+                                  samples=None if samples is None else dict.fromkeys(chosen_systems, samples))
     paths = bench.write(summary, results, out)
     if as_json:
         _print_json(summary)

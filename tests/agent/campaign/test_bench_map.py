@@ -44,6 +44,8 @@ def test_unknown_system_policy_or_truth_count_is_refused(tmp_path: Path) -> None
     assert result.exit_code == 2 and "bogus" in result.output
     result = runner.invoke(app, ["bench", "map", "--systems", "", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--systems" in result.output
+    result = runner.invoke(app, ["bench", "map", "--samples", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "Invalid value for '--samples'" in result.output  # not "no such option"
 
 
 @pytest.mark.timeout(240)
