@@ -94,7 +94,7 @@ class SampleCampaignConfig(Record):
     policy: PolicyConfig = Field(description="the across-sample policy")
     sample_step: SampleStepConfig
     targets: list[SampleCampaignTargetConfig] = Field(
-        default_factory=list, description="campaign-level targets: map_confidence, boundary_located, best_in_region "
+        default_factory=list, description="campaign-level targets: map_confidence, map_accuracy, boundary_located, best_in_region "
         "(agent/map_targets.py), evaluated after each sample's outcome")
     budgets: SampleBudgets
     stop_on_targets: bool = Field(default=True, description="stop (completed) as soon as every campaign-level target holds")

@@ -69,6 +69,14 @@ def map_confidence(probabilities: np.ndarray, p: float) -> float:
     return float(np.mean(probabilities.max(axis=1) >= p))
 
 
+def expected_accuracy(probabilities: np.ndarray) -> float:
+    """The accuracy a calibrated map expects of itself: the mean over grid points of the most probable
+    label's probability (0–1; 0 for an empty grid). Each point's label is right with probability its max p."""
+    if len(probabilities) == 0:
+        return 0.0
+    return float(np.mean(probabilities.max(axis=1)))
+
+
 def map_accuracy(predicted: Sequence[str], truth: Sequence[str]) -> float:
     """Fraction of grid points whose predicted label equals the true one (0–1)."""
     if len(predicted) != len(truth):
@@ -177,6 +185,7 @@ __all__ = [
     "map_on_grid",
     "boundary_location",
     "calibration",
+    "expected_accuracy",
     "map_accuracy",
     "map_confidence",
     "predicted_labels",

@@ -16,8 +16,9 @@ median over truths with never = ∞, None when fewer than half got there), ``med
 ``final_accuracy`` (median), ``calibration_095`` (pooled over every map of every run: of the test
 points labelled with p ≥ 0.95, the fraction right), the paired ratios of ``phase_map``'s time to 0.9
 over each baseline's (per truth; median, min, max over the truths where both got there, and how many
-truths only ``phase_map`` got there), and for the map-confidence target: how often it held no earlier
-than accuracy 0.9 and no later than 1.2× that time.
+truths only ``phase_map`` got there), and for the map-confidence target and the map-accuracy target
+(expected accuracy ≥ 0.9, ``agent.map_targets``): how often it held no earlier than accuracy 0.9 and no
+later than 1.2× that time.
 """
 
 from __future__ import annotations
@@ -127,15 +128,16 @@ def _paired(runs: dict[tuple[int, str], dict[str, Any]], truths: list[int], base
             "only_baseline": only_baseline}
 
 
-def _target_timing(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """How the map-confidence target's first 'met' relates to the time the map reached 0.9 accuracy."""
-    early = sum(r["target_met_seconds"] is not None and (r["seconds_to_0.9"] is None or r["target_met_seconds"] < r["seconds_to_0.9"])
-                for r in runs)
-    ratios = [r["target_over_accuracy_time"] for r in runs if r["target_over_accuracy_time"] is not None]
+def _target_timing(runs: list[dict[str, Any]], prefix: str = "") -> dict[str, Any]:
+    """How a target's first 'met' relates to the time the map reached 0.9 accuracy: the map-confidence
+    target's (``prefix`` "") or the map-accuracy target's ("accuracy_")."""
+    met_at = [r.get(f"{prefix}target_met_seconds") for r in runs]
+    early = sum(t is not None and (r["seconds_to_0.9"] is None or t < r["seconds_to_0.9"]) for t, r in zip(met_at, runs))
+    ratios = [x for r in runs if (x := r.get(f"{prefix}target_over_accuracy_time")) is not None]
     within = sum(1.0 <= x <= TARGET_LATE for x in ratios)
-    never = sum(r["target_met_seconds"] is None and r["seconds_to_0.9"] is not None for r in runs)
+    never = sum(t is None and r["seconds_to_0.9"] is not None for t, r in zip(met_at, runs))
     # Runs where neither the map reached 0.9 nor the target held say nothing about its timing.
-    judged = sum(r["target_met_seconds"] is not None or r["seconds_to_0.9"] is not None for r in runs)
+    judged = sum(t is not None or r["seconds_to_0.9"] is not None for t, r in zip(met_at, runs))
     return {"n_runs": len(runs), "n_judged": judged, "within_20pct": within, "early": early,
             "late": sum(x > TARGET_LATE for x in ratios), "never_met_though_accurate": never,
             "median_ratio": statistics.median(ratios) if ratios else None}
@@ -153,7 +155,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         policies = {p: _policy_row([r for r in rows if r["policy"] == p]) for p in POLICIES if any(r["policy"] == p for r in rows)}
         systems[system] = {"truths": truths, "policies": policies,
                            "paired_ratio_to": {b: _paired(by, truths, b) for b in GOAL_RATIOS if b in policies},
-                           "map_target": _target_timing(rows)}
+                           "map_target": _target_timing(rows), "accuracy_target": _target_timing(rows, "accuracy_")}
     return {"benchmark": "map", "systems": systems, "goals": _goals(systems)}
 
 
@@ -168,9 +170,10 @@ def _goals(systems: dict[str, Any]) -> dict[str, Any]:
         for policy, row in s["policies"].items():
             c = row["calibration_095"]
             goals[f"{name}: calibration {policy}"] = {"value": c, "required": 0.95, "met": c is not None and c >= 0.95}
-        t = s["map_target"]
-        goals[f"{name}: map target timing"] = {"within_20pct": t["within_20pct"], "early": t["early"], "n_judged": t["n_judged"],
-                                              "met": t["n_judged"] > 0 and t["early"] == 0 and t["within_20pct"] == t["n_judged"]}
+        for key, label in (("map_target", "map target timing"), ("accuracy_target", "map accuracy target timing")):
+            t = s[key]
+            goals[f"{name}: {label}"] = {"within_20pct": t["within_20pct"], "early": t["early"], "n_judged": t["n_judged"],
+                                         "met": t["n_judged"] > 0 and t["early"] == 0 and t["within_20pct"] == t["n_judged"]}
     return goals
 
 

@@ -14,6 +14,7 @@ from agent.config import parse_campaign
 from agent.map_targets import (
     BestInRegionTarget,
     BoundaryLocatedTarget,
+    MapAccuracyTarget,
     MapConfidenceTarget,
     evaluate_map_targets,
 )
@@ -59,6 +60,17 @@ def test_map_targets_wait_for_min_samples_then_are_met_by_a_confident_map_only()
     # Failed syntheses are no labels: they do not count towards min_samples.
     failed = [SampleOutcome(sample_id=f"f{i}", recipe=s.recipe, status="failed") for i, s in enumerate(confident[:6])]
     assert evaluate_map_targets([MAP], space, failed + confident[:4], seed=1)["map"].value is None
+
+
+def test_map_accuracy_target_reads_the_maps_expected_accuracy() -> None:
+    space = _space()
+    target = MapAccuracyTarget(name="acc", kind="map_accuracy", accuracy=0.8, min_samples=5, grid_points=512)
+    confident = evaluate_map_targets([target], space, _samples(space, 12, 0.97), seed=1)["acc"]
+    assert confident.met and confident.goal == 0.8 and confident.value is not None and 0.8 <= confident.value <= 1.0
+    unsure = evaluate_map_targets([target], space, _samples(space, 12, 0.5), seed=1)["acc"]
+    assert unsure.value is not None and unsure.value < 0.7 and not unsure.met
+    with pytest.raises(ValueError, match="accuracy"):
+        MapAccuracyTarget(name="acc", kind="map_accuracy", accuracy=1.5)
 
 
 def test_best_in_region_is_met_only_within_a_tolerance_the_property_gp_vouches_for() -> None:

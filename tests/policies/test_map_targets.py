@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.map_targets import boundary_location, calibration, map_accuracy, map_confidence, prob_incumbent_best_in_region
+from policies.map_targets import (
+    boundary_location,
+    calibration,
+    expected_accuracy,
+    map_accuracy,
+    map_confidence,
+    prob_incumbent_best_in_region,
+)
 from policies.models import ModelCache
 from policies.protocol import Observation
 from tests.policies.spaces import plane_space
@@ -25,6 +32,17 @@ def test_confidence_accuracy_calibration() -> None:
     assert calibration(P, ["A", "B"], truth, 0.999).fraction_right is None
     with pytest.raises(ValueError):
         map_confidence(P, 0.0)
+
+
+def test_expected_accuracy_is_the_mean_top_probability() -> None:
+    assert expected_accuracy(P) == pytest.approx((0.99 + 0.96 + 0.6 + 0.7 + 0.98) / 5)
+    assert expected_accuracy(np.zeros((0, 2))) == 0.0
+    # A calibrated map's expectation matches its accuracy: draw truths from the map's own probabilities.
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([0.7, 0.7, 0.7], size=4000)
+    truth = [["A", "B", "C"][rng.choice(3, p=row)] for row in p]
+    predicted = [["A", "B", "C"][j] for j in p.argmax(axis=1)]
+    assert expected_accuracy(p) == pytest.approx(map_accuracy(predicted, truth), abs=0.03)
 
 
 def test_boundary_location_excludes_the_delta_band() -> None:

@@ -63,7 +63,8 @@ def test_bench_map_runs_one_truth_with_two_policies_and_scores_it_sanely(tmp_pat
         # Every sample costs synthesis (≥ the furnace's 3600 s base) plus characterisation, on the virtual clock.
         assert all(b - a >= 3600.0 for a, b in zip([0.0, *seconds], seconds))
         assert all(0.0 <= r["accuracy"] <= 1.0 and 0 <= r["confident_right"] <= r["confident"] for r in rows)
-        assert not any(r["target_met"] for r in rows)  # min_samples 5: two samples never meet the map target
+        assert not any(r["target_met"] or r["accuracy_target_met"] for r in rows)  # min_samples 5: two samples never do
+        assert all(r["expected_accuracy"] is None for r in rows)  # not evaluated before min_samples
         assert run["samples"] == 2 and run["total_seconds"] == seconds[-1]
     row = summary["systems"]["oxide"]["policies"]["grid"]
     assert row["n_truths"] == 1 and 0.0 <= row["final_accuracy"] <= 1.0
@@ -71,11 +72,12 @@ def test_bench_map_runs_one_truth_with_two_policies_and_scores_it_sanely(tmp_pat
     assert all(p.stat().st_size > 0 for p in paths.values())
 
 
-def _run(policy: str, truth: int, accuracy: list[float], met: list[bool]) -> dict[str, object]:
+def _run(policy: str, truth: int, accuracy: list[float], met: list[bool], accurate: list[bool] | None = None) -> dict[str, object]:
     from agent.bench.map_score import run_figures
 
     rows = [{"samples": k + 1, "seconds": 1000.0 * (k + 1), "accuracy": a, "confident": 10, "confident_right": 9 + (a > 0.5),
-             "target_met": m} for k, (a, m) in enumerate(zip(accuracy, met))]
+             "target_met": m, "accuracy_target_met": e}
+            for k, (a, m, e) in enumerate(zip(accuracy, met, accurate or [False] * len(accuracy)))]
     return {"system": "oxide", "truth": truth, "policy": policy, "rows": rows, **run_figures(rows)}
 
 
@@ -84,9 +86,11 @@ def test_summary_pairs_times_to_accuracy_and_judges_the_map_target_by_when_it_he
     from agent.bench.map import summarise
 
     runs = [
-        _run("phase_map", 0, [0.5, 0.92, 0.95], [False, False, True]),  # 0.9 at 2000 s, target at 3000 s: late (1.5×)
-        _run("cameo", 0, [0.5, 0.6, 0.7, 0.91], [False, True, True, True]),  # target before the map was right: early
-        _run("phase_map", 1, [0.95], [True]),  # on time (1.0×)
+        # 0.9 at 2000 s, target at 3000 s: late (1.5×); the accuracy target on time
+        _run("phase_map", 0, [0.5, 0.92, 0.95], [False, False, True], [False, True, True]),
+        # target before the map was right: early; the accuracy target never held
+        _run("cameo", 0, [0.5, 0.6, 0.7, 0.91], [False, True, True, True]),
+        _run("phase_map", 1, [0.95], [True], [True]),  # on time (1.0×), both
         _run("cameo", 1, [0.5, 0.5], [False, False]),  # never accurate: only phase_map got there
     ]
     oxide = summarise(runs)["systems"]["oxide"]
@@ -96,6 +100,8 @@ def test_summary_pairs_times_to_accuracy_and_judges_the_map_target_by_when_it_he
     assert oxide["policies"]["cameo"]["median_seconds_to_0.9"] is None  # one of two never: the median is ∞
     assert oxide["map_target"] | {"median_ratio": None} == {"n_runs": 4, "n_judged": 3, "within_20pct": 1, "early": 1, "late": 1,
                                                            "never_met_though_accurate": 0, "median_ratio": None}
+    assert oxide["accuracy_target"] == {"n_runs": 4, "n_judged": 3, "within_20pct": 2, "early": 0, "late": 0,
+                                        "never_met_though_accurate": 1, "median_ratio": 1.0}
     assert oxide["policies"]["cameo"]["calibration_095"] == pytest.approx(57 / 60)
 
 
