@@ -152,6 +152,11 @@ UNSUPPORTED_COLUMN = 1e-3
 """A design column whose norm is below this fraction of the largest one's is left out (coefficient 0)."""
 
 
+def supported_columns(norms: np.ndarray) -> np.ndarray:
+    """Which design columns (by their norms, (k,)) the data support: norm ≥ ``UNSUPPORTED_COLUMN`` of the largest."""
+    return norms > UNSUPPORTED_COLUMN * max(float(norms.max(initial=0.0)), 1e-300)
+
+
 def nonnegative_lstsq(a: np.ndarray, b: np.ndarray, n_nonneg: int) -> tuple[np.ndarray, float]:
     """min ‖a x − b‖² with x[:n_nonneg] ≥ 0 (the phase scales); returns (x, residual sum of squares).
 
@@ -164,7 +169,7 @@ def nonnegative_lstsq(a: np.ndarray, b: np.ndarray, n_nonneg: int) -> tuple[np.n
     # 10⁻⁴³–10⁻⁴ of the largest) gets coefficient 0. Scaled to unit norm it took coefficients up to 10³⁰,
     # which the prior box then clipped, so every refinement started with χ² up to ~100× its optimum
     # (mismatch family sample 4: 356 000 against 3 940).
-    unsupported = norms <= UNSUPPORTED_COLUMN * max(float(norms.max(initial=0.0)), 1e-300)
+    unsupported = ~supported_columns(norms)
     norms[unsupported] = 1.0
     scaled = np.where(unsupported[None, :], 0.0, a / norms)
     gram = scaled.T @ scaled
@@ -526,7 +531,7 @@ class LinearlyProjected:
         norms = np.linalg.norm(linear, axis=0)
         # The columns the linear solve used (``nonnegative_lstsq``): a scale at 0 is held there, and a column
         # without support would add an arbitrary direction to the QR basis.
-        active = (norms > UNSUPPORTED_COLUMN * max(float(norms.max(initial=0.0)), 1e-300)) & np.concatenate(
+        active = supported_columns(norms) & np.concatenate(
             [x[: p.n_p] > 0, np.ones(k - p.n_p, dtype=bool)])
         q, _ = np.linalg.qr(linear[:, active])
         out = j[:, k:].copy()

@@ -17,6 +17,7 @@ inverse crystallite size ``u_start`` (1/nm); χ² values are weighted sums of sq
 
 from __future__ import annotations
 
+import functools
 import itertools
 import dataclasses
 import math
@@ -93,6 +94,11 @@ def search(settings: XRDPhaseIDSettings, profiles: PhaseProfiles, weight: np.nda
     return refine_pruned(profiles, fits, bounds, settings.phase_log_prior()), len(quick)
 
 
+def set_log_posterior(f: SetFit, log_prior_per_phase: float) -> float:
+    """Log posterior of a refined set, up to a constant: Laplace evidence and the prior per phase."""
+    return f.log_likelihood + f.log_occam + log_prior_per_phase * len(f.phases)
+
+
 def refine_nested(context: SearchContext, fits: list[SetFit], poles: dict[str, tuple[tuple[int, int, int], float]],
                   bounds: Bounds, log_prior_per_phase: float) -> list[SetFit]:
     """Every set of k ≥ 2 phases whose best refined (k−1)-subset is a contender (log posterior
@@ -107,9 +113,7 @@ def refine_nested(context: SearchContext, fits: list[SetFit], poles: dict[str, t
     loses evidence it deserves and its subset wins at p ≈ 0.99 (measured on the P25 survey, draw
     37: the true triple's log L 21 below the nested start's, 8 below its own subset's). Both
     starts find modes of one posterior; the evidence of the better one is kept."""
-    def log_posterior(f: SetFit) -> float:
-        return f.log_likelihood + f.log_occam + log_prior_per_phase * len(f.phases)
-
+    log_posterior = functools.partial(set_log_posterior, log_prior_per_phase=log_prior_per_phase)
     by_label = {f.label: f for f in fits}
     best = max((log_posterior(f) for f in fits if math.isfinite(log_posterior(f))), default=-math.inf)
     for fit in sorted(fits, key=lambda f: len(f.phases)):
@@ -135,9 +139,7 @@ def refine_pruned(profiles: PhaseProfiles, fits: list[SetFit], bounds: Bounds, l
     itself, refined from its own start, may never get there. Measured on the mismatch family's sample
     17 (fluorite + Si): the true pair ended 12 nats below its optimum while the supersets with a
     phantom quartz or corundum sat 2 nats above it, and the quartz won at p 0.87."""
-    def log_posterior(f: SetFit) -> float:
-        return f.log_likelihood + f.log_occam + log_prior_per_phase * len(f.phases)
-
+    log_posterior = functools.partial(set_log_posterior, log_prior_per_phase=log_prior_per_phase)
     best = max((log_posterior(f) for f in fits if math.isfinite(log_posterior(f))), default=-math.inf)
     by_label = {f.label: f for f in fits}
     for fit in fits:
