@@ -26,6 +26,10 @@ FLAG_SENTENCES: dict[str, str] = {
     "second-minimum:": "A near-equivalent minimum disagrees on {}: its value is not certain.",
     "unconstrained:": "{} is not constrained by the data (σ larger than half its fit range).",
     "at-bound:": "{} ended at a bound of its fit range.",
+    "broad-intensity:": "Broad intensity (diffuse scattering, background shape) fitted better with {} at the "
+                        "smallest crystallite size allowed: a patch, not counted as a phase.",
+    "stand-in:": "{} fits only with its lattice and intensities forced to their limits: what it explains is "
+                 "counted as evidence of a phase outside the library.",
     "not-in-model:": "{} is not a parameter of the best model (no value).",
     "fit-not-converged:": "The fit of {} did not converge.",
     "fit-failed:": "The fit of {} failed.",

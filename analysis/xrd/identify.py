@@ -10,12 +10,15 @@ The candidate space is searched, not enumerated (``analysis.xrd.search``: screen
 add to the best, shortlist, rank the shortlist's subsets, refine the best sets); then evidences,
 posterior over sets, each phase's marginal probability, weight fractions ± σ of the best set.
 
-Open world. The library may lack a phase the sample holds. Two kinds of evidence say so, and
-both enter the probability as an explicit alternative "a phase outside the library" whose log odds
+Open world. The library may lack a phase the sample holds. Three kinds of evidence say so, and
+all enter the probability as an explicit alternative "a phase outside the library" whose log odds
 against the best set are computed, not assumed (``missing_log_odds``): intensity clustered where no
 phase of the best set has a peak (``analysis.xrd.residuals``), and a phase whose lattice strain
 ends on its bound (the best set refitted with that bound three times wider: the likelihood gained,
-tempered, against log 3 for the wider prior and the prior cost of a phase). p(missing) scales every
+tempered, against log 3 for the wider prior and the prior cost of a phase), and a phase whose strain
+and intensities were both forced to their bounds (a stand-in, ``analysis.xrd.admission``: its set's
+posterior over the set without it). A set holding a broad patch (a phase at the smallest crystallite
+size allowed) is not an answer at all: flagged ``broad-intensity``. p(missing) scales every
 set probability and marginal down; p(missing) ≥ 0.5 → ``not-identified``, and the weight fractions
 are reported without values (``fractions-unusable``). Misfit spread over the best set's own peaks
 is flagged ``profile-misfit`` and handled by tempering, not as a missing phase.
@@ -44,6 +47,7 @@ from scipy import signal
 
 from analysis.laplace import posterior_probabilities
 from analysis.protocol import Estimate, Interpretation
+from analysis.xrd.admission import broad_patches, has_empty_phase, stand_ins
 from analysis.xrd.fit import PhaseProfiles, SetFit, refine_set
 from analysis.xrd.residuals import ResidualVerdict, missing_log_odds, residual_verdict
 from analysis.xrd.hypotheses import SET_SEPARATOR, PhaseSetHypothesis
@@ -111,7 +115,13 @@ class XRDPhaseIdentification:
         """Posterior over the refined sets (tempered by the best set's misfit), marginals, residual tests."""
         s = self.settings
         flags = [f"fit-not-converged:{f.label}: {f.message}" for f in fits if not f.converged]
-        usable = [f for f in fits if np.isfinite(f.log_likelihood) and np.isfinite(f.log_occam) and not self._has_empty_phase(f)]
+        finite = [f for f in fits if np.isfinite(f.log_likelihood) and np.isfinite(f.log_occam) and not has_empty_phase(f)]
+        usable = [f for f in finite if not broad_patches(f)]
+        if usable:
+            # A broad patch is not a phase (analysis.xrd.admission); say so where it fitted better than the answer.
+            answer = max(f.log_likelihood for f in usable)
+            flags += sorted({f"broad-intensity:{n}"
+                             for f in finite if f.log_likelihood > answer for n in broad_patches(f)})
         temperature = 1.0
         if usable and s.temper:
             temperature = self._misfit_temperature(pattern, min(usable, key=lambda f: f.deviance))
@@ -125,15 +135,6 @@ class XRDPhaseIdentification:
             report.verdict = self._residual_verdict(pattern, best)
             report.unexplained = [x for x, _, _ in report.verdict.unexplained]
         return report
-
-    @staticmethod
-    def _has_empty_phase(fit: SetFit) -> bool:
-        """A phase whose scale ended on zero (below 10⁻³ of the set's largest scale × density ratio,
-        or under half its σ): the set is its subset in disguise, and no answer lists a phase at weight 0."""
-        if len(fit.phases) < 2:
-            return False
-        top = float(np.max(fit.scales))
-        return bool(np.any((fit.scales <= 1e-3 * top) | (fit.scales < 0.5 * fit.scale_sigmas)))
 
     def _residual_verdict(self, pattern: Pattern, fit: SetFit) -> ResidualVerdict:
         s = self.settings
@@ -150,7 +151,8 @@ class XRDPhaseIdentification:
             return
         verdict = report.verdict
         odds = [missing_log_odds(verdict, report.temperature, s.phase_log_prior()),
-                self._strain_bound_log_odds(profiles, best, report.temperature)]
+                self._strain_bound_log_odds(profiles, best, report.temperature),
+                self._stand_in_log_odds(report, best)]
         log_odds = max(odds)
         report.p_missing = 0.0 if log_odds == -math.inf else 1.0 / (1.0 + math.exp(-min(log_odds, 700.0)))
         keep = 1.0 - report.p_missing
@@ -165,6 +167,7 @@ class XRDPhaseIdentification:
             report.flags.append("profile-misfit")
         if odds[1] > 0:
             report.flags.append("strain-at-bound: a phase outside the library?")
+        report.flags += [f"stand-in:{n}" for n in stand_ins(best)]
         if not report.identified:
             report.flags += ["not-identified", "fractions-unusable"]
 
@@ -179,6 +182,20 @@ class XRDPhaseIdentification:
         refit = refine_set(profiles, best.phases, best.poles, start, wide, np.maximum(best.mu, 0.5))
         gain = (refit.log_likelihood - best.log_likelihood) / temperature
         return gain - len(pinned) * math.log(3.0) + self.settings.phase_log_prior()
+
+    def _stand_in_log_odds(self, report: PhaseIDReport, best: SetFit) -> float:
+        """log odds of "a phase outside the library" from the best set's stand-ins (``analysis.xrd.admission``):
+        what a stand-in explains is someone else's intensity, so the best set's tempered log posterior over the
+        same set without it is evidence for the unlisted phase, not for the stand-in (−inf when there is none,
+        or when that subset was not refined: then only the strain-bound refit speaks)."""
+        prior = self.settings.phase_log_prior()
+        log_post = {f.label: f.log_evidence(report.temperature) + prior * len(f.phases) for f in report.fits}
+        out = -math.inf
+        for name in stand_ins(best):
+            rest = SET_SEPARATOR.join(p for p in best.phases if p != name)
+            if rest in log_post:
+                out = max(out, log_post[best.label] - log_post[rest])
+        return out
 
     def _misfit_temperature(self, pattern: Pattern, fit: SetFit) -> float:
         """T ≥ 1: how much the best set's misfit inflates χ² differences — the larger of its Poisson
