@@ -74,6 +74,10 @@ class PhaseIDReport:
     p_missing: float = 0.0
     """Probability that the sample holds a phase outside the library (module docstring)."""
     verdict: ResidualVerdict = field(default_factory=ResidualVerdict)
+    log_posterior: dict[str, float] = field(default_factory=dict)
+    """Each set's tempered log posterior (closed world): the ranking of the sets. The probabilities cannot
+    rank them once p(missing) is 1 to machine precision — every set is then at 0 and a tie would report
+    whichever came first (the mismatch family's sample 10 named a set that was not its most probable)."""
 
     @property
     def identified(self) -> bool:
@@ -81,7 +85,11 @@ class PhaseIDReport:
 
     @property
     def best(self) -> SetFit | None:
-        return max(self.fits, key=lambda f: self.probabilities[SET_SEPARATOR.join(f.phases)], default=None)
+        return max(self.fits, key=self.rank, default=None)
+
+    def rank(self, fit: SetFit) -> float:
+        """The sort key of ``fit`` among the sets (larger first)."""
+        return self.log_posterior.get(fit.label, self.probabilities.get(fit.label, 0.0))
 
 
 class XRDPhaseIdentification:
@@ -129,7 +137,8 @@ class XRDPhaseIdentification:
         probabilities = posterior_probabilities(log_post) if log_post else {}
         marginals = {n: sum(p for label, p in probabilities.items() if n in label.split(SET_SEPARATOR)) for n in self.phases}
         report = PhaseIDReport(fits=usable, probabilities=probabilities, marginals=marginals, temperature=temperature,
-                               flags=flags, unexplained=[], n_points=pattern.n, n_sets_screened=n_sets)
+                               flags=flags, unexplained=[], n_points=pattern.n, n_sets_screened=n_sets,
+                               log_posterior=log_post)
         best = report.best
         if best is not None:
             report.verdict = self._residual_verdict(pattern, best)
@@ -254,7 +263,7 @@ class XRDPhaseIdentification:
             # Not identified: the fractions of a set that cannot explain the data mean nothing.
             estimates[f"w:{n}"] = (Estimate(value=w, sigma=sw, units="weight fraction") if report.identified
                                    else Estimate(value=None, units="weight fraction"))
-        ranked = sorted(report.fits, key=lambda f: -report.probabilities[SET_SEPARATOR.join(f.phases)])
+        ranked = sorted(report.fits, key=report.rank, reverse=True)
         details: dict[str, float | str | bool | None] = {
             "best_set": label, "temperature": report.temperature,
             "chi2_reduced": best.deviance / max(report.n_points - best.n_parameters, 1),
