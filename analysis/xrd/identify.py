@@ -89,7 +89,7 @@ class PhaseIDReport:
 
     def rank(self, fit: SetFit) -> float:
         """The sort key of ``fit`` among the sets (larger first)."""
-        return self.log_posterior.get(fit.label, self.probabilities.get(fit.label, 0.0))
+        return self.log_posterior[fit.label]
 
 
 class XRDPhaseIdentification:
@@ -197,9 +197,7 @@ class XRDPhaseIdentification:
         what a stand-in explains is someone else's intensity, so the best set's tempered log posterior over the
         same set without it is evidence for the unlisted phase, not for the stand-in (−inf when there is none,
         or when that subset was not refined: then only the strain-bound refit speaks)."""
-        prior = self.settings.phase_log_prior()
-        log_post = {f.label: f.log_evidence(report.temperature) + prior * len(f.phases) for f in report.fits}
-        out = -math.inf
+        log_post, out = report.log_posterior, -math.inf
         for name in stand_ins(best):
             rest = SET_SEPARATOR.join(p for p in best.phases if p != name)
             if rest in log_post:
