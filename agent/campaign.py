@@ -45,6 +45,7 @@ from agent.ids import new_campaign_id
 from agent.ledger import CampaignLedger
 from agent.pause import CampaignStopping, PauseGate
 from agent.recorder import Recorder
+from agent.runtime import sigterm_received
 from agent.store import Attempt, AttemptState, CampaignStatus, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.store.lease import HEARTBEAT_SECONDS, new_owner
 from agent.targets import CampaignState, TargetBoard, TargetResult, planning_goals
@@ -132,10 +133,12 @@ def how_it_ended(exc: BaseException) -> tuple[CampaignStatus, str]:
         return exc.status, exc.reason
     if isinstance(exc, StoreUnavailable):
         return CampaignStatus.FAILED, f"store unavailable: {exc}"
+    # SIGTERM (agent/runtime.py turns it into sys.exit): resumable, not a failure. Its SystemExit may
+    # arrive here as the main task's cancellation, so the signal itself is asked for.
+    if isinstance(exc, SystemExit) or (isinstance(exc, asyncio.CancelledError) and sigterm_received()):
+        return CampaignStatus.INTERRUPTED, "terminated (SIGTERM)"
     if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
         return CampaignStatus.INTERRUPTED, "interrupted by the user"
-    if isinstance(exc, SystemExit):  # SIGTERM (agent/runtime.py turns it into sys.exit): resumable, not a failure
-        return CampaignStatus.INTERRUPTED, "terminated (SIGTERM)"
     # Whatever went wrong is the campaign's recorded reason (not "interrupted before the loop").
     return CampaignStatus.FAILED, f"unexpected error: {type(exc).__name__}: {first_line(exc)}"
 

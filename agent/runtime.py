@@ -50,6 +50,7 @@ def ray_runtime(num_cpus: int = 2, *, background: bool = False, needed: bool = T
         else:
             starter.start()
             starter.raise_failure()
+            _keep_sigterm_exit()  # ray.init set an equivalent handler; ours also remembers the signal came
         yield
     finally:
         _pending = None
@@ -123,11 +124,26 @@ _pending: _Starter | None = None
 """The Ray start running in the background, if any (``wait_for_ray``)."""
 
 
+_sigterm_received = threading.Event()
+
+
+def sigterm_received() -> bool:
+    """Whether this process was sent SIGTERM. The ``SystemExit`` it raises may surface in a campaign as
+    the ``CancelledError`` of its main task (when the signal lands while another asyncio task runs,
+    ``asyncio.run`` cancels the rest on the way out), which alone would read as Ctrl-C."""
+    return _sigterm_received.is_set()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    _sigterm_received.set()
+    sys.exit(signum)
+
+
 def _keep_sigterm_exit() -> None:
     """What ``ray.init`` does in the main thread, done here because it runs in another: SIGTERM exits
     through ``sys.exit`` (``finally`` blocks run, Ray is shut down), not by the default action."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 @contextlib.contextmanager
