@@ -179,8 +179,9 @@ def test_a_map_confidence_target_is_evaluated_after_each_sample_recomputed_on_re
     # confident as samples spread over the space: 2 samples are not enough for 10 % of the grid at
     # p ≥ 0.9, 3 are. The first run ends on its budget after 2 samples; the resume, with a larger
     # budget, starts from the targets as the store says they stood and completes on the target.
+    # held_for 1: the latest map alone (the rule across refits: tests/agent/test_map_targets.py).
     target = {"name": "map", "kind": "map_confidence", "probability": 0.9, "fraction": 0.1, "min_samples": 2,
-              "grid_points": 256}
+              "grid_points": 256, "held_for": 1}
     data = small_campaign(tmp_path, samples=2, measurements=1)
     data["targets"] = [target]
     with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
