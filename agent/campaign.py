@@ -45,7 +45,7 @@ from agent.ids import new_campaign_id
 from agent.ledger import CampaignLedger
 from agent.pause import CampaignStopping, PauseGate
 from agent.recorder import Recorder
-from agent.runtime import sigterm_received
+from agent.runtime import sigterm_received, until_sigterm
 from agent.store import Attempt, AttemptState, CampaignStatus, ProposedAttempt, Store, StoreUnavailable, TargetEvaluation
 from agent.store.lease import HEARTBEAT_SECONDS, new_owner
 from agent.targets import CampaignState, TargetBoard, TargetResult, planning_goals
@@ -205,6 +205,10 @@ class CampaignRunner:
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
+        """Run (or resume) the campaign to its end; SIGTERM meanwhile ends it recorded as interrupted."""
+        return await until_sigterm(self._run(resume))
+
+    async def _run(self, resume: bool) -> CampaignResult:
         self._open_campaign(resume)
         status, reason = CampaignStatus.FAILED, "interrupted before the loop started"
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())

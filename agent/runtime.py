@@ -11,6 +11,7 @@ secure (README, "Security").
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -21,11 +22,13 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -137,6 +140,38 @@ def sigterm_received() -> bool:
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     _sigterm_received.set()
     sys.exit(signum)
+
+
+async def until_sigterm(coroutine: Awaitable[T]) -> T:
+    """Await ``coroutine`` (a campaign's run) in the current task; meanwhile SIGTERM cancels this task
+    — the campaign records itself interrupted and shuts its services down in its own ``finally`` —
+    and once that is done the ending is ``SystemExit`` as before.
+
+    Why not the plain handler: its ``SystemExit`` is raised in whichever asyncio task happens to run;
+    raised in another task it leaves ``asyncio.run``, which then cancels every task at once, the
+    shutdown's own included, and the ending could go unrecorded (a campaign left ``running``: seen in
+    CI). Off the main thread (an application's own loop) signals cannot be handled here: no change."""
+    if threading.current_thread() is not threading.main_thread():
+        return await coroutine
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def cancel() -> None:
+        _sigterm_received.set()
+        if task is not None:
+            task.cancel("SIGTERM")
+
+    loop.add_signal_handler(signal.SIGTERM, cancel)
+    try:
+        return await coroutine
+    except asyncio.CancelledError:
+        if sigterm_received():
+            raise SystemExit(signal.SIGTERM) from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _keep_sigterm_exit() -> None:

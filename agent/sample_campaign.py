@@ -54,7 +54,7 @@ from agent.guard import Guard
 from agent.kinds import ANALYSIS_KINDS, INSTRUMENT_KINDS, driver_factory
 from agent.map_targets import evaluate_map_targets, goal_of_map_target
 from agent.recorder import Recorder
-from agent.runtime import LocalHandle, wait_for_ray
+from agent.runtime import LocalHandle, until_sigterm, wait_for_ray
 from agent.sample_ledger import SampleLedger
 from agent.sample_outcome import OUTCOME_ESTIMATES, failed_outcome, outcome_interpretation, sample_outcome
 from agent.sample_step_config import SampleCampaignConfig
@@ -108,6 +108,10 @@ class SampleCampaignRunner:
 
     # -- public ---------------------------------------------------------------------------------
     async def run(self, *, resume: bool = False) -> CampaignResult:
+        """Run (or resume) the campaign to its end; SIGTERM meanwhile ends it recorded as interrupted."""
+        return await until_sigterm(self._run(resume))
+
+    async def _run(self, resume: bool) -> CampaignResult:
         self._open_campaign(resume)
         status, reason = CampaignStatus.FAILED, "interrupted before the loop started"
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())

@@ -46,3 +46,37 @@ except SystemExit:
 def test_a_sigterm_landing_in_another_task_is_recorded_as_sigterm_not_as_ctrl_c() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "CancelledError -> terminated (SIGTERM)", done.stdout + done.stderr
+
+
+SHUTDOWN_SCRIPT = r"""
+import asyncio, os, signal
+from agent.runtime import _keep_sigterm_exit, until_sigterm
+
+_keep_sigterm_exit()
+
+async def other_task():
+    await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(10)
+
+async def campaign():
+    service = asyncio.ensure_future(asyncio.sleep(0.3))  # what the shutdown waits for
+    helper = asyncio.ensure_future(other_task())
+    try:
+        await asyncio.sleep(10)
+    finally:
+        await service  # cancelled with every task if SystemExit left asyncio.run from the other task
+        print("shut down and recorded", flush=True)
+
+try:
+    asyncio.run(until_sigterm(campaign()))
+except SystemExit as exc:
+    print("exit", exc.code, flush=True)
+"""
+
+
+def test_sigterm_cancels_the_campaign_task_so_its_shutdown_completes_then_exits() -> None:
+    """``until_sigterm``: the signal cancels the campaign's own task (its ``finally`` awaits what it must),
+    then the process leaves with SystemExit(15) — not with every task cancelled mid-shutdown."""
+    done = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["shut down and recorded", "exit 15"], done.stdout + done.stderr
