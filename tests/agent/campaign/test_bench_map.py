@@ -109,15 +109,16 @@ def test_summary_pairs_times_to_accuracy_and_judges_the_map_target_by_when_it_he
 def test_the_formulation_candidates_describe_what_the_system_makes() -> None:
     # The system gives every structure a Schulz size spread; candidates without one fitted these
     # concentrated samples with χ²_red 300–2400, so every sample was "poor-fit" and carried no label.
-    from agent.bench.map_campaigns import SAS_CANDIDATES, _formulation_step
+    from agent.bench.map_campaigns import campaign
     from agent.sample_outcome import label_probabilities
     from analysis.sas import SASFitAnalysis
     from analysis.sas.settings import SASFitSettings
     from instruments.types import MeasurementRequest
     from simulators.sas import SASDriver, SASSettings
 
-    driver = SASDriver("sans", SASSettings.model_validate(_formulation_step(0)["instruments"][0]["settings"]))
-    analysis = SASFitAnalysis(SASFitSettings.model_validate({"evidence": "laplace", "candidates": SAS_CANDIDATES}))
+    step = campaign("formulation", 0, "phase_map", 1, Path("unused"))["sample_step"]  # experiments/sdl_formulation_map.yaml, truth 0
+    driver = SASDriver("sans", SASSettings.model_validate(step["instruments"][0]["settings"]))
+    analysis = SASFitAnalysis(SASFitSettings.model_validate(step["analysis"]["settings"]))
     # A cylinder sample (truth 0), measured as the adaptive planner starts: 1.5 m, 30 s.
     recipe = {"amphiphile": 0.0955, "cosurfactant": 0.0452, "water": 0.8593}
     request = MeasurementRequest(attempt_id="s-0", params={"configuration": "1.5m", "exposure_seconds": 30.0},
