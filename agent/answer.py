@@ -4,6 +4,10 @@
   newest valid interpretation's best model (SAS) with its probability and estimates ± σ with units, or
   best phase set (XRD) with its probability and weight fractions ± σ; or the estimates of any other
   analysis.
+- **Campaigns over samples** (``sample_step``: samples made and characterised): the phase map first —
+  each campaign-level target's newest value against its goal, with the map's most probable labels and
+  their shares of the recipe space as the target read them —, then the samples' labels counted, then
+  each sample's label; every sample's full answer stays in ``samples``.
 - **Objective campaigns** (BO over samples): the incumbent — the observed point the model rates best,
   as the ``incumbent_near_optimum`` target recorded it, with that target's probability as its
   confidence; without such a target, the best observed value (and no confidence is claimed).
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -126,7 +131,10 @@ def answer_of(
     if config.get("sample") is not None or config.get("sample_step") is not None:  # one sample, or many made
         samples = [sample_answer(group) for group in _by_sample(interpretations).values()]
         status = _overall(samples)
-        summary = "; ".join((f"{s.sample_id}: " if len(samples) > 1 else "") + s.summary for s in samples)
+        if config.get("sample_step") is not None and samples:
+            summary = over_samples_summary(campaign_id, samples, evaluation)
+        else:
+            summary = "; ".join((f"{s.sample_id}: " if len(samples) > 1 else "") + s.summary for s in samples)
         return Answer(campaign_id=campaign_id, kind="measurement", status=status,
                       summary=summary or "no answer yet: nothing has been analysed", samples=samples, targets_met=met)
     incumbent = _incumbent(config, interpretations, params, evaluation)
@@ -139,6 +147,29 @@ def answer_of(
         f"no answer yet: no valid estimate of {_objective(config)[0]!r}")
     return Answer(campaign_id=campaign_id, kind="objective", status="answered" if incumbent else "no answer yet",
                   summary=summary, samples=samples, incumbent=incumbent, targets_met=met)
+
+
+def over_samples_summary(campaign_id: str, samples: Sequence[SampleAnswer], evaluation: TargetEvaluation | None) -> str:
+    """The answer of a campaign over samples: its phase map as the campaign-level targets last read it
+    (each target's value against its goal, with the map's most probable labels and their shares), then
+    the samples by label (their estimates are in ``samples``, the report and ``--json``)."""
+    parts = []
+    for name, r in (evaluation.results if evaluation is not None else {}).items():
+        value = r.get("value")
+        shown = "—" if value is None else f"{value:.3g}"
+        shares = next((p for p in str(r.get("detail", "")).split("; ") if p.startswith("most probable: ")), "")
+        parts.append(f"{name} = {shown} (goal {r.get('goal'):g}, {'met' if r.get('met') else 'not met'})"
+                     + (f"; {shares}" if shares else ""))
+    by_label: dict[str, list[str]] = {}
+    for s in samples:
+        label = s.best if s.status == "answered" and s.best else s.status
+        short = s.sample_id.removeprefix(f"{campaign_id}-").removesuffix("-sample")
+        weak = label == s.best and s.probability is not None and s.probability < 0.95  # a weak label, said so
+        by_label.setdefault(label, []).append(f"{short} at {probability_text(s.probability)}" if weak else short)  # type: ignore[arg-type]
+    head = "phase map: " + "; ".join(parts) if parts else "phase map: not evaluated yet"
+    tally = ", ".join(f"{len(ids)} {label} ({', '.join(ids)})"
+                      for label, ids in sorted(by_label.items(), key=lambda item: -len(item[1])))
+    return f"{head}. {len(samples)} samples characterised: {tally}"
 
 
 def unreachable_answer(answer: Answer, reason: str) -> Answer:

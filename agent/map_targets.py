@@ -28,6 +28,7 @@ map and the one before it), because one refit's value can swing past the goal an
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Union, get_args
 
@@ -148,7 +149,7 @@ def _map_confidence(c: MapConfidenceTarget, cache: _MapCache) -> TargetResult:
     grid = cache.get(c.labels, c.grid_points)
     value = map_confidence(grid.probabilities, c.probability)
     return TargetResult(value, c.fraction, value >= c.fraction,
-                        f"fraction of {len(grid.points)} grid points with p(label) ≥ {c.probability:g}")
+                        f"fraction of {len(grid.points)} grid points with p(label) ≥ {c.probability:g}; {label_shares(grid)}")
 
 
 def _map_accuracy(c: MapAccuracyTarget, cache: _MapCache) -> TargetResult:
@@ -157,7 +158,17 @@ def _map_accuracy(c: MapAccuracyTarget, cache: _MapCache) -> TargetResult:
     grid = cache.get(c.labels, c.grid_points)
     value = expected_accuracy(grid.probabilities)
     return TargetResult(value, c.accuracy, value >= c.accuracy,
-                        f"expected accuracy: mean p(most probable label) over {len(grid.points)} grid points")
+                        f"expected accuracy: mean p(most probable label) over {len(grid.points)} grid points; {label_shares(grid)}")
+
+
+def label_shares(grid: Any) -> str:
+    """What the map says, in words: each label's share of the grid points where it is the most
+    probable one, largest first (``"most probable: cylinder 52 %, sphere 41 %, lamellar 7 %"``)."""
+    from policies.map_targets import predicted_labels
+
+    counts = Counter(predicted_labels(grid.probabilities, grid.labels))
+    total = sum(counts.values()) or 1
+    return "most probable: " + ", ".join(f"{label} {100 * n / total:.0f} %" for label, n in counts.most_common())
 
 
 def _boundary_located(c: BoundaryLocatedTarget, cache: _MapCache) -> TargetResult:

@@ -173,3 +173,24 @@ def test_an_incumbent_without_model_confidence_says_why() -> None:
     evaluation = TargetEvaluation(10, 100.0, 1.0, {"near": {"value": None, "goal": 0.9, "met": False, "detail": detail}}, False)
     assert _why_no_model_confidence(config, evaluation) == f"the model's confidence: not yet — {detail}"
     assert _why_no_model_confidence({"targets": []}, evaluation) == "no target states the model's confidence in it"
+
+
+def test_a_campaign_over_samples_answers_with_its_map_then_its_samples_by_label_weak_ones_marked() -> None:
+    from agent.answer import SampleAnswer, over_samples_summary
+    from agent.store.store import TargetEvaluation
+
+    def sample(i: int, status: str, best: str | None, p: float | None) -> SampleAnswer:
+        return SampleAnswer(sample_id=f"c-{i:05d}-sample", n_analyses=1, status=status, kind="model", best=best,  # type: ignore[arg-type]
+                            probability=p, summary="")
+
+    samples = [sample(0, "answered", "sphere", 0.9995), sample(1, "answered", "cylinder", 0.70),
+               sample(2, "not identified", "sphere", 0.99), sample(3, "answered", "sphere", 0.97)]
+    before = TargetEvaluation(4, 0.0, 0.0, {"map": {"value": None, "goal": 0.9, "met": False, "detail": "needs 5 labelled samples (has 4)"}}, False)
+    assert over_samples_summary("c", samples, before) == (
+        "phase map: map = — (goal 0.9, not met). 4 samples characterised: "
+        "2 sphere (00000, 00003), 1 cylinder (00001 at p = 0.700), 1 not identified (00002)")
+    after = TargetEvaluation(4, 0.0, 0.0, {"map": {"value": 0.9123, "goal": 0.9, "met": True,
+                                                   "detail": "expected accuracy: …; most probable: sphere 60 %, cylinder 40 %"}}, True)
+    assert over_samples_summary("c", samples, after).startswith(
+        "phase map: map = 0.912 (goal 0.9, met); most probable: sphere 60 %, cylinder 40 %. 4 samples")
+    assert over_samples_summary("c", samples, None).startswith("phase map: not evaluated yet. 4 samples")

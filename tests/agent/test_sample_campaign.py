@@ -205,6 +205,11 @@ def test_a_map_confidence_target_is_evaluated_after_each_sample_recomputed_on_re
         for k, e in enumerate(evaluations, start=1):
             assert evaluate_map_targets([config], space, outcomes[:k], seed=data["seed"])["map"].as_dict() == e.results["map"]
         assert result.targets["map"].met and result.answer is not None
+        # The answer states the map first — the target as it stood, with what the map says — then the samples by label.
+        label = outcomes[0].label_probabilities and max(outcomes[0].label_probabilities, key=outcomes[0].label_probabilities.__getitem__)
+        value = evaluations[-1].results["map"]["value"]
+        assert result.answer.summary.startswith(f"phase map: map = {value:.3g} (goal 0.1, met); most probable: {label} ")
+        assert f"3 samples characterised: 3 {label} (00000, 00001, 00002)" in result.answer.summary
 
 
 def test_the_shipped_campaign_characterises_samples_of_the_hidden_materials_system(tmp_path: Path) -> None:
