@@ -46,21 +46,18 @@ def _shipped(name: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "experiments" / name).read_text())  # type: ignore[no-any-return]
 
 
-def _formulation(truth: int) -> dict[str, Any]:
-    data = copy.deepcopy(_shipped("sdl_formulation_map.yaml"))
-    data |= {"name": "bench-map-formulation", "seed": truth, "targets": []}
-    data["synthesiser"]["settings"]["seed"] = truth
-    sans = data["sample_step"]["instruments"][0]["settings"]
-    sans |= {"seed": 1000 + truth, "materials_system": {"kind": "formulation", "seed": truth}}
-    return data  # type: ignore[no-any-return]
+#: The shipped campaign each system's runs start from.
+SHIPPED = {"oxide": "sdl_oxide_map.yaml", "formulation": "sdl_formulation_map.yaml"}
 
 
-def _oxide(truth: int) -> dict[str, Any]:
-    data = copy.deepcopy(_shipped("sdl_oxide_map.yaml"))
-    data |= {"name": "bench-map-oxide", "seed": truth, "targets": []}
+def _for_truth(system: str, truth: int) -> dict[str, Any]:
+    """The shipped campaign of ``system`` with ``truth`` as the seed of its materials system, its
+    instrument's counting noise (1000 + truth) and its synthesiser; no targets."""
+    data = copy.deepcopy(_shipped(SHIPPED[system]))
+    data |= {"name": f"bench-map-{system}", "seed": truth, "targets": []}
     data["synthesiser"]["settings"]["seed"] = truth
-    xrd = data["sample_step"]["instruments"][0]["settings"]
-    xrd |= {"seed": 1000 + truth, "materials_system": {"kind": "oxide", "seed": truth}}
+    instrument = data["sample_step"]["instruments"][0]["settings"]
+    instrument |= {"seed": 1000 + truth, "materials_system": {"kind": system, "seed": truth}}
     return data  # type: ignore[no-any-return]
 
 
@@ -78,7 +75,7 @@ def campaign(system: str, truth: int, policy: str, max_samples: int, folder: Pat
         raise ValueError(f"system: one of {SYSTEMS}, not {system!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy: one of {POLICIES}, not {policy!r}")
-    data = _oxide(truth) if system == "oxide" else _formulation(truth)
+    data = _for_truth(system, truth)
     data |= {"storage": f"sqlite:///{folder / 'bench.db'}", "data_dir": str(folder / "data"),
              "budgets": {"max_samples": max_samples}}
     data["policy"] = {"name": ACROSS_SAMPLE[policy]}
